@@ -1,0 +1,144 @@
+"""`maas` command line: serve, migrate, users, seed, chat, bench. Thin: it calls functions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from maas.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from maas.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    where = "external Postgres" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
+    mode = "offline mode (extractive, no LLM)" if settings.offline else f"LLM {settings.llm_model}"
+    print(f"MaaS on http://{settings.host}:{settings.port} — {where}, {mode}", flush=True)
+    uvicorn.run(
+        create_app(settings, extensions=_extensions()),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+    return 0
+
+
+def _extensions() -> list[Any]:
+    """Web UI and self-learning register through entry points, so maas never imports them."""
+    from importlib.metadata import entry_points
+
+    return [ep.load() for ep in entry_points(group="maas.extensions")]
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from maas.service import resolve_dsn, run_migrations
+
+    settings = _settings(args)
+    applied = asyncio.run(run_migrations(resolve_dsn(settings)))
+    print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from maas.credentials import create_user
+    from maas.db.pool import connect
+    from maas.service import resolve_dsn, run_migrations
+
+    async def go() -> tuple[Any, str]:
+        dsn = resolve_dsn(_settings(args))
+        await run_migrations(dsn)
+        conn = await connect(dsn)
+        try:
+            return await create_user(conn, args.name)
+        finally:
+            await conn.close()
+
+    user_id, key = asyncio.run(go())
+    print(json.dumps({"user_id": str(user_id), "name": args.name, "api_key": key}))
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from maas.seed import load_demo
+
+    print(json.dumps(asyncio.run(load_demo(_settings(args), args.file)), indent=2))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from maas.cli_chat import run_chat
+
+    return run_chat(args.url, args.key, _settings(args))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from maas.bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maas", description="Memory as a Service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service (embedded Postgres by default)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.add_argument("--data-dir", type=Path)
+    migrate.set_defaults(func=cmd_migrate)
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    create = users.add_parser("create", help="create a user and print its API key once")
+    create.add_argument("name")
+    create.add_argument("--data-dir", type=Path)
+    create.set_defaults(func=cmd_users_create)
+    seed = sub.add_parser("seed", help="load demo data (a demo user, threads, memories)")
+    seed.add_argument("--file", type=Path, default=None)
+    seed.add_argument("--data-dir", type=Path)
+    seed.set_defaults(func=cmd_seed)
+    chat = sub.add_parser("chat", help="interactive chat client")
+    chat.add_argument("--url", default=None, help="service URL (default http://HOST:PORT)")
+    chat.add_argument("--key", default=None, help="API key (default: the demo user's key)")
+    chat.add_argument("--data-dir", type=Path)
+    chat.set_defaults(func=cmd_chat)
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
+    pipe = bench.add_parser("pipeline", help="per-stage latency and messages/s, scripted LLM")
+    pipe.add_argument("--messages", type=int, default=200)
+    pipe.add_argument("--concurrency", type=int, default=8)
+    pipe.add_argument("--memories", type=int, default=1000)
+    pipe.add_argument("--json", type=Path, default=None)
+    pipe.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Analyzer: search keys (keywords, entities, time expressions) for the message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas.db.queries import q
+from maas.pipeline.claim import Claim, Commit
+from maas.runtime.context import Runtime
+
+
+async def analyze(rt: Runtime, run: Claim) -> Commit:
+    params = await rt.params.active()
+    analysis = await rt.llm.analyze(run.query, params, rt.recorder(run.user_id, run.id))
+
+    async def commit(conn: Any) -> bool:
+        done = await conn.fetchval(
+            q("finish_analyze"),
+            run.id,
+            run.lease_token,
+            analysis.model_dump(),
+            params.version,
+            params.values,
+        )
+        return done is not None
+
+    return commit

@@ -1,0 +1,51 @@
+"""Assembler: search the user's memories, rank them, pack the best under the token budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas.db.queries import q
+from maas.llm.types import Analysis
+from maas.memory.budget import Packed, pack
+from maas.memory.search import Candidate, search
+from maas.pipeline.claim import Claim, Commit
+from maas.runtime.context import Runtime
+
+
+def search_terms(analysis: Analysis) -> list[str]:
+    seen: dict[str, None] = {}
+    for term in [*analysis.keywords, *analysis.entities]:
+        seen.setdefault(term.strip().lower(), None)
+    return [t for t in seen if t]
+
+
+async def assemble(rt: Runtime, run: Claim) -> Commit:
+    params = run.param_set()
+    terms = search_terms(Analysis.model_validate(run.analyzer_output or {}))
+    embedding = (await rt.embedder.embed([run.query]))[0] if rt.embedder else None
+    async with rt.pool.acquire() as conn:
+        found = await search(conn, run.user_id, terms, embedding, params)
+    budget = run.max_tokens or int(params["context.max_tokens"])
+    packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
+
+    async def commit(conn: Any) -> bool:
+        await conn.execute(q("clear_run_memories"), run.id)
+        if found:
+            await conn.execute(q("insert_run_memories"), run.id, *_columns(found, packed))
+        done = await conn.fetchval(
+            q("finish_assemble"), run.id, run.lease_token, packed.text, packed.tokens
+        )
+        return done is not None
+
+    return commit
+
+
+def _columns(found: list[Candidate], packed: Packed) -> list[list[Any]]:
+    return [
+        [c.id for c in found],
+        list(range(1, len(found) + 1)),
+        [c.score for c in found],
+        [{k: round(v, 4) for k, v in c.components.items()} for c in found],
+        [c.id in packed.used_ids for c in found],
+        [packed.line_tokens.get(c.id, 0) for c in found],
+    ]

@@ -1,0 +1,47 @@
+"""Final Responder: answer from the packed memories and the recent thread history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas.db.queries import q
+from maas.llm.types import HistoryMessage, PackedMemory, RespondInput
+from maas.pipeline.claim import Claim, Commit
+from maas.runtime.context import Runtime
+
+
+async def respond(rt: Runtime, run: Claim) -> Commit:
+    params = run.param_set()
+    data = await _inputs(rt, run, int(params["context.history_messages"]))
+    data_dates = bool(params["context.include_dates"])
+    if not data_dates:
+        data.memories = [PackedMemory(m.text, None) for m in data.memories]
+    answer = await rt.llm.respond(data, params, rt.recorder(run.user_id, run.id))
+
+    async def commit(conn: Any) -> bool:
+        await conn.execute(q("insert_answer"), run.thread_id, run.user_id, run.id, answer)
+        await conn.execute(q("touch_thread"), run.thread_id)
+        done = await conn.fetchval(q("finish_respond"), run.id, run.lease_token, answer)
+        return done is not None
+
+    return commit
+
+
+async def _inputs(rt: Runtime, run: Claim, history_n: int) -> RespondInput:
+    async with rt.pool.acquire() as conn:
+        rows = await conn.fetch(q("used_memories"), run.id)
+        history = []
+        if run.thread_id is not None and history_n > 0:
+            history = await conn.fetch(
+                q("thread_history"), run.thread_id, run.message_id or 2**62, history_n
+            )
+    memories = [
+        PackedMemory(r["text"], (r["event_time"] or r["created_at"]).date().isoformat())
+        for r in rows
+    ]
+    past = [HistoryMessage(_chat_role(h["role"]), h["content"]) for h in reversed(history)]
+    return RespondInput(message=run.query, memories=memories, history=past)
+
+
+def _chat_role(role: str) -> str:
+    return "assistant" if role == "assistant" else "user"

@@ -1,0 +1,54 @@
+"""Admin routes (admin key only) and the health check."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from maas import __version__
+from maas.api.deps import require_admin, runtime, service
+from maas.credentials import create_user
+from maas.db.queries import q
+from maas.runtime.context import Runtime
+from maas.service import Service
+
+router = APIRouter(tags=["admin"])
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/v1/admin/users", status_code=201, dependencies=[Depends(require_admin)])
+async def create_user_route(body: UserIn, rt: Rt) -> dict[str, Any]:
+    """Create a user; the API key is shown once and stored only as a hash."""
+    async with rt.pool.acquire() as conn:
+        user_id, key = await create_user(conn, body.name)
+    return {"user_id": str(user_id), "name": body.name, "api_key": key}
+
+
+@router.get("/health")
+async def health(svc: Annotated[Service, Depends(service)]) -> JSONResponse:
+    rt = svc.runtime
+    assert rt is not None and svc.listener is not None
+    database = "ok"
+    try:
+        await rt.pool.fetchval(q("health_db"), timeout=2.0)
+    except Exception as exc:  # any failure here is the answer, not an error
+        database = f"down: {type(exc).__name__}"
+    listener = svc.listener.health.as_dict()
+    ok = database == "ok" and listener["connected"]
+    body = {
+        "status": "ok" if ok else "degraded",
+        "database": database,
+        "listener": listener,
+        "mode": rt.llm.mode,
+        "model": None if rt.settings.offline else rt.settings.llm_model,
+        "embedder": rt.embedder.name if rt.embedder else "none",
+        "version": __version__,
+    }
+    return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -1,0 +1,72 @@
+-- Queries behind the HTTP API. Every read of user data is scoped by the owner id.
+
+-- name: insert_user
+-- $1 name, $2 sha256 of the key, $3 key prefix
+INSERT INTO maas.users (name, api_key_hash, key_prefix) VALUES ($1, $2, $3) RETURNING id
+
+-- name: user_by_key_hash
+-- $1 sha256 of the presented key
+SELECT id, name FROM maas.users WHERE api_key_hash = $1
+
+-- name: insert_thread
+-- $1 user, $2 title
+INSERT INTO maas.threads (user_id, title) VALUES ($1, $2) RETURNING id
+
+-- name: own_thread
+-- $1 thread, $2 owner
+SELECT id, title, closed_at, archived_upto, created_at, last_message_at
+FROM maas.threads WHERE id = $1 AND user_id = $2
+
+-- name: insert_message
+-- $1 thread, $2 user, $3 role, $4 speaker, $5 content, $6 time (null = now)
+INSERT INTO maas.messages (thread_id, user_id, role, speaker, content, created_at)
+VALUES ($1, $2, $3, $4, $5, coalesce($6, now()))
+RETURNING id
+
+-- name: reopen_thread
+-- A new message in a closed thread opens it again. $1 thread
+UPDATE maas.threads SET closed_at = NULL, last_message_at = now() WHERE id = $1
+
+-- name: close_thread
+-- $1 thread, $2 owner
+UPDATE maas.threads SET closed_at = coalesce(closed_at, now())
+WHERE id = $1 AND user_id = $2 RETURNING id
+
+-- name: thread_messages
+-- $1 thread (ownership checked by the caller)
+SELECT id, role, speaker, content, run_id, created_at
+FROM maas.messages WHERE thread_id = $1 ORDER BY id
+
+-- name: list_threads
+-- $1 owner, $2 limit
+SELECT t.id, t.title, t.closed_at, t.created_at, t.last_message_at,
+       (SELECT count(*) FROM maas.messages m WHERE m.thread_id = t.id) AS messages
+FROM maas.threads t WHERE t.user_id = $1 ORDER BY t.last_message_at DESC LIMIT $2
+
+-- name: get_run
+-- $1 run, $2 owner (null = admin: any owner)
+SELECT id, user_id, thread_id, message_id, query, status::text, stop_at::text, mode, client_type,
+       attempts, param_version, analyzer_output, context_text, context_tokens, max_tokens,
+       answer, error, created_at, analyzing_at, analyzed_at, assembling_at, ready_at,
+       responding_at, completed_at, failed_at
+FROM maas.pipeline_runs WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
+
+-- name: run_events
+-- $1 run, events after id $2
+SELECT id, status::text, attempt, error, at FROM maas.run_events
+WHERE run_id = $1 AND id > $2 ORDER BY id
+
+-- name: run_memories
+-- $1 run
+SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
+       m.source_message_ids, m.source_thread_id, m.event_time
+FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id
+WHERE rm.run_id = $1 ORDER BY rm.rank
+
+-- name: run_llm_calls
+-- $1 run
+SELECT id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error, created_at
+FROM maas.llm_calls WHERE run_id = $1 ORDER BY id
+
+-- name: health_db
+SELECT 1

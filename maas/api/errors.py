@@ -1,0 +1,47 @@
+"""The one mapping from errors to HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from maas.errors import MaasError
+
+log = logging.getLogger(__name__)
+
+# The database is away or overloaded: say so quickly instead of hanging or answering 500.
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def on_maas_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MaasError)
+    return JSONResponse(body(exc.code, exc.message), status_code=exc.status_code)
+
+
+async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        body("unavailable", "database unavailable, retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(MaasError, on_maas_error)
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, on_unavailable)

@@ -1,0 +1,70 @@
+"""GET /v1/runs/{id} and its live status stream (SSE)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+
+from maas.api.deps import User, current_user, runtime
+from maas.api.views import full_run
+from maas.db.queries import q
+from maas.errors import NotFound
+from maas.pipeline.status import is_done
+from maas.runtime.context import Runtime
+from maas.runtime.signals import wait_any
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+Rt = Annotated[Runtime, Depends(runtime)]
+Caller = Annotated[User, Depends(current_user)]
+
+
+async def own_run(rt: Runtime, run_id: uuid.UUID, user: User) -> Any:
+    run = await rt.pool.fetchrow(q("get_run"), run_id, user.id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
+    """Status history with timestamps, analyzer output, retrieved memories, LLM calls."""
+    run = await own_run(rt, run_id, user)
+    async with rt.pool.acquire() as conn:
+        return jsonable_encoder(await full_run(conn, run))
+
+
+@router.get("/{run_id}/events")
+async def run_events(run_id: uuid.UUID, request: Request, rt: Rt, user: Caller) -> Any:
+    """Server-Sent Events: one `status` event per change; the stream ends when the run does."""
+    await own_run(rt, run_id, user)
+    return StreamingResponse(
+        _stream(rt, run_id, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(rt: Runtime, run_id: uuid.UUID, request: Request) -> AsyncIterator[str]:
+    last = 0
+    async with rt.signals.watch(str(run_id)) as wake:
+        while not await request.is_disconnected():
+            wake.clear()
+            for event in await rt.pool.fetch(q("run_events"), run_id, last):
+                last = event["id"]
+                yield _sse(dict(event))
+            state = await rt.pool.fetchrow(q("run_status"), run_id)
+            if state is None or is_done(state["status"], state["stop_at"]):
+                yield "event: end\ndata: {}\n\n"
+                return
+            await wait_any(rt.settings.poll_s, wake)
+
+
+def _sse(event: dict[str, Any]) -> str:
+    data = json.dumps(jsonable_encoder(event))
+    return f"id: {event['id']}\nevent: status\ndata: {data}\n\n"

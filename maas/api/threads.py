@@ -1,0 +1,61 @@
+"""Threads: create, list, read, close (which queues the archivist)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+
+from maas.api.deps import User, current_user, runtime
+from maas.db.queries import q
+from maas.errors import NotFound
+from maas.runtime.context import Runtime
+
+router = APIRouter(prefix="/v1/threads", tags=["threads"])
+Rt = Annotated[Runtime, Depends(runtime)]
+Caller = Annotated[User, Depends(current_user)]
+
+
+class ThreadIn(BaseModel):
+    title: str | None = Field(default=None, max_length=200)
+
+
+async def own_thread(rt: Runtime, thread_id: uuid.UUID, user: User) -> Any:
+    row = await rt.pool.fetchrow(q("own_thread"), thread_id, user.id)
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    return row
+
+
+@router.post("", status_code=201)
+async def create_thread(body: ThreadIn, rt: Rt, user: Caller) -> dict[str, Any]:
+    thread_id = await rt.pool.fetchval(q("insert_thread"), user.id, body.title)
+    return {"thread_id": str(thread_id), "title": body.title}
+
+
+@router.get("")
+async def list_threads(
+    rt: Rt, user: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> Any:
+    rows = await rt.pool.fetch(q("list_threads"), user.id, limit)
+    return jsonable_encoder({"threads": [dict(r) for r in rows]})
+
+
+@router.get("/{thread_id}")
+async def get_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
+    thread = await own_thread(rt, thread_id, user)
+    messages = await rt.pool.fetch(q("thread_messages"), thread_id)
+    return jsonable_encoder({**dict(thread), "messages": [dict(m) for m in messages]})
+
+
+@router.post("/{thread_id}/close")
+async def close_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
+    """Close the thread and queue the archivist for its unarchived messages."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(q("close_thread"), thread_id, user.id) is None:
+            raise NotFound(f"thread {thread_id} not found")
+        job = await conn.fetchval(q("queue_archive_job"), thread_id, user.id, "closed")
+    return {"thread_id": str(thread_id), "closed": True, "archive_job_id": job}

@@ -1,0 +1,58 @@
+"""JSON views of runs, shared by the API and the web UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from maas.db.queries import q
+
+STAGE_SPANS = {
+    "queue": ("created_at", "analyzing_at"),
+    "analyzer": ("analyzing_at", "analyzed_at"),
+    "assembler": ("assembling_at", "ready_at"),
+    "responder": ("responding_at", "completed_at"),
+}
+
+
+def _ms(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start).total_seconds() * 1000, 2)
+
+
+def timings_ms(run: Any) -> dict[str, float]:
+    spans = {name: _ms(run[a], run[b]) for name, (a, b) in STAGE_SPANS.items()}
+    end = run["completed_at"] or run["failed_at"] or run["ready_at"]
+    spans["total"] = _ms(run["created_at"], end)
+    return {k: v for k, v in spans.items() if v is not None}
+
+
+def memory_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["memory_id"],
+        "text": row["text"],
+        "rank": row["rank"],
+        "score": round(float(row["score"]), 4),
+        "components": row["components"],
+        "used": row["used"],
+        "tokens": row["tokens"],
+        "source_message_ids": list(row["source_message_ids"]),
+        "source_thread_id": row["source_thread_id"],
+        "event_time": row["event_time"],
+    }
+
+
+async def run_memories(conn: Any, run_id: Any) -> list[dict[str, Any]]:
+    return [memory_view(r) for r in await conn.fetch(q("run_memories"), run_id)]
+
+
+async def full_run(conn: Any, run: Any) -> dict[str, Any]:
+    events = await conn.fetch(q("run_events"), run["id"], 0)
+    calls = await conn.fetch(q("run_llm_calls"), run["id"])
+    view = {k: run[k] for k in run.keys()}  # noqa: SIM118 (asyncpg Record)
+    view["timings_ms"] = timings_ms(run)
+    view["history"] = [dict(e) for e in events]
+    view["memories"] = await run_memories(conn, run["id"])
+    view["llm_calls"] = [dict(c) for c in calls]
+    return view

@@ -1,0 +1,46 @@
+"""create_app: the composition root of the HTTP service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from maas import __version__
+from maas.api import admin, chat, errors, memories, runs, threads
+from maas.params import ParamSource
+from maas.service import Service
+from maas.settings import Settings
+
+log = logging.getLogger(__name__)
+Extension = Callable[[FastAPI, Service], None]
+
+
+def create_app(
+    settings: Settings,
+    params: ParamSource | None = None,
+    extensions: list[Extension] | None = None,
+) -> FastAPI:
+    """The service runs inside the app's lifespan; extensions (web UI, self-learning) mount on it
+    without maas importing them."""
+    service = Service(settings) if params is None else Service(settings, params)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        log.info("MaaS %s ready (%s mode)", __version__, settings.mode)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="MaaS — Memory as a Service", version=__version__, lifespan=lifespan)
+    app.state.service = service
+    errors.install(app)
+    for module in (chat, runs, threads, memories, admin):
+        app.include_router(module.router)
+    for extend in extensions or []:
+        extend(app, service)
+    return app

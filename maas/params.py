@@ -1,0 +1,107 @@
+"""Impact factors: the tunable parameters of IMPACTS.md, with defaults and guard ranges.
+
+The active set comes from a ParamSource. MaaS ships BuiltinParams; the self-learning Tuner plugs
+its own source in at the composition root, so maas never imports selflearn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Value = float | int | bool
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Value
+    low: Value
+    high: Value
+    meaning: str
+
+    def check(self, value: Any) -> Value:
+        """Coerce to the default's type and enforce the guard range; raise ValueError if not."""
+        kind = type(self.default)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name} must be a boolean")
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{self.name} must be a number")
+        if kind is int and float(value) != int(value):
+            raise ValueError(f"{self.name} must be an integer")
+        coerced: Value = kind(value)
+        if not (self.low <= coerced <= self.high):
+            raise ValueError(f"{self.name}={value} is outside [{self.low}, {self.high}]")
+        return coerced
+
+
+SPECS: tuple[ParamSpec, ...] = (
+    # retrieval
+    ParamSpec("retrieval.candidate_limit", 60, 5, 500, "candidates fetched per search arm"),
+    ParamSpec("retrieval.w_fts", 1.0, 0.0, 5.0, "weight of full-text rank"),
+    ParamSpec("retrieval.w_trgm", 0.6, 0.0, 5.0, "weight of trigram word similarity"),
+    ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of embedding cosine similarity"),
+    ParamSpec("retrieval.w_recency", 0.15, 0.0, 2.0, "weight of recency decay"),
+    ParamSpec("retrieval.recency_half_life_days", 30.0, 0.1, 3650.0, "half-life of recency"),
+    ParamSpec("retrieval.w_importance", 0.15, 0.0, 2.0, "weight of stored importance"),
+    ParamSpec("retrieval.trgm_threshold", 0.3, 0.05, 1.0, "minimum trigram word similarity"),
+    ParamSpec("retrieval.min_score", 0.05, 0.0, 5.0, "score below which a memory is dropped"),
+    ParamSpec("retrieval.include_superseded", False, False, True, "also search closed facts"),
+    # context
+    ParamSpec("context.max_tokens", 1500, 50, 32000, "token budget of the packed memories"),
+    ParamSpec("context.history_messages", 6, 0, 50, "recent thread messages shown to responder"),
+    ParamSpec("context.include_dates", True, False, True, "prefix each memory with its date"),
+    # llm
+    ParamSpec("llm.temperature", 0.2, 0.0, 2.0, "sampling temperature of responder"),
+    ParamSpec("llm.max_answer_tokens", 512, 16, 8192, "maximum tokens of an answer"),
+    ParamSpec("llm.analyzer_max_keywords", 8, 1, 32, "keywords the analyzer keeps"),
+    # archivist
+    ParamSpec("archivist.idle_s", 600.0, 5.0, 604800.0, "idle seconds before a thread archives"),
+    ParamSpec("archivist.min_fact_words", 3, 1, 20, "shortest sentence kept as a fact"),
+    ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
+    ParamSpec("archivist.default_importance", 0.5, 0.0, 1.0, "importance of an unscored fact"),
+)
+SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    version: str
+    values: dict[str, Value]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def num(self, name: str) -> float:
+        return float(self.values[name])
+
+
+def validate(values: dict[str, Any]) -> dict[str, Value]:
+    """Full set from defaults overlaid with checked overrides; unknown names are errors."""
+    unknown = sorted(set(values) - set(SPEC_BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+    merged: dict[str, Value] = {s.name: s.default for s in SPECS}
+    for name, value in values.items():
+        merged[name] = SPEC_BY_NAME[name].check(value)
+    return merged
+
+
+def defaults() -> ParamSet:
+    return ParamSet("builtin", validate({}))
+
+
+class ParamSource(Protocol):
+    async def active(self) -> ParamSet: ...
+
+
+class BuiltinParams:
+    """Defaults, optionally overridden (MAAS_PARAMS JSON or a test)."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None, version: str = "builtin") -> None:
+        self._set = ParamSet(version, validate(overrides or {}))
+
+    async def active(self) -> ParamSet:
+        return self._set

@@ -1,0 +1,120 @@
+-- Pipeline runs: creation, claims with a lease, guarded transitions, crash recovery.
+
+-- name: insert_run
+-- $1 user, $2 thread, $3 message, $4 query, $5 mode, $6 stop_at, $7 client_type,
+-- $8 idempotency key (null = none), $9 max_tokens override. Returns nothing on a key replay.
+INSERT INTO maas.pipeline_runs
+  (user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key, max_tokens)
+VALUES ($1, $2, $3, $4, $5, $6::text::maas.run_status, $7, $8, $9)
+ON CONFLICT (user_id, idempotency_key) DO NOTHING
+RETURNING id
+
+-- name: run_by_idempotency_key
+-- $1 user, $2 key
+SELECT id, thread_id FROM maas.pipeline_runs WHERE user_id = $1 AND idempotency_key = $2
+
+-- name: link_message_run
+-- $1 message, $2 run
+UPDATE maas.messages SET run_id = $2 WHERE id = $1
+
+-- name: claim_run
+-- Take the oldest run waiting at $1, move it to $2 under a fresh lease of $3 seconds for worker
+-- $4. A run waits while an earlier run of its thread is unfinished, so a thread answers in order.
+WITH next AS (
+  SELECT r.id FROM maas.pipeline_runs r
+  WHERE r.status = $1::text::maas.run_status
+    AND r.next_attempt_at <= now()
+    AND r.stop_at <> r.status
+    AND NOT EXISTS (
+      SELECT 1 FROM maas.pipeline_runs e
+      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
+        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
+  ORDER BY r.created_at
+  LIMIT 1
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE maas.pipeline_runs r
+SET status = $2::text::maas.run_status, attempts = r.attempts + 1,
+    lease_token = gen_random_uuid(), claimed_by = $4,
+    claimed_until = now() + make_interval(secs => $3)
+FROM next WHERE r.id = next.id
+RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
+          r.analyzer_output, r.context_text
+
+-- name: finish_analyze
+-- $1 run, $2 lease token, $3 analyzer output, $4 parameter version, $5 parameter values
+UPDATE maas.pipeline_runs
+SET status = 'ANALYZED', analyzer_output = $3, param_version = $4, params = $5,
+    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+WHERE id = $1 AND status = 'ANALYZING' AND lease_token = $2
+RETURNING id
+
+-- name: finish_assemble
+-- $1 run, $2 lease token, $3 packed context, $4 its token count
+UPDATE maas.pipeline_runs
+SET status = 'READY', context_text = $3, context_tokens = $4,
+    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+WHERE id = $1 AND status = 'ASSEMBLING' AND lease_token = $2
+RETURNING id
+
+-- name: finish_respond
+-- $1 run, $2 lease token, $3 answer
+UPDATE maas.pipeline_runs
+SET status = 'COMPLETED', answer = $3,
+    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+WHERE id = $1 AND status = 'RESPONDING' AND lease_token = $2
+RETURNING id
+
+-- name: retry_or_fail_run
+-- A stage failed: back to $3 (its queue status) after $5 seconds, or FAILED once attempts reach
+-- $6. $1 run, $2 lease token, $4 error.
+UPDATE maas.pipeline_runs
+SET status = CASE WHEN attempts >= $6 THEN 'FAILED' ELSE $3::text::maas.run_status END,
+    next_attempt_at = now() + make_interval(secs => $5),
+    error = $4, lease_token = NULL, claimed_by = NULL, claimed_until = NULL
+WHERE id = $1 AND lease_token = $2
+RETURNING status::text
+
+-- name: release_run
+-- Shutdown: give the claim back without counting the attempt. $1 run, $2 lease, $3 queue status.
+UPDATE maas.pipeline_runs
+SET status = $3::text::maas.run_status, attempts = greatest(attempts - 1, 0),
+    lease_token = NULL, claimed_by = NULL, claimed_until = NULL
+WHERE id = $1 AND lease_token = $2
+RETURNING id
+
+-- name: requeue_stale_runs
+-- Leases that ran out (a crashed or paused worker): back to the queue, or FAILED once attempts
+-- reach $1.
+UPDATE maas.pipeline_runs
+SET status = CASE
+      WHEN attempts >= $1 THEN 'FAILED'::maas.run_status
+      WHEN status = 'ANALYZING' THEN 'NEW'::maas.run_status
+      WHEN status = 'ASSEMBLING' THEN 'ANALYZED'::maas.run_status
+      ELSE 'READY'::maas.run_status END,
+    error = 'lease expired (worker ' || coalesce(claimed_by, '?') || ' stopped or stalled)',
+    lease_token = NULL, claimed_by = NULL, claimed_until = NULL
+WHERE status IN ('ANALYZING', 'ASSEMBLING', 'RESPONDING') AND claimed_until < now()
+RETURNING id
+
+-- name: insert_llm_call
+-- $1 run, $2 archive job, $3 user, $4 stage, $5 model, $6 prompt tokens, $7 completion tokens,
+-- $8 ms, $9 outcome, $10 error
+INSERT INTO maas.llm_calls
+  (run_id, archive_job_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome,
+   error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+
+-- name: run_status
+-- $1 run
+SELECT status::text, stop_at::text, answer, error FROM maas.pipeline_runs WHERE id = $1
+
+-- name: prune_finished_runs
+-- Retention: finished runs and their logs older than $1 days.
+DELETE FROM maas.pipeline_runs
+WHERE status IN ('COMPLETED', 'FAILED') AND created_at < now() - $1::float8 * interval '1 day'
+
+-- name: prune_llm_calls
+-- Retention for calls not tied to a run (archivist) older than $1 days.
+DELETE FROM maas.llm_calls WHERE run_id IS NULL AND created_at < now() - $1::float8 * interval '1 day'

@@ -1,0 +1,216 @@
+"""Stage runners: clear the wake-up, claim under a lease, do the work, commit with a guard.
+
+The row is the truth and NOTIFY only wakes: a runner drains its queue, then waits for a wake-up,
+a stop or the poll interval, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from maas.agents import analyzer, archivist, assembler, responder
+from maas.db.queries import q
+from maas.errors import MaasError
+from maas.pipeline.claim import Claim, Commit
+from maas.pipeline.status import Status
+from maas.runtime.context import Runtime
+from maas.runtime.signals import wait_any
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LostLease(Exception):
+    """The guarded commit found the row moved on: someone else owns it now."""
+
+
+def backoff_s(rt: Runtime, attempts: int) -> float:
+    base = rt.settings.backoff_base_s * (2 ** max(attempts - 1, 0))
+    return min(base, rt.settings.backoff_max_s) * random.uniform(0.8, 1.2)
+
+
+class Worker(ABC, Generic[T]):
+    """One claim loop. Subclasses say how to claim, work, retry and release."""
+
+    name: str
+
+    def __init__(self, rt: Runtime, stop: asyncio.Event) -> None:
+        self.rt = rt
+        self.stop = stop
+        self.current: T | None = None
+
+    @property
+    def wakeup(self) -> asyncio.Event:
+        return self.rt.signals.stage[self.stage_key]
+
+    @property
+    @abstractmethod
+    def stage_key(self) -> str: ...
+
+    async def run_forever(self) -> None:
+        while not self.stop.is_set():
+            self.wakeup.clear()
+            try:
+                while not self.stop.is_set() and await self.run_once():
+                    pass
+            except Exception:  # the database may be down: log, wait, try again
+                log.exception("%s loop error", self.name)
+            await wait_any(self.rt.settings.poll_s, self.wakeup, self.stop)
+
+    async def run_once(self) -> bool:
+        item = await self.claim()
+        if item is None:
+            return False
+        self.current = item
+        try:
+            await self.process(item)
+        finally:
+            self.current = None
+        return True
+
+    async def process(self, item: T) -> None:
+        try:
+            async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
+                commit = await self.work(item)
+            await self._commit(commit)
+        except LostLease:
+            log.warning("%s: lease lost for %s; another worker owns it", self.name, item)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.release(item))
+            raise
+        except Exception as exc:  # task boundary: every failure is recorded on the row
+            await self.fail(item, _describe(exc))
+
+    async def _commit(self, commit: Commit) -> None:
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if not await commit(conn):
+                raise LostLease()
+
+    @abstractmethod
+    async def claim(self) -> T | None: ...
+
+    @abstractmethod
+    async def work(self, item: T) -> Commit: ...
+
+    @abstractmethod
+    async def fail(self, item: T, error: str) -> None: ...
+
+    @abstractmethod
+    async def release(self, item: T) -> None: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    queue: Status
+    working: Status
+    work: Callable[[Runtime, Claim], Awaitable[Commit]]
+
+
+STAGES = (
+    Stage("analyzer", Status.NEW, Status.ANALYZING, analyzer.analyze),
+    Stage("assembler", Status.ANALYZED, Status.ASSEMBLING, assembler.assemble),
+    Stage("responder", Status.READY, Status.RESPONDING, responder.respond),
+)
+
+
+class StageWorker(Worker[Claim]):
+    def __init__(self, rt: Runtime, stop: asyncio.Event, stage: Stage) -> None:
+        super().__init__(rt, stop)
+        self.stage = stage
+        self.name = stage.name
+
+    @property
+    def stage_key(self) -> str:
+        return self.stage.name
+
+    async def claim(self) -> Claim | None:
+        row = await self.rt.pool.fetchrow(
+            q("claim_run"),
+            self.stage.queue.value,
+            self.stage.working.value,
+            self.rt.settings.lease_s,
+            self.rt.worker_id,
+        )
+        return Claim.from_row(row) if row else None
+
+    async def work(self, item: Claim) -> Commit:
+        return await self.stage.work(self.rt, item)
+
+    async def fail(self, item: Claim, error: str) -> None:
+        status = await self.rt.pool.fetchval(
+            q("retry_or_fail_run"),
+            item.id,
+            item.lease_token,
+            self.stage.queue.value,
+            error,
+            backoff_s(self.rt, item.attempts),
+            self.rt.settings.max_attempts,
+        )
+        log.warning("%s: run %s attempt %d failed (%s) -> %s",
+                    self.name, item.id, item.attempts, error, status)
+
+    async def release(self, item: Claim) -> None:
+        await self.rt.pool.execute(
+            q("release_run"), item.id, item.lease_token, self.stage.queue.value
+        )
+
+
+class ArchiveWorker(Worker[archivist.Job]):
+    name = "archivist"
+
+    @property
+    def stage_key(self) -> str:
+        return "archivist"
+
+    async def claim(self) -> archivist.Job | None:
+        row = await self.rt.pool.fetchrow(
+            q("claim_archive_job"), self.rt.settings.lease_s, self.rt.worker_id
+        )
+        return archivist.Job.from_row(row) if row else None
+
+    async def work(self, item: archivist.Job) -> Commit:
+        commit: Commit = await archivist.archive(self.rt, item)
+        return commit
+
+    async def fail(self, item: archivist.Job, error: str) -> None:
+        await self.rt.pool.fetchval(
+            q("retry_or_fail_archive_job"),
+            item.id,
+            item.lease_token,
+            error,
+            backoff_s(self.rt, item.attempts),
+            self.rt.settings.max_attempts,
+        )
+        log.warning("archivist: job %s attempt %d failed: %s", item.id, item.attempts, error)
+
+    async def release(self, item: archivist.Job) -> None:
+        await self.rt.pool.execute(q("release_archive_job"), item.id, item.lease_token)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MaasError):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        return "stage deadline exceeded"
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def build_workers(rt: Runtime, stop: asyncio.Event) -> list[Worker[Any]]:
+    s = rt.settings
+    counts = {
+        "analyzer": s.analyzer_concurrency,
+        "assembler": s.assembler_concurrency,
+        "responder": s.responder_concurrency,
+    }
+    workers: list[Worker[Any]] = [
+        StageWorker(rt, stop, stage) for stage in STAGES for _ in range(counts[stage.name])
+    ]
+    workers += [ArchiveWorker(rt, stop) for _ in range(s.archivist_concurrency)]
+    return workers

@@ -1,0 +1,98 @@
+"""Turning a request into a run, and waiting for it to finish."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from maas.db.queries import q
+from maas.errors import NotFound
+from maas.pipeline.status import is_done
+from maas.runtime.context import Runtime
+from maas.runtime.signals import wait_any
+
+
+@dataclass(frozen=True)
+class Submitted:
+    run_id: uuid.UUID
+    thread_id: uuid.UUID | None
+    replayed: bool = False
+
+
+class _KeyTaken(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    user_id: uuid.UUID
+    message: str
+    thread_id: uuid.UUID | None
+    idempotency_key: str | None = None
+    client_type: str = "client"
+    stop_at: str = "COMPLETED"
+    max_tokens: int | None = None
+
+
+async def submit(rt: Runtime, req: ChatRequest) -> Submitted:
+    """Message + run in one transaction; a replayed idempotency key returns the first run."""
+    if req.idempotency_key:
+        found = await _by_key(rt, req)
+        if found:
+            return found
+    try:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            return await _insert(conn, rt, req)
+    except _KeyTaken:
+        found = await _by_key(rt, req)
+        assert found is not None
+        return found
+
+
+async def _by_key(rt: Runtime, req: ChatRequest) -> Submitted | None:
+    row = await rt.pool.fetchrow(q("run_by_idempotency_key"), req.user_id, req.idempotency_key)
+    return Submitted(row["id"], row["thread_id"], replayed=True) if row else None
+
+
+async def _insert(conn: Any, rt: Runtime, req: ChatRequest) -> Submitted:
+    thread_id = await _thread(conn, req) if req.stop_at == "COMPLETED" else req.thread_id
+    message_id = None
+    if thread_id is not None:
+        message_id = await conn.fetchval(
+            q("insert_message"), thread_id, req.user_id, "user", None, req.message, None
+        )
+    run_id = await conn.fetchval(
+        q("insert_run"), req.user_id, thread_id, message_id, req.message, rt.llm.mode,
+        req.stop_at, req.client_type, req.idempotency_key, req.max_tokens,
+    )
+    if run_id is None:
+        raise _KeyTaken()
+    if message_id is not None:
+        await conn.execute(q("link_message_run"), message_id, run_id)
+    return Submitted(run_id, thread_id)
+
+
+async def _thread(conn: Any, req: ChatRequest) -> uuid.UUID:
+    if req.thread_id is None:
+        title = req.message.strip().splitlines()[0][:80] if req.message.strip() else "chat"
+        thread_id: uuid.UUID = await conn.fetchval(q("insert_thread"), req.user_id, title)
+        return thread_id
+    if await conn.fetchrow(q("own_thread"), req.thread_id, req.user_id) is None:
+        raise NotFound(f"thread {req.thread_id} not found")
+    await conn.execute(q("reopen_thread"), req.thread_id)
+    return req.thread_id
+
+
+async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
+    """Wait for the run to finish (NOTIFY wakes us, polling catches lost wake-ups)."""
+    deadline = time.monotonic() + timeout_s
+    async with rt.signals.watch(str(run_id)) as event:
+        while True:
+            event.clear()
+            row = await rt.pool.fetchrow(q("run_status"), run_id)
+            remaining = deadline - time.monotonic()
+            if row is None or is_done(row["status"], row["stop_at"]) or remaining <= 0:
+                return row
+            await wait_any(min(rt.settings.poll_s, remaining), event)

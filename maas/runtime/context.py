@@ -1,0 +1,50 @@
+"""What background work gets: a typed context, not a dict."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from maas.llm.embed import Embedder
+from maas.llm.types import CallLog, LanguageModel, Recorder
+from maas.params import ParamSource
+from maas.runtime.signals import Signals
+from maas.settings import Settings
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: Any  # asyncpg.Pool
+    llm: LanguageModel
+    embedder: Embedder | None
+    params: ParamSource
+    signals: Signals
+    worker_id: str = field(default_factory=new_worker_id)
+
+    def recorder(self, user_id: Any, run_id: Any = None, job_id: int | None = None) -> Recorder:
+        """Log every inference (LLM or offline) in maas.llm_calls."""
+        from maas.db.queries import q
+
+        async def record(call: CallLog) -> None:
+            await self.pool.execute(
+                q("insert_llm_call"),
+                run_id,
+                job_id,
+                user_id,
+                call.stage,
+                call.model,
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.ms,
+                call.outcome,
+                call.error,
+            )
+
+        return record

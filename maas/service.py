@@ -1,0 +1,161 @@
+"""The running service: database, listener, stage workers and maintenance loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from maas.credentials import bootstrap
+from maas.db.embedded import start_embedded
+from maas.db.migrate import migrate
+from maas.db.pool import connect, create_pool
+from maas.db.queries import q
+from maas.llm.client import LLMConfig, OpenAIModel
+from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder
+from maas.llm.offline import OfflineModel
+from maas.llm.tokens import seed_tiktoken_cache
+from maas.llm.types import LanguageModel
+from maas.params import BuiltinParams, ParamSource
+from maas.pipeline.runner import build_workers
+from maas.runtime.context import Runtime
+from maas.runtime.listener import Listener
+from maas.runtime.signals import Signals, wait_any
+from maas.runtime.supervisor import Supervisor
+from maas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def resolve_dsn(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return start_embedded(settings.data_dir)
+
+
+def build_llm(settings: Settings) -> LanguageModel:
+    if settings.offline:
+        return OfflineModel()
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
+    return OpenAIModel(
+        LLMConfig(
+            base_url=settings.llm_base_url,
+            api_key=key,
+            model=settings.llm_model,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+            retry_after_cap_s=settings.llm_retry_after_cap_s,
+            stage_deadline_s=settings.stage_deadline_s,
+        )
+    )
+
+
+def build_embedder(settings: Settings) -> Embedder | None:
+    if settings.embedder == "local":
+        return LocalEmbedder()
+    if settings.embedder == "openai":
+        secret = settings.embedding_api_key or settings.llm_api_key
+        return OpenAIEmbedder(
+            settings.embedding_base_url or settings.llm_base_url,
+            secret.get_secret_value() if secret else "not-needed",
+            settings.embedding_model,
+            settings.llm_timeout_s,
+        )
+    return None
+
+
+@dataclass
+class Service:
+    settings: Settings
+    params: ParamSource = field(default_factory=BuiltinParams)
+    admin_key: str | None = None
+    runtime: Runtime | None = None
+    listener: Listener | None = None
+    dsn: str = ""
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _supervisor: Supervisor | None = None
+
+    async def start(self) -> None:
+        seed_tiktoken_cache()
+        self.dsn = await asyncio.to_thread(resolve_dsn, self.settings)
+        if self.settings.migrate_on_start:
+            await run_migrations(self.dsn)
+        pool = await create_pool(
+            self.dsn,
+            min_size=self.settings.pool_min,
+            max_size=self.settings.pool_max,
+            timeout_s=self.settings.db_timeout_s,
+        )
+        await self._credentials(pool)
+        signals = Signals()
+        self.runtime = Runtime(
+            self.settings, pool, build_llm(self.settings), build_embedder(self.settings),
+            self.params, signals,
+        )
+        self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
+        self._start_tasks(self.runtime, self.listener)
+
+    async def _credentials(self, pool: Any) -> None:
+        if self.settings.admin_key is not None:
+            self.admin_key = self.settings.admin_key.get_secret_value()
+            return
+        async with pool.acquire() as conn:
+            self.admin_key, _ = await bootstrap(conn, self.settings.data_dir)
+
+    def _start_tasks(self, rt: Runtime, listener: Listener) -> None:
+        sup = self._supervisor = Supervisor(self._stop)
+        sup.start("listener", lambda: listener.run_forever(self._stop))
+        for i, worker in enumerate(build_workers(rt, self._stop)):
+            sup.start(f"{worker.name}-{i}", worker.run_forever)
+        sup.start("requeue", lambda: self._every(rt.settings.poll_s, self._requeue))
+        sup.start("idle-archive", lambda: self._every(rt.settings.idle_scan_s, self._idle))
+        sup.start("cleanup", lambda: self._every(rt.settings.cleanup_s, self._cleanup))
+
+    async def _every(self, period: float, job: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                await job()
+            except Exception:  # the database may be briefly away
+                log.exception("maintenance job %s failed", job.__name__)
+            await wait_any(period, self._stop)
+
+    async def _requeue(self) -> None:
+        rt = self._rt()
+        runs = await rt.pool.fetch(q("requeue_stale_runs"), rt.settings.max_attempts)
+        jobs = await rt.pool.fetch(q("requeue_stale_archive_jobs"), rt.settings.max_attempts)
+        if runs or jobs:
+            log.warning("requeued %d stale runs and %d archive jobs", len(runs), len(jobs))
+            rt.signals.wake_all()
+
+    async def _idle(self) -> None:
+        rt = self._rt()
+        params = await rt.params.active()
+        if await rt.pool.fetch(q("queue_idle_threads"), params.num("archivist.idle_s")):
+            rt.signals.on_archive()
+
+    async def _cleanup(self) -> None:
+        rt = self._rt()
+        await rt.pool.execute(q("prune_finished_runs"), rt.settings.retention_days)
+        await rt.pool.execute(q("prune_llm_calls"), rt.settings.retention_days)
+
+    def _rt(self) -> Runtime:
+        assert self.runtime is not None, "service not started"
+        return self.runtime
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            await self._supervisor.shutdown(self.settings.shutdown_grace_s)
+        if self.runtime is not None:
+            closer = getattr(self.runtime.llm, "close", None)
+            if closer is not None:
+                await closer()
+            await self.runtime.pool.close()
+
+
+async def run_migrations(dsn: str) -> list[int]:
+    conn = await connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()

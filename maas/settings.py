@@ -1,0 +1,75 @@
+"""Deployment settings (MAAS_* env vars, .env file). Built by the CLI or a test, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("maas"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAAS_", env_file=".env", extra="ignore")
+
+    # Storage: an external Postgres when set, else an embedded one under data_dir/pg.
+    database_url: SecretStr | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    pool_min: int = 2
+    pool_max: int = 10
+    db_timeout_s: float = 5.0
+    migrate_on_start: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_key: SecretStr | None = None
+
+    # LLM: no base_url and no api_key means the honest offline mode.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    llm_retry_after_cap_s: float = 10.0
+    stage_deadline_s: float = 60.0
+    token_encoding: str = "cl100k_base"
+
+    embedder: Literal["none", "local", "openai"] = "none"
+    embedding_model: str = "text-embedding-3-small"
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+
+    # Orchestrator: lease L, poll P, attempts A (see docs/operations.md).
+    lease_s: float = 60.0
+    poll_s: float = 2.0
+    max_attempts: int = 3
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    analyzer_concurrency: int = 2
+    assembler_concurrency: int = 2
+    responder_concurrency: int = 4
+    archivist_concurrency: int = 1
+    probe_s: float = 10.0
+    shutdown_grace_s: float = 10.0
+    chat_wait_s: float = 120.0
+    idle_scan_s: float = 30.0
+    retention_days: float = 30.0
+    cleanup_s: float = 3600.0
+    log_level: str = "INFO"
+
+    @property
+    def offline(self) -> bool:
+        return self.llm_base_url is None and self.llm_api_key is None
+
+    @property
+    def mode(self) -> str:
+        return "offline" if self.offline else "llm"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
