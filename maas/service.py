@@ -95,6 +95,8 @@ class Service:
         )
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
         self._start_tasks(self.runtime, self.listener)
+        # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
+        await wait_any(5.0, self.listener.ready)
 
     async def _credentials(self, pool: Any) -> None:
         if self.settings.admin_key is not None:

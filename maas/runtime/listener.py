@@ -49,6 +49,7 @@ class Listener:
         self._lost = asyncio.Event()
         self._probe_token = ""
         self._probe_seen = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the first LISTEN is in place
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         delay = 0.2
@@ -75,6 +76,7 @@ class Listener:
         if self.health.connected or self.health.reconnects or self.health.last_error:
             self.health.reconnects += 1
         self.health.connected = True
+        self.ready.set()
         self.signals.wake_all()  # anything sent while we were away is found by the runners
 
     async def _serve(self, stop: asyncio.Event) -> None:

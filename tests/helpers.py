@@ -1,0 +1,39 @@
+"""Small polling helpers for tests (bounded: they fail instead of hanging)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(0.05)
+
+
+async def close_and_archive(client: httpx.AsyncClient, thread_id: str) -> list[dict[str, Any]]:
+    """Close a thread and wait until the archivist has made memories from it."""
+    resp = await client.post(f"/v1/threads/{thread_id}/close")
+    assert resp.status_code == 200, resp.text
+
+    async def archived() -> list[dict[str, Any]]:
+        thread = (await client.get(f"/v1/threads/{thread_id}")).json()
+        last = max(m["id"] for m in thread["messages"])
+        if thread["archived_upto"] < last:
+            return []
+        memories: list[dict[str, Any]] = (await client.get("/v1/memories?limit=500")).json()[
+            "memories"
+        ]
+        return memories or [{"none": True}]
+
+    return await eventually(archived)

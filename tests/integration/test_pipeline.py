@@ -1,0 +1,131 @@
+"""The chat pipeline end to end on real Postgres, in offline mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import close_and_archive
+
+ALL = ["NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING", "COMPLETED"]
+
+
+async def test_chat_completes_with_all_statuses_and_logged_calls(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user("alice")
+        resp = await alice.post("/v1/chat", json={"message": "I adopted a cat named Miso."})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["status"] == "COMPLETED"
+        assert body["mode"] == "offline"
+        assert body["answer"].startswith("[offline mode")
+        assert set(body["timings_ms"]) >= {"analyzer", "assembler", "responder", "total"}
+
+        run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
+        assert [e["status"] for e in run["history"]] == ALL
+        for status in ALL[1:]:
+            assert run[f"{status.lower()}_at"] is not None
+        keywords = run["analyzer_output"]["keywords"]
+        assert {"adopted", "cat", "miso"} <= set(keywords)
+        assert [c["stage"] for c in run["llm_calls"]] == ["analyzer", "responder"]
+        assert all(c["prompt_tokens"] > 0 and c["outcome"] == "ok" for c in run["llm_calls"])
+        assert run["param_version"] == "builtin"
+
+
+async def test_memory_crosses_threads_and_stays_with_its_owner(make_api: Any) -> None:
+    async with make_api() as api:
+        alice, bob = await api.user("alice"), await api.user("bob")
+        first = (await alice.post("/v1/chat", json={"message": "I live in Lisbon with my dog Rex."})).json()
+        await close_and_archive(alice, first["thread_id"])
+        thread_a = (await alice.get(f"/v1/threads/{first['thread_id']}")).json()
+        stated = next(m["id"] for m in thread_a["messages"] if m["role"] == "user")
+
+        answer = (await alice.post("/v1/chat", json={"message": "Where do I live?"})).json()
+        assert answer["thread_id"] != first["thread_id"]
+        assert "Lisbon" in answer["answer"]
+        used = answer["memories_used"]
+        assert used and used[0]["source_message_ids"] == [stated]
+        assert used[0]["source_thread_id"] == first["thread_id"]
+
+        other = (await bob.post("/v1/chat", json={"message": "Where do I live?"})).json()
+        assert other["memories_used"] == []
+        assert "Lisbon" not in other["answer"]
+        assert (await bob.get("/v1/memories")).json()["memories"] == []
+        assert (await bob.get(f"/v1/runs/{answer['run_id']}")).status_code == 404
+        assert (await bob.get(f"/v1/threads/{first['thread_id']}")).status_code == 404
+
+
+async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        facts = " ".join(f"My friend number {i} is called Person{i} and likes chess." for i in range(40))
+        first = (await alice.post("/v1/chat", json={"message": facts})).json()
+        await close_and_archive(alice, first["thread_id"])
+        resp = await alice.post("/v1/context", json={"query": "Who likes chess?", "max_tokens": 100})
+        body = resp.json()
+        assert resp.status_code == 200 and body["status"] == "READY"
+        assert 0 < body["context_tokens"] <= 100
+        assert len(body["memories"]) > len(body["memories_used"]) > 0
+        run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
+        assert [e["status"] for e in run["history"]] == ALL[:5]
+
+
+async def test_changed_fact_supersedes_the_old_one(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        one = (await alice.post("/v1/chat", json={"message": "My favourite colour is green."})).json()
+        await close_and_archive(alice, one["thread_id"])
+        two = (await alice.post("/v1/chat", json={"message": "My favourite colour is purple now."})).json()
+        await close_and_archive(alice, two["thread_id"])
+        current = (await alice.get("/v1/memories")).json()["memories"]
+        texts = [m["text"] for m in current]
+        assert any("purple" in t for t in texts) and not any("green" in t for t in texts)
+        everything = (await alice.get("/v1/memories?include_closed=true")).json()["memories"]
+        old = next(m for m in everything if "green" in m["text"])
+        assert old["valid_to"] is not None and old["superseded_by"] is not None
+
+
+async def test_idempotency_key_returns_the_same_run(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        headers = {"Idempotency-Key": "msg-42"}
+        one = (await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)).json()
+        two = (await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)).json()
+        assert one["run_id"] == two["run_id"] and one["answer"] == two["answer"]
+        thread = (await alice.get(f"/v1/threads/{one['thread_id']}")).json()
+        assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
+
+
+async def test_bad_requests_are_4xx_with_a_message(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        no_key = await api.client.post("/v1/chat", json={"message": "hi"})
+        assert no_key.status_code == 401 and "API key" in no_key.json()["error"]["message"]
+        assert (await alice.post("/v1/chat", json={"message": ""})).status_code == 422
+        assert (await alice.post("/v1/chat", json={})).status_code == 422
+        missing = await alice.post(
+            "/v1/chat", json={"message": "hi", "thread_id": "00000000-0000-0000-0000-000000000000"}
+        )
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        assert (await alice.post("/v1/admin/users", json={"name": "x"})).status_code == 403
+        assert (await alice.get("/v1/runs/not-a-uuid")).status_code == 422
+        assert (await alice.delete("/v1/memories/999999")).status_code == 404
+
+
+async def test_wait_false_returns_202_and_sse_streams_every_status(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        resp = await alice.post("/v1/chat?wait=false", json={"message": "Paris is lovely in May."})
+        assert resp.status_code == 202
+        run_id = resp.json()["run_id"]
+        events = (await alice.get(f"/v1/runs/{run_id}/events")).text
+        statuses = [line.split('"status": "')[1].split('"')[0] for line in events.splitlines()
+                    if line.startswith("data: {\"id\"")]
+        assert statuses == ALL
+        assert events.rstrip().endswith("event: end\ndata: {}")
+
+
+async def test_health_reports_database_listener_and_mode(make_api: Any) -> None:
+    async with make_api() as api:
+        body = (await api.client.get("/health")).json()
+        assert body["database"] == "ok" and body["mode"] == "offline"
+        assert body["listener"]["connected"] is True
