@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maas.credentials import bootstrap
-from maas.db.embedded import start_embedded
+from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.migrate import migrate
 from maas.db.pool import connect, create_pool
 from maas.db.queries import q
@@ -153,6 +153,8 @@ class Service:
             if closer is not None:
                 await closer()
             await self.runtime.pool.close()
+        if self.settings.embedded:
+            await asyncio.to_thread(stop_embedded, self.settings.data_dir)
 
 
 async def run_migrations(dsn: str) -> list[int]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+_servers: dict[Path, object] = {}
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -21,7 +26,46 @@ def start_embedded(data_dir: Path) -> str:
 
         pgdata = data_dir / "pg"
         pgdata.mkdir(parents=True, exist_ok=True)
+        _forget_dead_users(pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    _servers[pgdata] = server
     uri: str = server.get_uri()
     log.info("embedded postgres at %s", pgdata)
     return uri
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Release this process's handle now; the last user stops the server.
+
+    pgserver does this at exit, but uvicorn re-raises SIGTERM after a graceful shutdown, so the
+    process dies by the signal and atexit handlers never run.
+    """
+    server = _servers.pop(data_dir / "pg", None)
+    if server is not None:
+        server._cleanup()  # type: ignore[attr-defined]  # pgserver's own release logic
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """pgserver stops the server when its last user process exits, counting users in a file.
+
+    A SIGKILLed process never removes itself, which would keep the server running forever after
+    the next clean exit; drop pids that no longer exist.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return
+    alive = [pid for pid in pids if _alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

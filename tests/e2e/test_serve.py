@@ -1,0 +1,55 @@
+"""`maas serve` exactly as the README runs it: embedded Postgres, no key, no network."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import Server
+
+
+def archive(client: httpx.Client, thread_id: str) -> None:
+    assert client.post(f"/v1/threads/{thread_id}/close").status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        thread = client.get(f"/v1/threads/{thread_id}").json()
+        if thread["archived_upto"] >= max(m["id"] for m in thread["messages"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError("archivist did not finish")
+
+
+def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Server]) -> None:
+    server = Server(tmp_path / "data", {"MAAS_POLL_S": "0.5"})
+    servers.append(server.start())
+    creds = server.credentials()
+    assert creds["admin_key"] and creds["demo_user_key"]
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["mode"] == "offline" and health["database"] == "ok"
+
+    admin = server.client(creds["admin_key"])
+    alice = server.client(admin.post("/v1/admin/users", json={"name": "alice"}).json()["api_key"])
+    bob = server.client(admin.post("/v1/admin/users", json={"name": "bob"}).json()["api_key"])
+
+    told = alice.post("/v1/chat", json={"message": "My sister Maria teaches piano in Berlin."})
+    thread_a = told.json()["thread_id"]
+    archive(alice, thread_a)
+    source = next(m["id"] for m in alice.get(f"/v1/threads/{thread_a}").json()["messages"]
+                  if m["role"] == "user")
+
+    asked = alice.post("/v1/chat", json={"message": "What does my sister Maria teach?"}).json()
+    assert asked["thread_id"] != thread_a and "piano" in asked["answer"]
+    assert asked["memories_used"][0]["source_message_ids"] == [source]
+    assert asked["memories_used"][0]["source_thread_id"] == thread_a
+
+    other = bob.post("/v1/chat", json={"message": "What does my sister Maria teach?"}).json()
+    assert other["memories_used"] == [] and "piano" not in other["answer"]
+
+    # A restart reuses the generated keys and the data.
+    server.kill()
+    servers.append(server.start())
+    assert server.credentials() == creds
+    again = alice.post("/v1/chat", json={"message": "What does my sister Maria teach?"}).json()
+    assert "piano" in again["answer"]
