@@ -28,8 +28,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from maas.app import create_app
 
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    where = "external Postgres" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    where = (
+        "external Postgres"
+        if settings.database_url
+        else f"embedded Postgres in {settings.data_dir}"
+    )
     mode = "offline mode (extractive, no LLM)" if settings.offline else f"LLM {settings.llm_model}"
     print(f"MaaS on http://{settings.host}:{settings.port} — {where}, {mode}", flush=True)
     uvicorn.run(
@@ -54,7 +60,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     applied = asyncio.run(run_migrations(resolve_dsn(settings)))
-    print(f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date")
+    print(
+        f"applied {len(applied)} migration(s): {applied}" if applied else "database is up to date"
+    )
     return 0
 
 
@@ -87,13 +95,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from maas.cli_chat import run_chat
 
-    return run_chat(args.url, args.key, _settings(args))
+    code: int = run_chat(args.url, args.key, _settings(args))
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from maas.bench import run_bench
 
-    return run_bench(args)
+    code: int = run_bench(args)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending database migrations")
     migrate.add_argument("--data-dir", type=Path)
     migrate.set_defaults(func=cmd_migrate)
-    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    users = sub.add_parser("users", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
     create = users.add_parser("create", help="create a user and print its API key once")
     create.add_argument("name")
     create.add_argument("--data-dir", type=Path)

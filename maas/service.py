@@ -90,8 +90,12 @@ class Service:
         await self._credentials(pool)
         signals = Signals()
         self.runtime = Runtime(
-            self.settings, pool, build_llm(self.settings), build_embedder(self.settings),
-            self.params, signals,
+            self.settings,
+            pool,
+            build_llm(self.settings),
+            build_embedder(self.settings),
+            self.params,
+            signals,
         )
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
         self._start_tasks(self.runtime, self.listener)

@@ -128,7 +128,9 @@ class Api:
 
 
 @asynccontextmanager
-async def running_api(settings: Settings, params: BuiltinParams | None = None) -> AsyncIterator[Api]:
+async def running_api(
+    settings: Settings, params: BuiltinParams | None = None
+) -> AsyncIterator[Api]:
     app = create_app(settings, params)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -34,8 +34,8 @@ async def archive(rt: Runtime, job: Job) -> Any:
         for i, r in enumerate(rows, start=1)
     ]
     facts = await rt.llm.extract_facts(lines, params, rt.recorder(job.user_id, job_id=job.id))
-    memories = [_memory(job, f, rows) for f in facts]
-    memories = await _embed(rt, [m for m in memories if m is not None])
+    mapped = [_memory(job, f, rows) for f in facts]
+    memories = await _embed(rt, [m for m in mapped if m is not None])
     threshold = str(params.num("archivist.dedupe_similarity"))
 
     async def commit(conn: Any) -> bool:

@@ -53,9 +53,7 @@ async def chat(
 
 
 @router.post("/context")
-async def context(
-    body: ContextIn, rt: Rt, user: Caller, client: ClientType = None
-) -> JSONResponse:
+async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = None) -> JSONResponse:
     """Analyzer + Assembler only: the packed context for a client that has its own LLM."""
     req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
     sub = await submit(rt, req)

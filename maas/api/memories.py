@@ -31,8 +31,10 @@ async def list_memories(
             q("list_memories"), user.id, query or None, limit, offset, include_closed
         )
         sources = await _sources(conn, user, rows)
-    items = [{**dict(r), "sources": [sources[i] for i in r["source_message_ids"] if i in sources]}
-             for r in rows]
+    items = [
+        {**dict(r), "sources": [sources[i] for i in r["source_message_ids"] if i in sources]}
+        for r in rows
+    ]
     return jsonable_encoder({"memories": items, "limit": limit, "offset": offset})
 
 

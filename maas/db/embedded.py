@@ -7,11 +7,12 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-_servers: dict[Path, object] = {}
+_servers: dict[Path, Any] = {}
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -27,7 +28,8 @@ def start_embedded(data_dir: Path) -> str:
         pgdata = data_dir / "pg"
         pgdata.mkdir(parents=True, exist_ok=True)
         _forget_dead_users(pgdata)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        get_server: Any = pgserver.get_server  # type: ignore[attr-defined]
+        server = get_server(pgdata, cleanup_mode="stop")
     _servers[pgdata] = server
     uri: str = server.get_uri()
     log.info("embedded postgres at %s", pgdata)
@@ -42,7 +44,7 @@ def stop_embedded(data_dir: Path) -> None:
     """
     server = _servers.pop(data_dir / "pg", None)
     if server is not None:
-        server._cleanup()  # type: ignore[attr-defined]  # pgserver's own release logic
+        server._cleanup()  # pgserver's own release logic
 
 
 def _forget_dead_users(pgdata: Path) -> None:

@@ -87,13 +87,14 @@ class OpenAIModel:
         msgs = [{"role": "system", "content": system}]
         msgs += [{"role": h.role, "content": h.content} for h in data.history]
         msgs.append({"role": "user", "content": data.message})
-        return await self._call(
+        answer: str = await self._call(
             "responder",
             msgs,
             rec,
             temperature=params.num("llm.temperature"),
             max_tokens=int(params["llm.max_answer_tokens"]),
         )
+        return answer
 
     async def _json_call(
         self, stage: str, msgs: list[dict[str, str]], model: type[M], rec: Recorder, **kw: Any
@@ -142,9 +143,10 @@ class OpenAIModel:
         usage = (0, 0)
         try:
             async with asyncio.timeout(min(remaining, self.cfg.timeout_s)):
-                resp = await self.client.chat.completions.create(
+                create: Any = self.client.chat.completions.create
+                resp = await create(
                     model=self.cfg.model,
-                    messages=msgs,  # type: ignore[arg-type]
+                    messages=msgs,
                     extra_headers={"X-MaaS-Stage": stage},
                     **({"response_format": {"type": "json_object"}} if json_mode else {}),
                     **kw,
@@ -169,7 +171,9 @@ class OpenAIModel:
         backoff = 0.5
         if isinstance(exc, openai.RateLimitError):
             wait = _retry_after(exc.response.headers.get("retry-after"), backoff)
-            return _Failure("error", "rate limited (429)", True, min(wait, self.cfg.retry_after_cap_s))
+            return _Failure(
+                "error", "rate limited (429)", True, min(wait, self.cfg.retry_after_cap_s)
+            )
         if isinstance(exc, TimeoutError | openai.APITimeoutError):
             return _Failure("timeout", f"timed out after {self.cfg.timeout_s}s", True, backoff)
         if isinstance(exc, openai.APIConnectionError):

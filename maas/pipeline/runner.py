@@ -31,8 +31,9 @@ class LostLease(Exception):
 
 
 def backoff_s(rt: Runtime, attempts: int) -> float:
-    base = rt.settings.backoff_base_s * (2 ** max(attempts - 1, 0))
-    return min(base, rt.settings.backoff_max_s) * random.uniform(0.8, 1.2)
+    base = rt.settings.backoff_base_s * 2.0 ** max(attempts - 1, 0)
+    jitter: float = random.uniform(0.8, 1.2)  # noqa: S311 (not for security)
+    return min(base, rt.settings.backoff_max_s) * jitter
 
 
 class Worker(ABC, Generic[T]):
@@ -153,8 +154,14 @@ class StageWorker(Worker[Claim]):
             backoff_s(self.rt, item.attempts),
             self.rt.settings.max_attempts,
         )
-        log.warning("%s: run %s attempt %d failed (%s) -> %s",
-                    self.name, item.id, item.attempts, error, status)
+        log.warning(
+            "%s: run %s attempt %d failed (%s) -> %s",
+            self.name,
+            item.id,
+            item.attempts,
+            error,
+            status,
+        )
 
     async def release(self, item: Claim) -> None:
         await self.rt.pool.execute(

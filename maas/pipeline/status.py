@@ -19,7 +19,11 @@ class Status(StrEnum):
 ORDER = tuple(Status)
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
 # Where a run waits before each stage claims it.
-QUEUED: dict[str, str] = {Status.NEW: "analyzer", Status.ANALYZED: "assembler", Status.READY: "responder"}
+QUEUED: dict[str, str] = {
+    Status.NEW: "analyzer",
+    Status.ANALYZED: "assembler",
+    Status.READY: "responder",
+}
 
 
 def is_done(status: str, stop_at: str) -> bool:

@@ -64,8 +64,16 @@ async def _insert(conn: Any, rt: Runtime, req: ChatRequest) -> Submitted:
             q("insert_message"), thread_id, req.user_id, "user", None, req.message, None
         )
     run_id = await conn.fetchval(
-        q("insert_run"), req.user_id, thread_id, message_id, req.message, rt.llm.mode,
-        req.stop_at, req.client_type, req.idempotency_key, req.max_tokens,
+        q("insert_run"),
+        req.user_id,
+        thread_id,
+        message_id,
+        req.message,
+        rt.llm.mode,
+        req.stop_at,
+        req.client_type,
+        req.idempotency_key,
+        req.max_tokens,
     )
     if run_id is None:
         raise _KeyTaken()

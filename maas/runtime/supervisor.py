@@ -37,7 +37,9 @@ class Supervisor:
         if pending:
             _, late = await asyncio.wait(pending, timeout=grace_s)
             for task in late:
-                log.warning("task %s did not stop within %.1fs; cancelling", task.get_name(), grace_s)
+                log.warning(
+                    "task %s did not stop within %.1fs; cancelling", task.get_name(), grace_s
+                )
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=5.0)

@@ -52,7 +52,10 @@ _STOPWORDS = frozenset(
 )
 _WORD_RE = re.compile(r"[^\W_]+")
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
-_TRANSCRIPT_LINE_RE = re.compile(r"^\s*\[(\d+)\]\s*([A-Za-z_]+)(?:\s*\([^)]*\))?(?:\s*\[[^\]]*\])?\s*:\s?(.*)$")
+# "[3] user (Caroline) [2023-05-08]: text" — speaker and date are optional.
+_TRANSCRIPT_LINE_RE = re.compile(
+    r"^\s*\[(\d+)\]\s*([A-Za-z_]+)(?:\s*\([^)]*\))?(?:\s*\[[^\]]*\])?\s*:\s?(.*)$"
+)
 _MEMORY_LINE_RE = re.compile(r"^\s*\[M\d+\]\s*(.+?)\s*$", re.MULTILINE)
 _STREAM_PIECE_RE = re.compile(r"\S+\s*|\s+")
 

@@ -41,7 +41,9 @@ class Server:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [str(maas), "serve", "--data-dir", str(self.data_dir)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self._wait_healthy(timeout)
         return self
@@ -58,7 +60,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"maas serve not healthy in {timeout}s: {self.log.read_text()[-3000:]}")
+        raise AssertionError(
+            f"maas serve not healthy in {timeout}s: {self.log.read_text()[-3000:]}"
+        )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -70,7 +74,9 @@ class Server:
         return data
 
     def client(self, key: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
 
 
 @pytest.fixture

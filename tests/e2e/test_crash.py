@@ -45,8 +45,17 @@ def test_sigkill_mid_responding_completes_exactly_once(
     run = wait_status(demo, run_id, {"COMPLETED", "FAILED"})
     assert run["status"] == "COMPLETED"
     statuses = [e["status"] for e in run["history"]]
-    assert statuses == ["NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING",
-                        "READY", "RESPONDING", "COMPLETED"]
+    assert statuses == [
+        "NEW",
+        "ANALYZING",
+        "ANALYZED",
+        "ASSEMBLING",
+        "READY",
+        "RESPONDING",
+        "READY",
+        "RESPONDING",
+        "COMPLETED",
+    ]
     assert "lease expired" in run["history"][6]["error"]
     thread = demo.get(f"/v1/threads/{run['thread_id']}").json()
     answers = [m for m in thread["messages"] if m["role"] == "assistant"]

@@ -36,8 +36,11 @@ def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Serve
     told = alice.post("/v1/chat", json={"message": "My sister Maria teaches piano in Berlin."})
     thread_a = told.json()["thread_id"]
     archive(alice, thread_a)
-    source = next(m["id"] for m in alice.get(f"/v1/threads/{thread_a}").json()["messages"]
-                  if m["role"] == "user")
+    source = next(
+        m["id"]
+        for m in alice.get(f"/v1/threads/{thread_a}").json()["messages"]
+        if m["role"] == "user"
+    )
 
     asked = alice.post("/v1/chat", json={"message": "What does my sister Maria teach?"}).json()
     assert asked["thread_id"] != thread_a and "piano" in asked["answer"]

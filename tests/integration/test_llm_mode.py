@@ -10,17 +10,26 @@ from tests.helpers import close_and_archive
 
 
 def llm(scripted: ScriptedLLM, **extra: Any) -> dict[str, Any]:
-    return {"llm_base_url": scripted.base_url, "llm_api_key": "sk-test", "llm_model": "scripted",
-            "llm_timeout_s": 2.0, **extra}
+    return {
+        "llm_base_url": scripted.base_url,
+        "llm_api_key": "sk-test",
+        "llm_model": "scripted",
+        "llm_timeout_s": 2.0,
+        **extra,
+    }
 
 
 async def test_memory_crosses_threads_in_llm_mode(make_api: Any, scripted: ScriptedLLM) -> None:
     async with make_api(**llm(scripted)) as api:
         alice, bob = await api.user("alice"), await api.user("bob")
-        first = (await alice.post("/v1/chat", json={"message": "I work as a baker in Porto."})).json()
+        first = (
+            await alice.post("/v1/chat", json={"message": "I work as a baker in Porto."})
+        ).json()
         assert first["status"] == "COMPLETED" and first["mode"] == "llm"
         await close_and_archive(alice, first["thread_id"])
-        answer = (await alice.post("/v1/chat", json={"message": "What is my job as a baker?"})).json()
+        answer = (
+            await alice.post("/v1/chat", json={"message": "What is my job as a baker?"})
+        ).json()
         assert "baker in Porto" in answer["answer"]
         assert answer["memories_used"][0]["source_thread_id"] == first["thread_id"]
         other = (await bob.post("/v1/chat", json={"message": "What is my job as a baker?"})).json()
@@ -37,7 +46,9 @@ async def test_memory_crosses_threads_in_llm_mode(make_api: Any, scripted: Scrip
         assert "[M1]" in responder and "baker in Porto" in responder
 
 
-async def test_malformed_reply_is_retried_then_succeeds(make_api: Any, scripted: ScriptedLLM) -> None:
+async def test_malformed_reply_is_retried_then_succeeds(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
     scripted.push(Reply(content="this is not json"), stage="analyzer")
     async with make_api(**llm(scripted)) as api:
         alice = await api.user()
@@ -45,12 +56,17 @@ async def test_malformed_reply_is_retried_then_succeeds(make_api: Any, scripted:
         assert body["status"] == "COMPLETED"
         calls = (await alice.get(f"/v1/runs/{body['run_id']}")).json()["llm_calls"]
         assert [(c["stage"], c["outcome"]) for c in calls][:2] == [
-            ("analyzer", "invalid"), ("analyzer", "ok")
+            ("analyzer", "invalid"),
+            ("analyzer", "ok"),
         ]
 
 
-async def test_always_malformed_fails_with_error_recorded(make_api: Any, scripted: ScriptedLLM) -> None:
-    scripted.set_handler(lambda stage, body: Reply(content="{not json" if stage == "analyzer" else "ok"))
+async def test_always_malformed_fails_with_error_recorded(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
+    scripted.set_handler(
+        lambda stage, body: Reply(content="{not json" if stage == "analyzer" else "ok")
+    )
     async with make_api(**llm(scripted, llm_max_retries=1, max_attempts=2)) as api:
         alice = await api.user()
         started = time.monotonic()
@@ -61,7 +77,11 @@ async def test_always_malformed_fails_with_error_recorded(make_api: Any, scripte
         assert "invalid reply" in body["error"]
         run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
         assert [e["status"] for e in run["history"]] == [
-            "NEW", "ANALYZING", "NEW", "ANALYZING", "FAILED"
+            "NEW",
+            "ANALYZING",
+            "NEW",
+            "ANALYZING",
+            "FAILED",
         ]
         outcomes = [c["outcome"] for c in run["llm_calls"]]
         assert outcomes == ["invalid"] * 4  # 2 attempts x (1 call + 1 retry)
@@ -71,7 +91,9 @@ async def test_rate_limit_honours_retry_after(make_api: Any, scripted: ScriptedL
     scripted.push(Reply(status=429, headers={"Retry-After": "1"}), stage="responder")
     async with make_api(**llm(scripted)) as api:
         alice = await api.user()
-        body = (await alice.post("/v1/chat", json={"message": "Remind me about rate limits"})).json()
+        body = (
+            await alice.post("/v1/chat", json={"message": "Remind me about rate limits"})
+        ).json()
         assert body["status"] == "COMPLETED"
         calls = (await alice.get(f"/v1/runs/{body['run_id']}")).json()["llm_calls"]
         responder = [c for c in calls if c["stage"] == "responder"]

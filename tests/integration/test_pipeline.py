@@ -34,7 +34,9 @@ async def test_chat_completes_with_all_statuses_and_logged_calls(make_api: Any) 
 async def test_memory_crosses_threads_and_stays_with_its_owner(make_api: Any) -> None:
     async with make_api() as api:
         alice, bob = await api.user("alice"), await api.user("bob")
-        first = (await alice.post("/v1/chat", json={"message": "I live in Lisbon with my dog Rex."})).json()
+        first = (
+            await alice.post("/v1/chat", json={"message": "I live in Lisbon with my dog Rex."})
+        ).json()
         await close_and_archive(alice, first["thread_id"])
         thread_a = (await alice.get(f"/v1/threads/{first['thread_id']}")).json()
         stated = next(m["id"] for m in thread_a["messages"] if m["role"] == "user")
@@ -57,10 +59,14 @@ async def test_memory_crosses_threads_and_stays_with_its_owner(make_api: Any) ->
 async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> None:
     async with make_api() as api:
         alice = await api.user()
-        facts = " ".join(f"My friend number {i} is called Person{i} and likes chess." for i in range(40))
+        facts = " ".join(
+            f"My friend number {i} is called Person{i} and likes chess." for i in range(40)
+        )
         first = (await alice.post("/v1/chat", json={"message": facts})).json()
         await close_and_archive(alice, first["thread_id"])
-        resp = await alice.post("/v1/context", json={"query": "Who likes chess?", "max_tokens": 100})
+        resp = await alice.post(
+            "/v1/context", json={"query": "Who likes chess?", "max_tokens": 100}
+        )
         body = resp.json()
         assert resp.status_code == 200 and body["status"] == "READY"
         assert 0 < body["context_tokens"] <= 100
@@ -72,9 +78,13 @@ async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> No
 async def test_changed_fact_supersedes_the_old_one(make_api: Any) -> None:
     async with make_api() as api:
         alice = await api.user()
-        one = (await alice.post("/v1/chat", json={"message": "My favourite colour is green."})).json()
+        one = (
+            await alice.post("/v1/chat", json={"message": "My favourite colour is green."})
+        ).json()
         await close_and_archive(alice, one["thread_id"])
-        two = (await alice.post("/v1/chat", json={"message": "My favourite colour is purple now."})).json()
+        two = (
+            await alice.post("/v1/chat", json={"message": "My favourite colour is purple now."})
+        ).json()
         await close_and_archive(alice, two["thread_id"])
         current = (await alice.get("/v1/memories")).json()["memories"]
         texts = [m["text"] for m in current]
@@ -88,8 +98,12 @@ async def test_idempotency_key_returns_the_same_run(make_api: Any) -> None:
     async with make_api() as api:
         alice = await api.user()
         headers = {"Idempotency-Key": "msg-42"}
-        one = (await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)).json()
-        two = (await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)).json()
+        one = (
+            await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)
+        ).json()
+        two = (
+            await alice.post("/v1/chat", json={"message": "hello there friend"}, headers=headers)
+        ).json()
         assert one["run_id"] == two["run_id"] and one["answer"] == two["answer"]
         thread = (await alice.get(f"/v1/threads/{one['thread_id']}")).json()
         assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
@@ -118,8 +132,11 @@ async def test_wait_false_returns_202_and_sse_streams_every_status(make_api: Any
         assert resp.status_code == 202
         run_id = resp.json()["run_id"]
         events = (await alice.get(f"/v1/runs/{run_id}/events")).text
-        statuses = [line.split('"status": "')[1].split('"')[0] for line in events.splitlines()
-                    if line.startswith("data: {\"id\"")]
+        statuses = [
+            line.split('"status": "')[1].split('"')[0]
+            for line in events.splitlines()
+            if line.startswith('data: {"id"')
+        ]
         assert statuses == ALL
         assert events.rstrip().endswith("event: end\ndata: {}")
 
