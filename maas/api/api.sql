@@ -70,3 +70,16 @@ FROM maas.llm_calls WHERE run_id = $1 ORDER BY id
 
 -- name: health_db
 SELECT 1
+
+-- name: seed_thread
+-- $1 user, $2 title, $3 time of its first message
+INSERT INTO maas.threads (user_id, title, created_at, last_message_at, closed_at)
+VALUES ($1, $2, $3, $3, now()) RETURNING id
+
+-- name: count_user_memories
+-- $1 user
+SELECT count(*) FROM maas.memories WHERE user_id = $1 AND valid_to IS NULL
+
+-- name: pending_archive_jobs
+-- How many of jobs $1 are still queued or running.
+SELECT count(*) FROM maas.archive_jobs WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')

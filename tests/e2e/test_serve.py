@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,3 +59,27 @@ def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Serve
     assert server.credentials() == creds
     again = alice.post("/v1/chat", json={"message": "What does my sister Maria teach?"}).json()
     assert "piano" in again["answer"]
+
+
+def test_seed_then_chat_client(tmp_path: Path, servers: list[Server]) -> None:
+    """`maas seed` loads the demo user's threads; `maas chat` talks to the running service."""
+    data = tmp_path / "data"
+    maas = str(Path(sys.executable).with_name("maas"))
+    seeded = subprocess.run(
+        [maas, "seed", "--data-dir", str(data)], capture_output=True, text=True, timeout=120
+    )
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    summary = json.loads(seeded.stdout[seeded.stdout.index("{") :])
+    assert summary["threads"] == 3 and summary["memories"] >= 5
+
+    server = Server(data, {})
+    servers.append(server.start())
+    chat = subprocess.run(
+        [maas, "chat", "--url", server.url, "--data-dir", str(data)],
+        input="What is my cat allergic to?\n/memories\n/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "offline mode" in chat.stdout and "chicken" in chat.stdout

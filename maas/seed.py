@@ -1,0 +1,80 @@
+"""`maas seed`: load demo threads for the demo user and let the archivist make memories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from maas.credentials import create_user, credentials_path, hash_key
+from maas.db.queries import q
+from maas.service import Service
+from maas.settings import Settings
+
+
+def default_file() -> Path:
+    packaged = Path(__file__).resolve().parent / "_seeds" / "demo.json"
+    return (
+        packaged
+        if packaged.exists()
+        else Path(__file__).resolve().parents[1] / "seeds" / "demo.json"
+    )
+
+
+async def load_demo(settings: Settings, file: Path | None = None) -> dict[str, Any]:
+    data = json.loads((file or default_file()).read_text())
+    service = Service(settings)
+    await service.start()
+    try:
+        rt = service.runtime
+        assert rt is not None
+        user_id, key = await _demo_user(rt.pool, settings)
+        jobs = [await _thread(rt.pool, user_id, t) for t in data["threads"]]
+        rt.signals.on_archive()
+        await _wait_jobs(rt.pool, [j for j in jobs if j is not None])
+        count = await rt.pool.fetchval(q("count_user_memories"), user_id)
+        return {"user_id": str(user_id), **key, "threads": len(jobs), "memories": count}
+    finally:
+        await service.stop()
+
+
+async def _demo_user(pool: Any, settings: Settings) -> tuple[Any, dict[str, str]]:
+    """The bootstrap demo user; with MAAS_ADMIN_KEY set there is none, so make one."""
+    path = credentials_path(settings.data_dir)
+    if path.exists():
+        creds = json.loads(path.read_text())
+        row = await pool.fetchrow(q("user_by_key_hash"), hash_key(creds["demo_user_key"]))
+        if row is not None:
+            return row["id"], {"key_stored_in": str(path)}
+    async with pool.acquire() as conn:
+        user_id, api_key = await create_user(conn, "demo")
+    return user_id, {"api_key": api_key}
+
+
+async def _thread(pool: Any, user_id: Any, thread: dict[str, Any]) -> int | None:
+    times = [datetime.fromisoformat(m["created_at"]) for m in thread["messages"]]
+    async with pool.acquire() as conn, conn.transaction():
+        thread_id = await conn.fetchval(q("seed_thread"), user_id, thread["title"], times[0])
+        for msg, at in zip(thread["messages"], times, strict=True):
+            await conn.execute(
+                q("insert_message"),
+                thread_id,
+                user_id,
+                msg["role"],
+                msg.get("speaker"),
+                msg["text"],
+                at,
+            )
+        job: int | None = await conn.fetchval(q("queue_archive_job"), thread_id, user_id, "import")
+        return job
+
+
+async def _wait_jobs(pool: Any, jobs: list[int], timeout: float = 60.0) -> None:
+    for _ in range(int(timeout * 10)):
+        pending = await pool.fetchval(q("pending_archive_jobs"), jobs)
+        if pending == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("archivist did not finish the demo threads")
