@@ -83,3 +83,16 @@ SELECT count(*) FROM maas.memories WHERE user_id = $1 AND valid_to IS NULL
 -- name: pending_archive_jobs
 -- How many of jobs $1 are still queued or running.
 SELECT count(*) FROM maas.archive_jobs WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')
+
+-- name: import_messages
+-- Append history to thread $1 of user $2: parallel arrays $3 roles, $4 speakers, $5 texts,
+-- $6 times (null = now). Ids come back in input order.
+INSERT INTO maas.messages (thread_id, user_id, role, speaker, content, created_at)
+SELECT $1, $2, r, s, t, coalesce(at, now())
+FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS x(r, s, t, at, n)
+ORDER BY n
+RETURNING id
+
+-- name: touch_thread_at
+-- $1 thread, $2 latest message time
+UPDATE maas.threads SET last_message_at = greatest(last_message_at, $2) WHERE id = $1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from maas.api.deps import User, current_user, runtime
 from maas.db.queries import q
@@ -21,6 +22,25 @@ Caller = Annotated[User, Depends(current_user)]
 
 class ThreadIn(BaseModel):
     title: str | None = Field(default=None, max_length=200)
+
+
+class ImportedMessage(BaseModel):
+    role: Literal["user", "assistant", "other"]
+    speaker: str | None = Field(default=None, max_length=200)
+    text: str = Field(min_length=1, max_length=32_000)
+    created_at: datetime | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is taken as UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class ImportIn(BaseModel):
+    messages: list[ImportedMessage] = Field(min_length=1, max_length=2000)
 
 
 async def own_thread(rt: Runtime, thread_id: uuid.UUID, user: User) -> Any:
@@ -49,6 +69,27 @@ async def get_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
     thread = await own_thread(rt, thread_id, user)
     messages = await rt.pool.fetch(q("thread_messages"), thread_id)
     return jsonable_encoder({**dict(thread), "messages": [dict(m) for m in messages]})
+
+
+@router.post("/{thread_id}/messages", status_code=201)
+async def import_messages(thread_id: uuid.UUID, body: ImportIn, rt: Rt, user: Caller) -> Any:
+    """Append existing dialog history (no responder runs); timestamps are kept."""
+    msgs = body.messages
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await own_thread(rt, thread_id, user)
+        rows = await conn.fetch(
+            q("import_messages"),
+            thread_id,
+            user.id,
+            [m.role for m in msgs],
+            [m.speaker for m in msgs],
+            [m.text for m in msgs],
+            [m.created_at for m in msgs],
+        )
+        latest = max((m.created_at for m in msgs if m.created_at), default=None)
+        if latest is not None:
+            await conn.execute(q("touch_thread_at"), thread_id, latest)
+    return {"thread_id": str(thread_id), "message_ids": sorted(r["id"] for r in rows)}
 
 
 @router.post("/{thread_id}/close")

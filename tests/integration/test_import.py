@@ -1,0 +1,60 @@
+"""Importing existing dialog history: timestamps and speakers kept, provenance maps back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import close_and_archive
+
+
+async def test_import_keeps_time_and_speaker_and_feeds_the_archivist(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        thread = (await alice.post("/v1/threads", json={"title": "imported"})).json()["thread_id"]
+        history = [
+            {
+                "role": "other",
+                "speaker": "Jon",
+                "text": "I opened my dance studio downtown.",
+                "created_at": "2023-01-20T16:04:00",
+            },
+            {
+                "role": "user",
+                "speaker": "Gina",
+                "text": "Wow, congratulations Jon!",
+                "created_at": "2023-01-20T16:05:00Z",
+            },
+            {"role": "assistant", "speaker": None, "text": "Noted the studio opening."},
+        ]
+        resp = await alice.post(f"/v1/threads/{thread}/messages", json={"messages": history})
+        assert resp.status_code == 201, resp.text
+        ids = resp.json()["message_ids"]
+        assert len(ids) == 3 and ids == sorted(ids)
+
+        stored = (await alice.get(f"/v1/threads/{thread}")).json()["messages"]
+        assert [m["speaker"] for m in stored] == ["Jon", "Gina", None]
+        assert stored[0]["created_at"].startswith("2023-01-20T16:04:00")
+
+        memories = await close_and_archive(alice, thread)
+        studio = next(m for m in memories if "dance studio" in m["text"])
+        assert studio["source_message_ids"] == [ids[0]]
+        assert studio["event_time"].startswith("2023-01-20")
+        assert "Jon" in studio["text"]
+
+        ctx = (await alice.post("/v1/context", json={"query": "What did Jon open?"})).json()
+        assert ctx["memories_used"][0]["source_message_ids"] == [ids[0]]
+
+
+async def test_import_rejects_bad_input_and_foreign_threads(make_api: Any) -> None:
+    async with make_api() as api:
+        alice, bob = await api.user("alice"), await api.user("bob")
+        thread = (await alice.post("/v1/threads", json={})).json()["thread_id"]
+        bad_role = {"messages": [{"role": "robot", "text": "x"}]}
+        assert (
+            await alice.post(f"/v1/threads/{thread}/messages", json=bad_role)
+        ).status_code == 422
+        empty = {"messages": []}
+        assert (await alice.post(f"/v1/threads/{thread}/messages", json=empty)).status_code == 422
+        ok = {"messages": [{"role": "user", "text": "mine"}]}
+        assert (await bob.post(f"/v1/threads/{thread}/messages", json=ok)).status_code == 404
+        assert (await alice.get(f"/v1/threads/{thread}")).json()["messages"] == []
