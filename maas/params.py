@@ -40,12 +40,15 @@ class ParamSpec:
 SPECS: tuple[ParamSpec, ...] = (
     # retrieval
     ParamSpec("retrieval.candidate_limit", 60, 5, 500, "candidates fetched per search arm"),
-    ParamSpec("retrieval.w_fts", 1.0, 0.0, 5.0, "weight of full-text rank"),
-    ParamSpec("retrieval.w_trgm", 0.6, 0.0, 5.0, "weight of trigram word similarity"),
-    ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of embedding cosine similarity"),
-    ParamSpec("retrieval.w_recency", 0.15, 0.0, 2.0, "weight of recency decay"),
+    ParamSpec("retrieval.w_bm25", 1.0, 0.0, 5.0, "weight of the BM25 full-text arm in fusion"),
+    ParamSpec("retrieval.w_trgm", 0.3, 0.0, 5.0, "weight of the trigram arm in fusion"),
+    ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of the embedding arm in fusion"),
+    ParamSpec("retrieval.rrf_k", 60.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
+    ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
+    ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
+    ParamSpec("retrieval.w_recency", 0.05, 0.0, 2.0, "weight of recency decay"),
     ParamSpec("retrieval.recency_half_life_days", 30.0, 0.1, 3650.0, "half-life of recency"),
-    ParamSpec("retrieval.w_importance", 0.15, 0.0, 2.0, "weight of stored importance"),
+    ParamSpec("retrieval.w_importance", 0.05, 0.0, 2.0, "weight of stored importance"),
     ParamSpec("retrieval.trgm_threshold", 0.3, 0.05, 1.0, "minimum trigram word similarity"),
     ParamSpec("retrieval.min_score", 0.05, 0.0, 5.0, "score below which a memory is dropped"),
     ParamSpec("retrieval.include_superseded", False, False, True, "also search closed facts"),
@@ -60,6 +63,10 @@ SPECS: tuple[ParamSpec, ...] = (
     # archivist
     ParamSpec("archivist.idle_s", 600.0, 5.0, 604800.0, "idle seconds before a thread archives"),
     ParamSpec("archivist.min_fact_words", 3, 1, 20, "shortest sentence kept as a fact"),
+    ParamSpec("archivist.max_memory_words", 60, 10, 400, "longest memory cut from one turn"),
+    ParamSpec(
+        "archivist.context_reply_words", 8, 0, 100, "a reply shorter than this quotes its prompt"
+    ),
     ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
     ParamSpec("archivist.default_importance", 0.5, 0.0, 1.0, "importance of an unscored fact"),
 )

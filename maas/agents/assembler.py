@@ -24,7 +24,7 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     terms = search_terms(Analysis.model_validate(run.analyzer_output or {}))
     embedding = (await rt.embedder.embed([run.query]))[0] if rt.embedder else None
     async with rt.pool.acquire() as conn:
-        found = await search(conn, run.user_id, terms, embedding, params)
+        found = await search(conn, run.user_id, run.query, terms, embedding, params)
     budget = run.max_tokens or int(params["context.max_tokens"])
     packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
 

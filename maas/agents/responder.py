@@ -6,6 +6,7 @@ from typing import Any
 
 from maas.db.queries import q
 from maas.llm.types import HistoryMessage, PackedMemory, RespondInput
+from maas.llm.when import day
 from maas.pipeline.claim import Claim, Commit
 from maas.runtime.context import Runtime
 
@@ -35,10 +36,7 @@ async def _inputs(rt: Runtime, run: Claim, history_n: int) -> RespondInput:
             history = await conn.fetch(
                 q("thread_history"), run.thread_id, run.message_id or 2**62, history_n
             )
-    memories = [
-        PackedMemory(r["text"], (r["event_time"] or r["created_at"]).date().isoformat())
-        for r in rows
-    ]
+    memories = [PackedMemory(r["text"], day(r["event_time"] or r["created_at"])) for r in rows]
     past = [HistoryMessage(_chat_role(h["role"]), h["content"]) for h in reversed(history)]
     return RespondInput(message=run.query, memories=memories, history=past)
 

@@ -21,6 +21,7 @@ from maas.llm.types import (
     RespondInput,
     TranscriptLine,
 )
+from maas.llm.when import resolve
 from maas.params import ParamSet
 
 OFFLINE_LABEL = "[offline mode: extractive answer, no LLM]"
@@ -104,25 +105,67 @@ def importance(sentence: str, default: float) -> float:
     return min(score, 1.0)
 
 
-def facts_from(line: TranscriptLine, params: ParamSet) -> list[Fact]:
+def facts_from(line: TranscriptLine, prev: TranscriptLine | None, params: ParamSet) -> list[Fact]:
+    """One memory per turn: its factual sentences, dates resolved, named by speaker.
+
+    A sentence that states a changeable attribute ("my X is Y", "I live in Z") becomes its own
+    memory with a slot so a later change can supersede exactly it. A short reply carries the
+    turn it answers, quoted, so it stands alone; both turns are then its provenance.
+    """
     if line.role == "assistant":
         return []
     who = line.speaker or "User"
-    out = []
-    for sentence in _SENTENCE.split(line.text):
-        sentence = sentence.strip()
+    default = params.num("archivist.default_importance")
+    kept, facts = [], []
+    for raw in _SENTENCE.split(line.text):
+        sentence = resolve(raw.strip(), line.at)
         if not is_fact(sentence, int(params["archivist.min_fact_words"])):
             continue
         slot = slot_of(sentence)
-        out.append(
-            Fact(
-                text=f"{who}: {sentence}",
-                importance=importance(sentence, params.num("archivist.default_importance")),
-                source=[line.number],
-                slot=f"{who.lower()}|{slot}" if slot else None,
+        if slot:
+            facts.append(
+                _fact(f"{who}: {sentence}", [line.number], default, f"{who.lower()}|{slot}")
             )
-        )
-    return out
+        else:
+            kept.append(sentence)
+    chunks = _chunks(kept, int(params["archivist.max_memory_words"]))
+    if len(chunks) == 1:
+        text, source = _with_context(who, chunks[0], line, prev, params)
+        return [_fact(text, source, default, None), *facts]
+    return [_fact(f"{who}: {c}", [line.number], default, None) for c in chunks] + facts
+
+
+def _split_long(sentence: str, max_words: int) -> list[str]:
+    words = sentence.split()
+    return [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+
+
+def _chunks(sentences: list[str], max_words: int) -> list[str]:
+    """Consecutive sentences grouped up to max_words, so a long turn is several memories."""
+    chunks: list[list[str]] = []
+    words = 0
+    for sentence in [piece for s in sentences for piece in _split_long(s, max_words)]:
+        n = len(sentence.split())
+        if not chunks or words + n > max_words:
+            chunks.append([])
+            words = 0
+        chunks[-1].append(sentence)
+        words += n
+    return [" ".join(c) for c in chunks]
+
+
+def _with_context(
+    who: str, text: str, line: TranscriptLine, prev: TranscriptLine | None, params: ParamSet
+) -> tuple[str, list[int]]:
+    short = len(text.split()) < int(params["archivist.context_reply_words"])
+    if not short or prev is None or prev.role == "assistant" or prev.speaker == line.speaker:
+        return f"{who}: {text}", [line.number]
+    asker = prev.speaker or "User"
+    return f'{who} (to {asker}\'s "{prev.text.strip()}"): {text}', [prev.number, line.number]
+
+
+def _fact(text: str, source: list[int], default: float, slot: str | None) -> Fact:
+    return Fact(text=text, importance=importance(text, default), source=source, slot=slot)
 
 
 class OfflineModel:
@@ -143,7 +186,8 @@ class OfflineModel:
         self, lines: list[TranscriptLine], params: ParamSet, rec: Recorder
     ) -> list[Fact]:
         started = time.perf_counter()
-        facts = [fact for line in lines for fact in facts_from(line, params)]
+        pairs = zip(lines, [None, *lines[:-1]], strict=True)
+        facts = [fact for line, prev in pairs for fact in facts_from(line, prev, params)]
         source = "\n".join(line.text for line in lines)
         await rec(self._log("archivist", started, source, "\n".join(f.text for f in facts)))
         return facts

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from maas.llm.tokens import count_tokens
 from maas.llm.types import PackedMemory
+from maas.llm.when import day
 from maas.memory.search import Candidate
 
 
@@ -32,7 +33,7 @@ def pack(
     line_tokens: dict[int, int] = {}
     total = 0
     for cand in candidates:
-        mem = PackedMemory(cand.text, cand.when.date().isoformat() if include_dates else None)
+        mem = PackedMemory(cand.text, day(cand.when) if include_dates else None)
         cost = count_tokens(memory_line(len(chosen) + 1, mem) + "\n", encoding)
         line_tokens[cand.id] = cost
         if total + cost <= max_tokens:

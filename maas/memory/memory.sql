@@ -6,15 +6,36 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
        set_config('pg_trgm.similarity_threshold', $2::text, true)
 
 -- name: search_memories
--- Candidates of user $1 from three arms, each capped at $5: full text for websearch query $2,
--- trigram word similarity for any keyword in $3, cosine distance to embedding $4 (null = skip).
--- $6 = also return closed (superseded) facts. Scores are combined by the assembler.
-WITH q AS (SELECT websearch_to_tsquery('english', $2) AS tsq),
-fts AS (
-  SELECT m.id, ts_rank_cd(m.search, q.tsq, 32) AS r
-  FROM maas.memories m, q
-  WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND m.search @@ q.tsq
-  ORDER BY r DESC LIMIT $5),
+-- Candidates of user $1 from three arms, each capped at $5 and each with its own score:
+--   bm25: Okapi BM25 (k1 $7, b $8) of the lexemes of query text $2 (English stemming), with
+--         document frequencies counted through the GIN index and corpus stats from memory_stats;
+--   trgm: trigram word similarity of any keyword in $3 (threshold set per transaction);
+--   vec:  cosine similarity to embedding $4 (null = arm off).
+-- $6 = also search closed (superseded) facts. The assembler fuses the arms.
+WITH terms AS (
+  SELECT DISTINCT lexeme AS l FROM unnest(to_tsvector('english', $2))),
+stats AS (
+  SELECT greatest(docs, 1)::float8 AS docs, greatest(total_len, 1)::float8 / greatest(docs, 1) AS avgdl
+  FROM maas.memory_stats WHERE user_id = $1),
+df AS (
+  SELECT t.l, (SELECT count(*) FROM maas.memories m
+               WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
+                 AND m.search @@ quote_literal(t.l)::tsquery)::float8 AS n
+  FROM terms t),
+idf AS (
+  SELECT df.l, ln(1 + (stats.docs - df.n + 0.5) / (df.n + 0.5)) AS w
+  FROM df, stats WHERE df.n > 0),
+tsq AS (
+  SELECT string_agg(quote_literal(l), ' | ')::tsquery AS q FROM idf),
+bm25 AS (
+  SELECT m.id, sum(i.w * (cardinality(u.positions) * ($7 + 1))
+           / (cardinality(u.positions) + $7 * (1 - $8 + $8 * length(m.search) / stats.avgdl))) AS r
+  FROM maas.memories m
+  CROSS JOIN tsq CROSS JOIN stats
+  CROSS JOIN LATERAL unnest(m.search) AS u(lexeme, positions, weights)
+  JOIN idf i ON i.l = u.lexeme
+  WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND m.search @@ tsq.q
+  GROUP BY m.id ORDER BY r DESC LIMIT $5),
 trg AS (
   SELECT m.id, max(word_similarity(k, m.text)) AS s
   FROM unnest($3::text[]) AS k
@@ -26,12 +47,11 @@ vec AS (
   WHERE $4::text IS NOT NULL AND m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
     AND m.embedding IS NOT NULL
   ORDER BY m.embedding <=> $4::text::vector LIMIT $5),
-cand AS (SELECT id FROM fts UNION SELECT id FROM trg UNION SELECT id FROM vec)
+cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec)
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       coalesce(fts.r, 0)::float8 AS fts, coalesce(trg.s, 0)::float8 AS trgm,
-       coalesce(vec.v, 0)::float8 AS vector
+       bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector
 FROM cand JOIN maas.memories m USING (id)
-LEFT JOIN fts USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
+LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
 
 -- name: insert_run_memories
 -- $1 run, then parallel arrays: $2 memory ids, $3 ranks, $4 scores, $5 components, $6 used,

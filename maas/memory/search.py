@@ -33,29 +33,35 @@ def websearch_query(keywords: list[str]) -> str:
     return " or ".join(k for k in cleaned if k)
 
 
+ARMS = ("bm25", "trgm", "vector")
+
+
 async def search(
     conn: Any,
     user_id: Any,
+    query: str,
     keywords: list[str],
     embedding: list[float] | None,
     params: ParamSet,
     now: datetime | None = None,
 ) -> list[Candidate]:
+    """Candidates from every arm, fused by weighted reciprocal rank, best first."""
     threshold = params.num("retrieval.trgm_threshold")
-    vector = vector_text(embedding)
     async with conn.transaction():
         await conn.execute(q("set_trgm_thresholds"), str(threshold), str(threshold))
         rows = await conn.fetch(
             q("search_memories"),
             user_id,
-            websearch_query(keywords),
+            " ".join([query, *keywords]),
             [k.lower() for k in keywords if len(k) >= 3],
-            vector,
+            vector_text(embedding),
             int(params["retrieval.candidate_limit"]),
             bool(params["retrieval.include_superseded"]),
+            params.num("retrieval.bm25_k1"),
+            params.num("retrieval.bm25_b"),
         )
-    ranked = [score(_candidate(r), params, now or datetime.now(UTC)) for r in rows]
-    kept = [c for c in ranked if c.score >= params.num("retrieval.min_score")]
+    found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
+    kept = [c for c in found if c.score >= params.num("retrieval.min_score")]
     return sorted(kept, key=lambda c: (-c.score, -c.id))
 
 
@@ -67,23 +73,32 @@ def _candidate(row: Any) -> Candidate:
         event_time=row["event_time"],
         created_at=row["created_at"],
         source_message_ids=list(row["source_message_ids"]),
-        components={"fts": row["fts"], "trgm": row["trgm"], "vector": row["vector"]},
+        components={arm: row[arm] for arm in ARMS if row[arm] is not None},
     )
 
 
-def score(c: Candidate, p: ParamSet, now: datetime) -> Candidate:
-    age_days = max((now - c.when).total_seconds() / 86400, 0.0)
-    recency = math.pow(0.5, age_days / p.num("retrieval.recency_half_life_days"))
-    c.components["recency"] = recency
-    c.components["importance"] = c.importance
-    c.score = (
-        p.num("retrieval.w_fts") * c.components["fts"]
-        + p.num("retrieval.w_trgm") * c.components["trgm"]
-        + p.num("retrieval.w_vector") * c.components["vector"]
-        + p.num("retrieval.w_recency") * recency
-        + p.num("retrieval.w_importance") * c.importance
-    )
-    return c
+def fuse(cands: list[Candidate], p: ParamSet, now: datetime) -> list[Candidate]:
+    """Weighted reciprocal rank fusion, scaled so rank 1 in one arm of weight 1 scores 1.0;
+    recency and importance add small priors."""
+    k = p.num("retrieval.rrf_k")
+    weights = {
+        "bm25": p.num("retrieval.w_bm25"),
+        "trgm": p.num("retrieval.w_trgm"),
+        "vector": p.num("retrieval.w_vector"),
+    }
+    for c in cands:
+        c.score = 0.0
+    for arm in ARMS:
+        ranked = sorted((c for c in cands if arm in c.components), key=lambda c: -c.components[arm])
+        for rank, c in enumerate(ranked, start=1):
+            c.score += weights[arm] * (k + 1) / (k + rank)
+    for c in cands:
+        age_days = max((now - c.when).total_seconds() / 86400, 0.0)
+        recency = math.pow(0.5, age_days / p.num("retrieval.recency_half_life_days"))
+        c.components["recency"] = recency
+        c.score += p.num("retrieval.w_recency") * recency
+        c.score += p.num("retrieval.w_importance") * c.importance
+    return cands
 
 
 def vector_text(embedding: list[float] | None) -> str | None:

@@ -1,0 +1,108 @@
+"""Relative time expressions resolved against the moment a message was written.
+
+"I went there yesterday" said on 8 May 2023 becomes "I went there yesterday (7 May 2023)", so a
+later question "when did…" finds the date in the memory itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7}
+_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "few": 3,
+    "couple of": 2,
+}
+
+
+def day(d: datetime) -> str:
+    """'8 May 2023': the form people (and LoCoMo answers) write dates in."""
+    return f"{d.day} {d.strftime('%B')} {d.year}"
+
+
+def month(d: datetime) -> str:
+    return f"{d.strftime('%B')} {d.year}"
+
+
+def _shift_month(d: datetime, months: int) -> datetime:
+    index = d.year * 12 + d.month - 1 + months
+    return d.replace(year=index // 12, month=index % 12 + 1, day=1)
+
+
+def _last_weekday(at: datetime, name: str) -> datetime:
+    back = (at.weekday() - _WEEKDAYS.index(name)) % 7 or 7
+    return at - timedelta(days=back)
+
+
+def _ago(at: datetime, amount: str, unit: str) -> str:
+    n = int(amount) if amount.isdigit() else _NUMBERS.get(amount, 1)
+    if unit.startswith(("day", "week")):
+        return day(at - timedelta(days=n * _UNITS[unit]))
+    if unit.startswith("month"):
+        return month(_shift_month(at, -n))
+    return str(at.year - n)
+
+
+_RULES: list[tuple[re.Pattern[str], Callable[[datetime, re.Match[str]], str]]] = [
+    (re.compile(r"\b(yesterday)\b", re.I), lambda at, m: day(at - timedelta(days=1))),
+    (
+        re.compile(r"\b(today|tonight|this morning|this afternoon|this evening)\b", re.I),
+        lambda at, m: day(at),
+    ),
+    (re.compile(r"\b(tomorrow)\b", re.I), lambda at, m: day(at + timedelta(days=1))),
+    (
+        re.compile(r"\b(last|this past) (week|weekend)\b", re.I),
+        lambda at, m: f"the {m[2].lower()} before {day(at)}",
+    ),
+    (
+        re.compile(r"\b(next) (week|weekend)\b", re.I),
+        lambda at, m: f"the {m[2].lower()} after {day(at)}",
+    ),
+    (re.compile(r"\b(last|this past) month\b", re.I), lambda at, m: month(_shift_month(at, -1))),
+    (re.compile(r"\bnext month\b", re.I), lambda at, m: month(_shift_month(at, 1))),
+    (re.compile(r"\bthis month\b", re.I), lambda at, m: month(at)),
+    (re.compile(r"\blast year\b", re.I), lambda at, m: str(at.year - 1)),
+    (re.compile(r"\bnext year\b", re.I), lambda at, m: str(at.year + 1)),
+    (re.compile(r"\bthis year\b", re.I), lambda at, m: str(at.year)),
+    (
+        re.compile(rf"\blast ({'|'.join(_WEEKDAYS)})\b", re.I),
+        lambda at, m: day(_last_weekday(at, m[1].lower())),
+    ),
+    (
+        re.compile(
+            r"\b(\d+|a|an|one|two|three|four|five|six|few|couple of) "
+            r"(days?|weeks?|months?|years?) ago\b",
+            re.I,
+        ),
+        lambda at, m: _ago(at, m[1].lower(), m[2].lower()),
+    ),
+]
+
+
+def resolve(text: str, at: datetime | None) -> str:
+    """Append the absolute date after each relative expression; text without one is unchanged."""
+    if at is None:
+        return text
+    spans: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for pattern, render in _RULES:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if any(start < e and s < end for s, e in taken):
+                continue
+            taken.append((start, end))
+            spans.append((end, f" ({render(at, match)})"))
+    for end, note in sorted(spans, reverse=True):
+        text = text[:end] + note + text[end:]
+    return text
