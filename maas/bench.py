@@ -390,6 +390,10 @@ async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> No
         await asyncio.sleep(0.02)
 
 
+class ServiceStopped(Exception):
+    """uvicorn exited before the benchmark finished (it handles SIGINT/SIGTERM itself)."""
+
+
 @dataclass(frozen=True)
 class Served:
     base_url: str
@@ -402,7 +406,7 @@ class Served:
         if not work.done():
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            raise RuntimeError("the service stopped during the benchmark")
+            raise ServiceStopped("the service stopped during the benchmark (Ctrl-C?)")
         return work.result()
 
 
@@ -764,8 +768,12 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"maas bench: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with _runner() as runner:
-        report = runner.run(bench(cfg))
+    try:
+        with _runner() as runner:
+            report = runner.run(bench(cfg))
+    except ServiceStopped as exc:
+        print(f"\nmaas bench: {exc}", file=sys.stderr)
+        return 130
     print(render(report), flush=True)
     if cfg.json_path is not None:
         cfg.json_path.write_text(json.dumps(to_json(report), indent=2) + "\n")
