@@ -106,6 +106,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_bench_locomo(args: argparse.Namespace) -> int:
+    from maas.benchmarks.locomo import main as run_locomo
+
+    code: int = run_locomo(args)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maas", description="Memory as a Service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--memories", type=int, default=1000)
     pipe.add_argument("--json", type=Path, default=None)
     pipe.set_defaults(func=cmd_bench)
+    locomo = bench.add_parser("locomo", help="LoCoMo retrieval through /v1/context vs BM25")
+    locomo.add_argument("--data", type=Path, required=True, help="directory of LoCoMo *.json")
+    locomo.add_argument("--json", type=Path, default=None)
+    locomo.add_argument("--embedder", choices=("none", "local"), default="none")
+    locomo.add_argument("--budgets", default="500,2000", help="token budgets, comma-separated")
+    locomo.add_argument("--limit-conversations", type=int, default=None)
+    locomo.add_argument("--concurrency", type=int, default=4)
+    locomo.add_argument("--archive-timeout", type=float, default=600.0, help="seconds")
+    locomo.set_defaults(func=cmd_bench_locomo)
     return parser
 
 

@@ -39,9 +39,9 @@ class ParamSpec:
 
 SPECS: tuple[ParamSpec, ...] = (
     # retrieval
-    ParamSpec("retrieval.candidate_limit", 60, 5, 500, "candidates fetched per search arm"),
+    ParamSpec("retrieval.candidate_limit", 200, 5, 1000, "candidates fetched per search arm"),
     ParamSpec("retrieval.w_bm25", 1.0, 0.0, 5.0, "weight of the BM25 full-text arm in fusion"),
-    ParamSpec("retrieval.w_trgm", 0.3, 0.0, 5.0, "weight of the trigram arm in fusion"),
+    ParamSpec("retrieval.w_trgm", 0.0, 0.0, 5.0, "weight of the trigram arm (0 = arm off)"),
     ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of the embedding arm in fusion"),
     ParamSpec("retrieval.rrf_k", 60.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),

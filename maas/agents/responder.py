@@ -38,7 +38,9 @@ async def _inputs(rt: Runtime, run: Claim, history_n: int) -> RespondInput:
             )
     memories = [PackedMemory(r["text"], day(r["event_time"] or r["created_at"])) for r in rows]
     past = [HistoryMessage(_chat_role(h["role"]), h["content"]) for h in reversed(history)]
-    return RespondInput(message=run.query, memories=memories, history=past)
+    return RespondInput(
+        message=run.query, memories=memories, context=run.context_text or "", history=past
+    )
 
 
 def _chat_role(role: str) -> str:

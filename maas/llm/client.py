@@ -83,7 +83,7 @@ class OpenAIModel:
         return (await self._json_call("archivist", msgs, Facts, rec, temperature=0.0)).facts
 
     async def respond(self, data: RespondInput, params: ParamSet, rec: Recorder) -> str:
-        system = prompts.render("responder", memories=data.memories)
+        system = prompts.render("responder", context=data.context)
         msgs = [{"role": "system", "content": system}]
         msgs += [{"role": h.role, "content": h.content} for h in data.history]
         msgs.append({"role": "user", "content": data.message})

@@ -157,11 +157,17 @@ def _chunks(sentences: list[str], max_words: int) -> list[str]:
 def _with_context(
     who: str, text: str, line: TranscriptLine, prev: TranscriptLine | None, params: ParamSet
 ) -> tuple[str, list[int]]:
-    short = len(text.split()) < int(params["archivist.context_reply_words"])
+    """A short reply quotes what it answers; provenance gains that turn only if quoted whole."""
+    limit = int(params["archivist.context_reply_words"])
+    short = len(text.split()) < limit
     if not short or prev is None or prev.role == "assistant" or prev.speaker == line.speaker:
         return f"{who}: {text}", [line.number]
+    words = prev.text.split()
+    whole = len(words) <= 3 * limit
+    quote = " ".join(words if whole else words[: 3 * limit] + ["…"])
     asker = prev.speaker or "User"
-    return f'{who} (to {asker}\'s "{prev.text.strip()}"): {text}', [prev.number, line.number]
+    source = [prev.number, line.number] if whole else [line.number]
+    return f'{who} (to {asker}\'s "{quote}"): {text}', source
 
 
 def _fact(text: str, source: list[int], default: float, slot: str | None) -> Fact:

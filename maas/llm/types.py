@@ -69,6 +69,7 @@ Recorder = Callable[[CallLog], Awaitable[None]]
 class RespondInput:
     message: str
     memories: list[PackedMemory]
+    context: str = ""  # the packed context exactly as counted against the budget
     history: list[HistoryMessage] = field(default_factory=list)
 
 

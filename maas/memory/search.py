@@ -53,7 +53,7 @@ async def search(
             q("search_memories"),
             user_id,
             " ".join([query, *keywords]),
-            [k.lower() for k in keywords if len(k) >= 3],
+            _trigram_terms(keywords, params),
             vector_text(embedding),
             int(params["retrieval.candidate_limit"]),
             bool(params["retrieval.include_superseded"]),
@@ -63,6 +63,13 @@ async def search(
     found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
     kept = [c for c in found if c.score >= params.num("retrieval.min_score")]
     return sorted(kept, key=lambda c: (-c.score, -c.id))
+
+
+def _trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
+    """No terms means the trigram arm costs nothing when its weight is zero."""
+    if params.num("retrieval.w_trgm") <= 0:
+        return []
+    return [k.lower() for k in keywords if len(k) >= 3]
 
 
 def _candidate(row: Any) -> Candidate:

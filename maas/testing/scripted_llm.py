@@ -56,7 +56,8 @@ _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
 _TRANSCRIPT_LINE_RE = re.compile(
     r"^\s*\[(\d+)\]\s*([A-Za-z_]+)(?:\s*\([^)]*\))?(?:\s*\[[^\]]*\])?\s*:\s?(.*)$"
 )
-_MEMORY_LINE_RE = re.compile(r"^\s*\[M\d+\]\s*(.+?)\s*$", re.MULTILINE)
+# Memory lines of the responder's system prompt: "[M1] text" or "1. text".
+_MEMORY_LINE_RE = re.compile(r"^\s*(?:\[M\d+\]|\d+\.)\s*(.+?)\s*$", re.MULTILINE)
 _STREAM_PIECE_RE = re.compile(r"\S+\s*|\s+")
 
 

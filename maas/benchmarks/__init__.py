@@ -1,0 +1,1 @@
+"""Benchmarks that drive the real service over HTTP (see `harness` for the in-process runner)."""

@@ -1,0 +1,827 @@
+"""`maas bench locomo`: LoCoMo retrieval through the real pipeline, beside a BM25 baseline.
+
+For each conversation file (normalized LoCoMo format, see the data set's README): a fresh user;
+each session imported as its own thread (message time = session date + i seconds per turn, role
+"user", speaker kept, photo captions appended to the text); every thread closed so the archivist
+builds memories; then every question of categories 1-4 that has evidence is sent to
+`POST /v1/context` at each token budget. The same questions are answered by BM25 over the raw turns
+of the conversation, packed into the same budgets with the same line format and token counter.
+
+Figures per question, averaged per category and overall:
+- budget recall@B: share of the evidence turns whose message is in the provenance of a packed
+  (used) memory;
+- answer-in-context@B: 1 when every normalized token of the gold answer is among the normalized
+  tokens of the packed context (SQuAD normalization);
+- recall@k: share of the evidence turns in the provenance of the top-k ranked memories (used or
+  not) of the largest-budget call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import re
+import string
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from maas.benchmarks.harness import BenchUser, Served, running_service
+from maas.db.pool import connect
+from maas.llm.tokens import count_tokens
+
+log = logging.getLogger(__name__)
+H = TypeVar("H", bound=Hashable)
+
+CATEGORIES = (1, 2, 3, 4)
+DEFAULT_BUDGETS = (500, 2000)
+KS = (5, 10, 25)
+CONCURRENCY = 4
+ARCHIVE_TIMEOUT_S = 600.0
+ENCODING = "cl100k_base"
+NEAR_DUP_SIMILARITY = 0.8
+MEMORY_PAGE = 500
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Turn:
+    turn_id: str
+    speaker: str
+    text: str  # as imported: the turn's text, plus " [shared a photo: caption]" when it has one
+    created_at: datetime  # session date + i seconds, i = position in the session
+    session_date: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    date: datetime
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    question_id: str
+    question: str
+    answer: str
+    category: int
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    conversation_id: str
+    speakers: tuple[str, ...]
+    sessions: tuple[Session, ...]
+    questions: tuple[Question, ...]
+
+    @property
+    def turns(self) -> list[Turn]:
+        return [t for s in self.sessions for t in s.turns]
+
+    def scored_questions(self) -> list[Question]:
+        """Questions of categories 1-4 with at least one evidence id (the recall set)."""
+        return [q for q in self.questions if q.category in CATEGORIES and q.evidence]
+
+
+def turn_text(raw: dict[str, Any]) -> str:
+    text = str(raw["text"])
+    caption = raw.get("image_caption")
+    return f"{text} [shared a photo: {caption}]" if caption else text
+
+
+def parse_conversation(obj: dict[str, Any]) -> Conversation:
+    sessions = []
+    for s in obj["sessions"]:
+        date = datetime.fromisoformat(s["date_time_iso"])
+        turns = tuple(
+            Turn(t["turn_id"], t["speaker"], turn_text(t), date + timedelta(seconds=i), date)
+            for i, t in enumerate(s["turns"])
+        )
+        sessions.append(Session(s["session_id"], date, turns))
+    questions = tuple(
+        Question(
+            q["question_id"],
+            q["question"],
+            "" if q.get("answer") is None else str(q["answer"]),
+            int(q["category"]),
+            tuple(q.get("evidence") or ()),
+        )
+        for q in obj["questions"]
+    )
+    return Conversation(obj["conversation_id"], tuple(obj["speakers"]), tuple(sessions), questions)
+
+
+def load_conversations(data: Path, limit: int | None = None) -> list[Conversation]:
+    """Every *.json conversation in `data` (a directory or one file), sorted by file name."""
+    files = [data] if data.is_file() else sorted(data.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no conversation files (*.json) in {data}")
+    files = files[:limit] if limit else files
+    return [parse_conversation(json.loads(f.read_text(encoding="utf-8"))) for f in files]
+
+
+def resolve_evidence(question: Question, known: AbstractSet[str]) -> tuple[tuple[str, ...], int]:
+    """The question's evidence turn ids that exist in the conversation, and how many do not."""
+    found = tuple(dict.fromkeys(e for e in question.evidence if e in known))
+    return found, sum(e not in known for e in question.evidence)
+
+
+# --------------------------------------------------------------------------- metrics (pure)
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: str) -> list[str]:
+    """SQuAD/LoCoMo answer normalization: lowercase, drop punctuation and articles, split."""
+    lowered = text.lower()
+    no_punct = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
+    return _ARTICLES.sub(" ", no_punct).split()
+
+
+def answer_in_context(answer: str, context: str) -> float:
+    """1.0 when every normalized answer token is among the context's tokens (0.0 for no tokens)."""
+    wanted = normalize(answer)
+    if not wanted:
+        return 0.0
+    present = set(normalize(context))
+    return 1.0 if all(token in present for token in wanted) else 0.0
+
+
+def budget_recall(evidence: AbstractSet[H], covered: AbstractSet[H]) -> float:
+    """Share of the evidence items that are covered."""
+    if not evidence:
+        raise ValueError("recall over no evidence")
+    return len(evidence & covered) / len(evidence)
+
+
+def recall_at_k(evidence: AbstractSet[H], ranked: Sequence[AbstractSet[H]], k: int) -> float:
+    """Share of the evidence covered by the provenance of the first k ranked items."""
+    covered: set[H] = set()
+    for provenance in ranked[:k]:
+        covered |= provenance
+    return budget_recall(evidence, covered)
+
+
+def provenance(memories: Sequence[dict[str, Any]]) -> tuple[set[int], list[set[int]]]:
+    """From /v1/context `memories`: message ids behind the used ones, and per-rank provenance."""
+    used = {i for m in memories if m.get("used") for i in m.get("source_message_ids") or ()}
+    ordered = sorted(memories, key=lambda m: int(m["rank"]))
+    return used, [set(m.get("source_message_ids") or ()) for m in ordered]
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Linear interpolation between order statistics (numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+@dataclass
+class Scores:
+    """One question's figures for one system (MaaS or BM25)."""
+
+    question_id: str
+    category: int
+    budget_recall: dict[int, float] = field(default_factory=dict)
+    answer_in_context: dict[int, float] = field(default_factory=dict)
+    recall_at_k: dict[int, float] = field(default_factory=dict)
+    context_tokens: dict[int, float] = field(default_factory=dict)
+
+
+METRICS = ("budget_recall", "answer_in_context", "recall_at_k", "context_tokens")
+
+
+def aggregate(pairs: Iterable[tuple[int, float]]) -> dict[str, float | None]:
+    """(category, value) pairs -> mean "overall" (over questions) and per category "1".."4"."""
+    items = list(pairs)
+    out: dict[str, float | None] = {"overall": mean([v for _, v in items])}
+    for cat in CATEGORIES:
+        out[str(cat)] = mean([v for c, v in items if c == cat])
+    return out
+
+
+def summarize(scores: Sequence[Scores]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """metric -> budget or k (as a string) -> "overall" / category -> mean."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for metric in METRICS:
+        keys = sorted({k for s in scores for k in getattr(s, metric)})
+        out[metric] = {
+            str(k): aggregate(
+                (s.category, getattr(s, metric)[k]) for s in scores if k in getattr(s, metric)
+            )
+            for k in keys
+        }
+    return out
+
+
+def score_context(
+    question: Question, evidence: AbstractSet[int], responses: dict[int, dict[str, Any]]
+) -> Scores:
+    """MaaS figures of one question from its /v1/context answers per budget ({} = failed call)."""
+    scores = Scores(question.question_id, question.category)
+    for budget, body in responses.items():
+        used, _ = provenance(body.get("memories") or [])
+        scores.budget_recall[budget] = budget_recall(evidence, used)
+        scores.answer_in_context[budget] = answer_in_context(
+            question.answer, body.get("context") or ""
+        )
+        scores.context_tokens[budget] = float(body.get("context_tokens") or 0)
+    if responses:
+        _, ranked = provenance(responses[max(responses)].get("memories") or [])
+        for k in KS:
+            scores.recall_at_k[k] = recall_at_k(evidence, ranked, k)
+    return scores
+
+
+# --------------------------------------------------------------------------- BM25 baseline
+
+
+def day(d: datetime) -> str:
+    """'8 May 2023', the date form of the service's context lines."""
+    return f"{d.day} {d.strftime('%B')} {d.year}"
+
+
+def turn_body(turn: Turn) -> str:
+    """A raw turn's context line after its `[M{i}] ` prefix."""
+    return f"({day(turn.session_date)}) {turn.speaker}: {turn.text}"
+
+
+@dataclass(frozen=True)
+class PackedTurns:
+    indices: list[int]
+    text: str
+    tokens: int
+
+
+def _render(bodies: Sequence[str], chosen: Sequence[int]) -> str:
+    return "\n".join(f"[M{n}] {bodies[i]}" for n, i in enumerate(chosen, start=1))
+
+
+def pack_turns(
+    ranked: Sequence[int],
+    bodies: Sequence[str],
+    max_tokens: int,
+    cost: Callable[[str], int] | None = None,
+) -> PackedTurns:
+    """Greedy in rank order, like the service's packer: a line `[M{i}] {body}` (+ newline) that
+    does not fit is skipped and smaller later ones may still fit."""
+    count = cost or _cached_count
+    chosen: list[int] = []
+    total = 0
+    for index in ranked:
+        line = count(f"[M{len(chosen) + 1}] {bodies[index]}\n")
+        if total + line <= max_tokens:
+            chosen.append(index)
+            total += line
+    text = _render(bodies, chosen)
+    while chosen and count(text) > max_tokens:  # BPE merges across lines
+        chosen.pop()
+        text = _render(bodies, chosen)
+    return PackedTurns(chosen, text, count(text) if text else 0)
+
+
+@lru_cache(maxsize=500_000)
+def _cached_count(text: str) -> int:
+    return count_tokens(text, ENCODING)
+
+
+class Bm25Turns:
+    """BM25 (bm25s, English stopwords, default k1/b) over the raw turns of one conversation."""
+
+    def __init__(self, turns: Sequence[Turn]) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG
+        self.turns = list(turns)
+        self.bodies = [turn_body(t) for t in self.turns]
+        corpus = [f"{t.speaker}: {t.text}" for t in self.turns]
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(
+            bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False
+        )
+        self._tokenize = bm25s.tokenize
+
+    def rank(self, query: str) -> list[int]:
+        """Turn indices with a positive score, best first (ties in conversation order)."""
+        tokens = self._tokenize([query], stopwords="en", return_ids=False, show_progress=False)
+        if not tokens or not tokens[0]:
+            return []
+        scores = [float(s) for s in self._bm25.get_scores(tokens[0])]
+        hits = [i for i, s in enumerate(scores) if s > 0]
+        return sorted(hits, key=lambda i: (-scores[i], i))
+
+    def score(
+        self, question: Question, evidence: AbstractSet[str], budgets: Sequence[int]
+    ) -> Scores:
+        ranked = self.rank(question.question)
+        scores = Scores(question.question_id, question.category)
+        for budget in budgets:
+            packed = pack_turns(ranked, self.bodies, budget)
+            covered = {self.turns[i].turn_id for i in packed.indices}
+            scores.budget_recall[budget] = budget_recall(evidence, covered)
+            scores.answer_in_context[budget] = answer_in_context(question.answer, packed.text)
+            scores.context_tokens[budget] = float(packed.tokens)
+        ranked_ids = [{self.turns[i].turn_id} for i in ranked]
+        for k in KS:
+            scores.recall_at_k[k] = recall_at_k(evidence, ranked_ids, k)
+        return scores
+
+
+def baseline(conversations: Sequence[Conversation], budgets: Sequence[int]) -> list[Scores]:
+    out: list[Scores] = []
+    for conv in conversations:
+        index = Bm25Turns(conv.turns)
+        known = {t.turn_id for t in conv.turns}
+        for q in conv.scored_questions():
+            evidence, _ = resolve_evidence(q, known)
+            if evidence:
+                out.append(index.score(q, set(evidence), budgets))
+    return out
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """`label done/total` on stderr, rewritten in place with `\\r` (at most every 0.2 s)."""
+
+    def __init__(self, label: str, total: int, enabled: bool = True) -> None:
+        self.label, self.total, self.done, self.enabled = label, total, 0, enabled
+        self._last = 0.0
+
+    def tick(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self._last >= 0.2 or self.done >= self.total):
+            self._last = now
+            end = "\n" if self.done >= self.total else ""
+            print(f"\r{self.label} {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the service run
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run (the service refused a call or the archivist stalled)."""
+
+
+def _ok(resp: httpx.Response, what: str, expected: int = 200) -> Any:
+    if resp.status_code != expected:
+        raise BenchError(f"{what}: HTTP {resp.status_code} {resp.text[:300]}")
+    return resp.json()
+
+
+@dataclass
+class Ingested:
+    conversation: Conversation
+    user: BenchUser
+    http: httpx.AsyncClient
+    message_ids: dict[str, int] = field(default_factory=dict)  # turn id -> message id
+    threads: list[tuple[str, str, int]] = field(default_factory=list)  # thread, session, last id
+
+
+async def import_conversation(ing: Ingested) -> None:
+    """Each session as a thread: import its turns, then close it (queues the archivist)."""
+    conv, http = ing.conversation, ing.http
+    for session in conv.sessions:
+        if not session.turns:
+            continue
+        title = f"{conv.conversation_id} {session.session_id}"
+        made = _ok(await http.post("/v1/threads", json={"title": title}), "create thread", 201)
+        thread_id = made["thread_id"]
+        messages = [
+            {
+                "role": "user",
+                "speaker": t.speaker,
+                "text": t.text,
+                "created_at": t.created_at.isoformat(),
+            }
+            for t in session.turns
+        ]
+        resp = await http.post(f"/v1/threads/{thread_id}/messages", json={"messages": messages})
+        ids = _ok(resp, f"import {title}", 201)["message_ids"]
+        if len(ids) != len(session.turns):
+            raise BenchError(f"import {title}: {len(ids)} ids for {len(session.turns)} turns")
+        ing.message_ids.update(zip((t.turn_id for t in session.turns), ids, strict=True))
+        _ok(await http.post(f"/v1/threads/{thread_id}/close"), f"close {title}")
+        ing.threads.append((thread_id, title, max(ids)))
+
+
+async def wait_archived(
+    svc: Served, ingested: Sequence[Ingested], timeout_s: float, progress: Progress
+) -> None:
+    """Until every thread's archived_upto reaches its last message id (bounded)."""
+    pending = [(ing.http, *t) for ing in ingested for t in ing.threads]
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        svc.check_alive()
+        still: list[tuple[httpx.AsyncClient, str, str, int]] = []
+        for item in pending:
+            http, thread_id, title, last = item
+            if still:  # the archivist works in queue order: check the head first
+                still.append(item)
+                continue
+            thread = _ok(await http.get(f"/v1/threads/{thread_id}"), f"read {title}")
+            if thread["archived_upto"] >= last:
+                progress.tick()
+            else:
+                still.append(item)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            _, thread_id, title, last = pending[0]
+            raise BenchError(
+                f"the archivist did not finish within {timeout_s:.0f}s: {progress.done}/"
+                f"{progress.total} threads archived; {title} (thread {thread_id}) has not reached "
+                f"message {last} (see the service log above for archive job failures)"
+            )
+        if pending:
+            await asyncio.sleep(0.25)
+
+
+@dataclass
+class Asked:
+    scores: list[Scores] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=dict)  # server-side timings_ms
+    failures: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+
+async def ask_all(
+    svc: Served,
+    ingested: Sequence[Ingested],
+    budgets: Sequence[int],
+    concurrency: int,
+    progress: Progress,
+) -> Asked:
+    """Every scored question at every budget through POST /v1/context, `concurrency` at a time."""
+    asked = Asked()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def call(http: httpx.AsyncClient, query: str, budget: int) -> dict[str, Any]:
+        async with gate:
+            svc.check_alive()
+            t0 = time.perf_counter()
+            resp = await http.post("/v1/context", json={"query": query, "max_tokens": budget})
+            asked.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        body: dict[str, Any] = resp.json() if resp.status_code in (200, 202) else {}
+        if resp.status_code != 200 or body.get("status") != "READY":
+            asked.failures.append(
+                f"HTTP {resp.status_code} {body.get('status')} {body.get('error')}"
+            )
+            return {}
+        asked.run_id = asked.run_id or body.get("run_id")
+        for stage, ms in (body.get("timings_ms") or {}).items():
+            asked.stage_ms.setdefault(stage, []).append(float(ms))
+        return body
+
+    async def one(ing: Ingested, q: Question) -> Scores | None:
+        evidence = {ing.message_ids[e] for e in q.evidence if e in ing.message_ids}
+        if not evidence:
+            return None
+        responses = {b: await call(ing.http, q.question, b) for b in budgets}
+        progress.tick()
+        return score_context(q, evidence, responses)
+
+    jobs = [one(ing, q) for ing in ingested for q in ing.conversation.scored_questions()]
+    asked.scores = [s for s in await asyncio.gather(*jobs) if s is not None]
+    return asked
+
+
+async def count_memories(http: httpx.AsyncClient) -> int:
+    """The user's active memories, paging GET /v1/memories."""
+    total, offset = 0, 0
+    while True:
+        resp = await http.get("/v1/memories", params={"limit": MEMORY_PAGE, "offset": offset})
+        page = _ok(resp, "list memories")["memories"]
+        total += len(page)
+        if len(page) < MEMORY_PAGE:
+            return total
+        offset += MEMORY_PAGE
+
+
+NEAR_DUP_SQL = """
+SELECT count(*) AS memories,
+       count(*) FILTER (WHERE EXISTS (
+         SELECT 1 FROM maas.memories o
+         WHERE o.user_id = m.user_id AND o.id <> m.id AND o.valid_to IS NULL
+           AND o.text % m.text AND similarity(o.text, m.text) >= $2)) AS near_dups
+FROM maas.memories m
+WHERE m.valid_to IS NULL AND m.user_id = ANY($1::uuid[])
+"""
+
+
+async def near_duplicates(dsn: str, user_ids: Sequence[str]) -> tuple[int, int]:
+    """(memories, memories with a trigram-similar (>= 0.8) other memory of the same user)."""
+    conn = await connect(dsn)
+    try:
+        row = await conn.fetchrow(NEAR_DUP_SQL, list(user_ids), NEAR_DUP_SIMILARITY)
+    finally:
+        await conn.close()
+    return int(row["memories"]), int(row["near_dups"])
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+@dataclass(frozen=True)
+class LocomoConfig:
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS
+    embedder: str = "none"
+    concurrency: int = CONCURRENCY
+    archive_timeout_s: float = ARCHIVE_TIMEOUT_S
+    progress: bool = True
+
+
+@dataclass
+class LocomoReport:
+    budgets: tuple[int, ...]
+    maas: list[Scores]
+    bm25: list[Scores]
+    config: dict[str, Any]
+    extras: dict[str, Any]
+
+    @property
+    def summary(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        return summarize(self.maas)
+
+    @property
+    def baseline_summary(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        return summarize(self.bm25)
+
+
+@asynccontextmanager
+async def user_clients(
+    svc: Served, conversations: Sequence[Conversation]
+) -> AsyncIterator[list[Ingested]]:
+    async with AsyncExitStack() as stack:
+        out = []
+        for conv in conversations:
+            user = await svc.new_user(f"locomo {conv.conversation_id}")
+            http = await stack.enter_async_context(svc.client(user.api_key))
+            out.append(Ingested(conv, user, http))
+        yield out
+
+
+async def _service_facts(svc: Served, ingested: Sequence[Ingested], run_id: str | None) -> Any:
+    http = ingested[0].http
+    health = _ok(await http.get("/health"), "health")
+    version = None
+    if run_id is not None:
+        version = _ok(await http.get(f"/v1/runs/{run_id}"), "read run").get("param_version")
+    per_conv = {i.conversation.conversation_id: await count_memories(i.http) for i in ingested}
+    stored, dups = await near_duplicates(svc.dsn, [i.user.user_id for i in ingested])
+    return health, version, per_conv, (dups / stored if stored else None)
+
+
+async def measure(svc: Served, conversations: Sequence[Conversation], cfg: LocomoConfig) -> Any:
+    async with user_clients(svc, conversations) as ingested:
+        threads = sum(1 for c in conversations for s in c.sessions if s.turns)
+        turns = sum(len(c.turns) for c in conversations)
+        t0 = time.perf_counter()
+        for ing in ingested:
+            await import_conversation(ing)
+        progress = Progress("archived threads", threads, cfg.progress)
+        await wait_archived(svc, ingested, cfg.archive_timeout_s, progress)
+        ingest_s = time.perf_counter() - t0
+        total = sum(len(c.scored_questions()) for c in conversations)
+        t1 = time.perf_counter()
+        asked = await ask_all(
+            svc, ingested, cfg.budgets, cfg.concurrency, Progress("questions", total, cfg.progress)
+        )
+        questions_s = time.perf_counter() - t1
+        health, version, per_conv, dup_rate = await _service_facts(svc, ingested, asked.run_id)
+    ingest = {
+        "turns": turns,
+        "threads": threads,
+        "seconds": ingest_s,
+        "turns_per_s": turns / ingest_s,
+    }
+    return asked, ingest, questions_s, health, version, per_conv, dup_rate
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+async def run_locomo(
+    conversations: Sequence[Conversation],
+    cfg: LocomoConfig,
+    server_uri: str | None = None,
+    template: str | None = None,
+) -> LocomoReport:
+    """The whole benchmark: BM25 baseline, then the service on a fresh database."""
+    started = time.perf_counter()
+    bm25 = baseline(conversations, cfg.budgets)
+    baseline_s = time.perf_counter() - started
+    async with running_service(server_uri, template, embedder=cfg.embedder) as svc:
+        asked, ingest, questions_s, health, version, per_conv, dup_rate = await measure(
+            svc, conversations, cfg
+        )
+    missing = sum(
+        resolve_evidence(q, {t.turn_id for t in c.turns})[1]
+        for c in conversations
+        for q in c.scored_questions()
+    )
+    scored = sum(len(c.scored_questions()) for c in conversations)
+    extras: dict[str, Any] = {
+        "conversations": len(conversations),
+        "questions": len(asked.scores),
+        "questions_skipped_no_evidence": scored - len(asked.scores),
+        "evidence_ids_missing": missing,
+        "context_failures": len(asked.failures),
+        "context_failure_examples": sorted(set(asked.failures))[:5],
+        "memories_per_conversation": mean([float(v) for v in per_conv.values()]),
+        "memories_by_conversation": per_conv,
+        "near_duplicate_rate": dup_rate,
+        "ingest_turns_per_s": ingest["turns_per_s"],
+        "ingest": ingest,
+        "context_latency_ms": {
+            "p50": percentile(asked.latencies_ms, 50),
+            "p95": percentile(asked.latencies_ms, 95),
+            "calls": len(asked.latencies_ms),
+        },
+        "context_stage_ms_p50": {k: percentile(v, 50) for k, v in asked.stage_ms.items()},
+        "mean_context_tokens": {
+            "maas": {k: v["overall"] for k, v in summarize(asked.scores)["context_tokens"].items()},
+            "bm25": {k: v["overall"] for k, v in summarize(bm25)["context_tokens"].items()},
+        },
+        "questions_s": questions_s,
+        "baseline_s": baseline_s,
+        "machine": _machine(),
+        "elapsed_s": time.perf_counter() - started,
+    }
+    config = {
+        "llm_mode": health.get("mode"),
+        "embedder": health.get("embedder"),
+        "param_version": version,
+    }
+    return LocomoReport(tuple(cfg.budgets), asked.scores, bm25, config, extras)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def to_json(report: LocomoReport) -> dict[str, Any]:
+    main, base = report.summary, report.baseline_summary
+    three = ("budget_recall", "answer_in_context", "recall_at_k")
+    per_question = [
+        {"question_id": m.question_id, "category": m.category, "maas": _flat(m), "bm25": _flat(b)}
+        for m, b in zip(report.maas, _matching(report.bm25, report.maas), strict=True)
+    ]
+    return {
+        **{k: main[k] for k in three},
+        "baseline": {k: base[k] for k in three},
+        "config": report.config,
+        "extras": {**report.extras, "per_question": per_question},
+    }
+
+
+def _matching(bm25: Sequence[Scores], maas: Sequence[Scores]) -> list[Scores | None]:
+    by_id = {s.question_id: s for s in bm25}
+    return [by_id.get(m.question_id) for m in maas]
+
+
+def _flat(s: Scores | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {m: {str(k): v for k, v in getattr(s, m).items()} for m in METRICS}
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
+ROWS = (
+    ("budget_recall", "budget recall@{}", 3),
+    ("answer_in_context", "answer-in-context@{}", 3),
+    ("recall_at_k", "recall@{}", 3),
+    ("context_tokens", "context tokens@{}", 0),
+)
+
+
+def render(report: LocomoReport) -> str:
+    main, base = report.summary, report.baseline_summary
+    header = ["metric", "overall", *(f"cat{c}" for c in CATEGORIES), "BM25", "ratio"]
+    counts = [sum(1 for s in report.maas if s.category == c) for c in CATEGORIES]
+    table = [
+        header,
+        ["questions", str(len(report.maas)), *map(str, counts), str(len(report.bm25)), ""],
+    ]
+    for metric, label, digits in ROWS:
+        for key, cells in main[metric].items():
+            ours, theirs = cells["overall"], base[metric].get(key, {}).get("overall")
+            row = [label.format(key), _cell(ours, digits)]
+            row += [_cell(cells[str(c)], digits) for c in CATEGORIES]
+            table.append([*row, _cell(theirs, digits), _ratio(ours, theirs)])
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in table
+    ]
+    return "\n".join(
+        ["LoCoMo retrieval (POST /v1/context) vs BM25 over raw turns", *lines, "", *_extras(report)]
+    )
+
+
+def _extras(report: LocomoReport) -> list[str]:
+    x, c = report.extras, report.config
+    lat, m = x["context_latency_ms"], x["machine"]
+    dup = x["near_duplicate_rate"]
+    return [
+        f"memories/conversation   {_cell(x['memories_per_conversation'], 1)}"
+        f"  ({', '.join(f'{k}: {v}' for k, v in x['memories_by_conversation'].items())})",
+        f"near-duplicate rate     {_cell(dup, 3)} (trigram similarity >= {NEAR_DUP_SIMILARITY})",
+        f"ingest                  {x['ingest_turns_per_s']:.1f} turns/s"
+        f" ({x['ingest']['turns']} turns, {x['ingest']['threads']} threads,"
+        f" {x['ingest']['seconds']:.1f} s to archived)",
+        f"/v1/context latency     p50 {_cell(lat['p50'], 0)} ms, p95 {_cell(lat['p95'], 0)} ms"
+        f" ({lat['calls']} calls, {x['context_failures']} failed)",
+        "server stages p50       "
+        + ", ".join(f"{k} {_cell(v, 0)} ms" for k, v in x["context_stage_ms_p50"].items()),
+        f"questions               {x['questions']} scored, {x['questions_skipped_no_evidence']}"
+        f" skipped (no evidence turn found), {x['evidence_ids_missing']} evidence ids not found",
+        f"config                  mode {c['llm_mode']}, embedder {c['embedder']},"
+        f" param version {c['param_version']}",
+        f"machine                 {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}",
+        f"elapsed                 {x['elapsed_s']:.1f} s (baseline {x['baseline_s']:.1f} s,"
+        f" ingest {x['ingest']['seconds']:.1f} s, questions {x['questions_s']:.1f} s)",
+    ]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """ "500,2000" -> (500, 2000); each budget at least 50 tokens (the API's minimum)."""
+    try:
+        budgets = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        budgets = ()
+    if not budgets or any(b < 50 or b > 32_000 for b in budgets):
+        raise ValueError(f"--budgets: comma-separated token counts within 50..32000, got {text!r}")
+    return budgets
+
+
+def main(args: argparse.Namespace) -> int:
+    """`maas bench locomo` (arguments are defined in maas.__main__)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        budgets = parse_budgets(str(args.budgets))
+        conversations = load_conversations(args.data, args.limit_conversations)
+    except (ValueError, OSError) as exc:
+        print(f"maas bench locomo: {exc}", file=sys.stderr)
+        return 2
+    cfg = LocomoConfig(
+        budgets=budgets,
+        embedder=args.embedder,
+        concurrency=args.concurrency,
+        archive_timeout_s=args.archive_timeout,
+    )
+    try:
+        report = asyncio.run(run_locomo(conversations, cfg))
+    except BenchError as exc:
+        print(f"maas bench locomo: {exc}", file=sys.stderr)
+        return 1
+    print(render(report), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", flush=True)
+    return 0
