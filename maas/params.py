@@ -51,6 +51,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.w_importance", 0.05, 0.0, 2.0, "weight of stored importance"),
     ParamSpec("retrieval.trgm_threshold", 0.3, 0.05, 1.0, "minimum trigram word similarity"),
     ParamSpec("retrieval.min_score", 0.05, 0.0, 5.0, "score below which a memory is dropped"),
+    ParamSpec(
+        "retrieval.sibling_decay", 0.0, 0.0, 1.0, "score of a hit's sibling chunks (0 = off)"
+    ),
     ParamSpec("retrieval.include_superseded", False, False, True, "also search closed facts"),
     # context
     ParamSpec("context.max_tokens", 1500, 50, 32000, "token budget of the packed memories"),
@@ -65,7 +68,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("archivist.min_fact_words", 3, 1, 20, "shortest sentence kept as a fact"),
     ParamSpec("archivist.max_memory_words", 60, 10, 400, "longest memory cut from one turn"),
     ParamSpec(
-        "archivist.context_reply_words", 8, 0, 100, "a reply shorter than this quotes its prompt"
+        "archivist.context_reply_words", 0, 0, 100, "a reply shorter than this quotes its prompt"
     ),
     ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
     ParamSpec("archivist.default_importance", 0.5, 0.0, 1.0, "importance of an unscored fact"),

@@ -13,7 +13,7 @@ from maas.db.migrate import migrate
 from maas.db.pool import connect, create_pool
 from maas.db.queries import q
 from maas.llm.client import LLMConfig, OpenAIModel
-from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder
+from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
 from maas.llm.offline import OfflineModel
 from maas.llm.tokens import seed_tiktoken_cache
 from maas.llm.types import LanguageModel
@@ -52,6 +52,8 @@ def build_llm(settings: Settings) -> LanguageModel:
 
 
 def build_embedder(settings: Settings) -> Embedder | None:
+    if settings.embedder == "auto":
+        return LocalEmbedder() if local_embeddings_installed() else None
     if settings.embedder == "local":
         return LocalEmbedder()
     if settings.embedder == "openai":

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     stage_deadline_s: float = 60.0
     token_encoding: str = "cl100k_base"
 
-    embedder: Literal["none", "local", "openai"] = "none"
+    # auto = local when the `local-embeddings` extra is installed (the README's install), else none.
+    embedder: Literal["auto", "none", "local", "openai"] = "auto"
     embedding_model: str = "text-embedding-3-small"
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None

@@ -97,6 +97,7 @@ def test_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
         "shutdown_grace_s": 2.0,
         "chat_wait_s": 20.0,
         "idle_scan_s": 0.5,
+        "embedder": "none",  # tests that need vectors ask for them
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

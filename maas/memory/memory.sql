@@ -121,3 +121,12 @@ DELETE FROM maas.memories WHERE id = $1 AND user_id = $2 RETURNING id
 -- Provenance details for messages $1 owned by user $2.
 SELECT id, thread_id, role, speaker, created_at FROM maas.messages
 WHERE id = ANY($1::bigint[]) AND user_id = $2
+
+-- name: sibling_memories
+-- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns),
+-- except ids $3.
+SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
+       NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector
+FROM maas.memories m
+WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.source_message_ids && $2::bigint[]
+  AND NOT (m.id = ANY($3::bigint[]))

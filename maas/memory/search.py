@@ -61,8 +61,29 @@ async def search(
             params.num("retrieval.bm25_b"),
         )
     found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
-    kept = [c for c in found if c.score >= params.num("retrieval.min_score")]
-    return sorted(kept, key=lambda c: (-c.score, -c.id))
+    kept = sorted(
+        (c for c in found if c.score >= params.num("retrieval.min_score")),
+        key=lambda c: (-c.score, -c.id),
+    )
+    return await with_siblings(conn, user_id, kept, params)
+
+
+async def with_siblings(
+    conn: Any, user_id: Any, ranked: list[Candidate], params: ParamSet
+) -> list[Candidate]:
+    """Small-to-big: each hit brings the other chunks of its turn right behind it, scored at
+    `retrieval.sibling_decay` of the hit, so a packed fragment can come with its context."""
+    decay = params.num("retrieval.sibling_decay")
+    if decay <= 0 or not ranked:
+        return ranked
+    sources = sorted({i for c in ranked for i in c.source_message_ids})
+    rows = await conn.fetch(q("sibling_memories"), user_id, sources, [c.id for c in ranked])
+    extra = [_candidate(r) for r in rows]
+    for sib in extra:
+        leader = next(c for c in ranked if set(c.source_message_ids) & set(sib.source_message_ids))
+        sib.score = leader.score * decay
+        sib.components = {"sibling_of": float(leader.id)}
+    return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
 
 
 def _trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from maas.params import BuiltinParams
 from tests.helpers import close_and_archive
 
 
 async def test_import_keeps_time_and_speaker_and_feeds_the_archivist(make_api: Any) -> None:
-    async with make_api() as api:
+    quoting = BuiltinParams({"archivist.context_reply_words": 8})
+    async with make_api(params=quoting) as api:
         alice = await api.user()
         thread = (await alice.post("/v1/threads", json={"title": "imported"})).json()["thread_id"]
         history = [

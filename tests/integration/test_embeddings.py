@@ -1,0 +1,41 @@
+"""Local embeddings (all-MiniLM-L6-v2 shipped in a PyPI package) find what words alone miss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maas.llm.embed import LocalEmbedder, local_embeddings_installed
+from tests.helpers import close_and_archive
+
+
+def test_local_embeddings_are_installed_with_the_test_extra() -> None:
+    assert local_embeddings_installed()
+
+
+async def test_local_embedder_ranks_paraphrases_closer() -> None:
+    emb = LocalEmbedder()
+    a, b, c = await emb.embed(
+        ["I adopted a puppy last week.", "Do I have a dog?", "The stock market fell today."]
+    )
+    assert len(a) == 384 and abs(sum(x * x for x in a) - 1.0) < 1e-4
+
+    def cos(u: list[float], v: list[float]) -> float:
+        return sum(x * y for x, y in zip(u, v, strict=True))
+
+    assert cos(a, b) > cos(b, c) + 0.2
+
+
+async def test_vector_arm_finds_a_paraphrase_that_bm25_misses(make_api: Any) -> None:
+    async with make_api(embedder="local") as api:
+        alice = await api.user()
+        told = (
+            await alice.post("/v1/chat", json={"message": "I adopted a puppy last week."})
+        ).json()
+        await close_and_archive(alice, told["thread_id"])
+        ctx = (await alice.post("/v1/context", json={"query": "Do I own a dog?"})).json()
+        assert ctx["memories_used"], ctx
+        top = ctx["memories_used"][0]
+        assert "puppy" in top["text"] and top["components"].get("vector", 0) > 0.3
+        assert "bm25" not in top["components"]
+        health = (await api.client.get("/health")).json()
+        assert health["embedder"] == "local:all-minilm-l6-v2"
