@@ -23,9 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from maas.app import create_app
+    from maas.runtime.serving import serve
 
     settings = _settings(args)
     logging.basicConfig(
@@ -38,13 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     mode = "offline mode (extractive, no LLM)" if settings.offline else f"LLM {settings.llm_model}"
     print(f"MaaS on http://{settings.host}:{settings.port} — {where}, {mode}", flush=True)
-    uvicorn.run(
-        create_app(settings, extensions=_extensions()),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-    )
+    serve(create_app(settings, extensions=_extensions()), settings)
     return 0
 
 

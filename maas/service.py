@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,9 +78,12 @@ class Service:
     dsn: str = ""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _supervisor: Supervisor | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _drain_started: float | None = None
 
     async def start(self) -> None:
         seed_tiktoken_cache()
+        self._loop = asyncio.get_running_loop()
         self.dsn = await asyncio.to_thread(resolve_dsn, self.settings)
         if self.settings.migrate_on_start:
             await run_migrations(self.dsn)
@@ -98,6 +102,7 @@ class Service:
             build_embedder(self.settings),
             self.params,
             signals,
+            stopping=self._stop,
         )
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
         self._start_tasks(self.runtime, self.listener)
@@ -151,16 +156,43 @@ class Service:
         assert self.runtime is not None, "service not started"
         return self.runtime
 
+    def begin_drain(self) -> None:
+        """SIGTERM: stop claiming now; the grace period for in-flight work starts here.
+
+        Safe to call from a signal handler or another thread.
+        """
+        if self._drain_started is None:
+            self._drain_started = time.monotonic()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    @property
+    def draining(self) -> bool:
+        return self._stop.is_set()
+
+    def grace_left(self) -> float:
+        grace = self.settings.shutdown_grace_s
+        if self._drain_started is None:
+            return grace
+        return max(grace - (time.monotonic() - self._drain_started), 0.1)
+
     async def stop(self) -> None:
         if self._supervisor is not None:
-            await self._supervisor.shutdown(self.settings.shutdown_grace_s)
+            await self._supervisor.shutdown(self.grace_left())
         if self.runtime is not None:
             closer = getattr(self.runtime.llm, "close", None)
             if closer is not None:
                 await closer()
-            await self.runtime.pool.close()
+            await _close_pool(self.runtime.pool)
         if self.settings.embedded:
             await asyncio.to_thread(stop_embedded, self.settings.data_dir)
+
+
+async def _close_pool(pool: Any) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 5.0)
+    except (TimeoutError, OSError):  # a request still holds a connection, or the database is away
+        pool.terminate()
 
 
 async def run_migrations(dsn: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -50,5 +51,6 @@ async def health(svc: Annotated[Service, Depends(service)]) -> JSONResponse:
         "model": None if rt.settings.offline else rt.settings.llm_model,
         "embedder": rt.embedder.name if rt.embedder else "none",
         "version": __version__,
+        "process": {"pid": os.getpid(), "worker_id": rt.worker_id, "draining": svc.draining},
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 # The database is away or overloaded: say so quickly instead of hanging or answering 500.
 UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections
     asyncpg.exceptions.InterfaceError,
     ConnectionError,
     OSError,

@@ -27,7 +27,11 @@ async def create_pool(dsn: str, *, min_size: int, max_size: int, timeout_s: floa
     )
 
 
-async def connect(dsn: str, timeout_s: float = 10.0) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings={"timezone": "UTC"})
+async def connect(
+    dsn: str, timeout_s: float = 10.0, application_name: str = "maas"
+) -> asyncpg.Connection:
+    """One connection outside the pool; application_name shows in pg_stat_activity."""
+    settings = {"timezone": "UTC", "application_name": application_name}
+    conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings=settings)
     await _init_connection(conn)
     return conn

@@ -66,6 +66,13 @@ SET status = 'COMPLETED', answer = $3,
 WHERE id = $1 AND status = 'RESPONDING' AND lease_token = $2
 RETURNING id
 
+-- name: renew_run_lease
+-- Heartbeat of a working stage: push the lease of run $1 (token $2) to now + $3 seconds.
+-- Nothing comes back when the lease was lost (requeued, taken over, or the run moved on).
+UPDATE maas.pipeline_runs SET claimed_until = now() + make_interval(secs => $3)
+WHERE id = $1 AND lease_token = $2
+RETURNING id
+
 -- name: retry_or_fail_run
 -- A stage failed: back to $3 (its queue status) after $5 seconds, or FAILED once attempts reach
 -- $6. $1 run, $2 lease token, $4 error.
@@ -118,3 +125,9 @@ WHERE status IN ('COMPLETED', 'FAILED') AND created_at < now() - $1::float8 * in
 -- name: prune_llm_calls
 -- Retention for calls not tied to a run (archivist) older than $1 days.
 DELETE FROM maas.llm_calls WHERE run_id IS NULL AND created_at < now() - $1::float8 * interval '1 day'
+
+-- name: renew_archive_lease
+-- Heartbeat of a running archive job $1 (token $2): lease to now + $3 seconds; empty = lost.
+UPDATE maas.archive_jobs SET claimed_until = now() + make_interval(secs => $3)
+WHERE id = $1 AND lease_token = $2 AND status = 'running'
+RETURNING id

@@ -78,15 +78,39 @@ class Worker(ABC, Generic[T]):
     async def process(self, item: T) -> None:
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
-                commit = await self.work(item)
+                commit = await self._holding_lease(item)
             await self._commit(commit)
         except LostLease:
-            log.warning("%s: lease lost for %s; another worker owns it", self.name, item)
+            log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))
         except asyncio.CancelledError:
             await asyncio.shield(self.release(item))
             raise
         except Exception as exc:  # task boundary: every failure is recorded on the row
             await self.fail(item, _describe(exc))
+
+    async def _holding_lease(self, item: T) -> Commit:
+        """Run the work while renewing the lease every L/3; a lost lease cancels the work.
+
+        A live worker keeps its claim however long a stage takes; a dead or paused one stops
+        renewing, so after L the requeue hands the run to someone else.
+        """
+        task = asyncio.ensure_future(self.work(item))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.rt.settings.lease_s / 3)
+                if done:
+                    return task.result()
+                if not await self._renew(item):
+                    raise LostLease()
+        finally:
+            task.cancel()
+
+    async def _renew(self, item: T) -> bool:
+        try:
+            return await self.renew(item)
+        except Exception as exc:  # the database may be away: the commit guard decides later
+            log.warning("%s: could not renew lease of %s: %s", self.name, _ident(item), exc)
+            return True
 
     async def _commit(self, commit: Commit) -> None:
         async with self.rt.pool.acquire() as conn, conn.transaction():
@@ -98,6 +122,9 @@ class Worker(ABC, Generic[T]):
 
     @abstractmethod
     async def work(self, item: T) -> Commit: ...
+
+    @abstractmethod
+    async def renew(self, item: T) -> bool: ...
 
     @abstractmethod
     async def fail(self, item: T, error: str) -> None: ...
@@ -144,6 +171,12 @@ class StageWorker(Worker[Claim]):
     async def work(self, item: Claim) -> Commit:
         return await self.stage.work(self.rt, item)
 
+    async def renew(self, item: Claim) -> bool:
+        found = await self.rt.pool.fetchval(
+            q("renew_run_lease"), item.id, item.lease_token, self.rt.settings.lease_s
+        )
+        return found is not None
+
     async def fail(self, item: Claim, error: str) -> None:
         status = await self.rt.pool.fetchval(
             q("retry_or_fail_run"),
@@ -186,6 +219,12 @@ class ArchiveWorker(Worker[archivist.Job]):
         commit: Commit = await archivist.archive(self.rt, item)
         return commit
 
+    async def renew(self, item: archivist.Job) -> bool:
+        found = await self.rt.pool.fetchval(
+            q("renew_archive_lease"), item.id, item.lease_token, self.rt.settings.lease_s
+        )
+        return found is not None
+
     async def fail(self, item: archivist.Job, error: str) -> None:
         await self.rt.pool.fetchval(
             q("retry_or_fail_archive_job"),
@@ -199,6 +238,10 @@ class ArchiveWorker(Worker[archivist.Job]):
 
     async def release(self, item: archivist.Job) -> None:
         await self.rt.pool.execute(q("release_archive_job"), item.id, item.lease_token)
+
+
+def _ident(item: Any) -> str:
+    return str(getattr(item, "id", item))
 
 
 def _describe(exc: BaseException) -> str:

@@ -94,13 +94,22 @@ async def _thread(conn: Any, req: ChatRequest) -> uuid.UUID:
 
 
 async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
-    """Wait for the run to finish (NOTIFY wakes us, polling catches lost wake-ups)."""
+    """Wait for the run to finish (NOTIFY wakes us, polling catches lost wake-ups).
+
+    When the process starts shutting down, wait at most until just before the grace period ends,
+    so the caller still gets an answer (202 with the run id) instead of a dropped connection.
+    """
     deadline = time.monotonic() + timeout_s
+    draining = False
     async with rt.signals.watch(str(run_id)) as event:
         while True:
             event.clear()
+            if rt.stopping.is_set() and not draining:
+                draining = True
+                deadline = min(deadline, time.monotonic() + rt.settings.shutdown_grace_s - 0.5)
             row = await rt.pool.fetchrow(q("run_status"), run_id)
             remaining = deadline - time.monotonic()
             if row is None or is_done(row["status"], row["stop_at"]) or remaining <= 0:
                 return row
-            await wait_any(min(rt.settings.poll_s, remaining), event)
+            wakes = (event,) if draining else (event, rt.stopping)
+            await wait_any(min(rt.settings.poll_s, remaining), *wakes)

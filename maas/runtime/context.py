@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ class Runtime:
     params: ParamSource
     signals: Signals
     worker_id: str = field(default_factory=new_worker_id)
+    # Set when the process starts shutting down: workers stop claiming, waiters answer early.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def recorder(self, user_id: Any, run_id: Any = None, job_id: int | None = None) -> Recorder:
         """Log every inference (LLM or offline) in maas.llm_calls."""

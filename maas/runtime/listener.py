@@ -18,6 +18,7 @@ from maas.runtime.signals import Signals, wait_any
 
 log = logging.getLogger(__name__)
 RUNS, ARCHIVE, PROBE = "maas_runs", "maas_archive", "maas_probe"
+APPLICATION_NAME = "maas-listener"  # how operators (and tests) find it in pg_stat_activity
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Listener:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        conn = await connect(self.dsn)
+        conn = await connect(self.dsn, application_name=APPLICATION_NAME)
         conn.add_termination_listener(lambda _c: self._lost.set())
         for channel in (RUNS, ARCHIVE, PROBE):
             await conn.add_listener(channel, self._on_notify)
