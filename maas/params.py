@@ -52,7 +52,10 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.trgm_threshold", 0.3, 0.05, 1.0, "minimum trigram word similarity"),
     ParamSpec("retrieval.min_score", 0.05, 0.0, 5.0, "score below which a memory is dropped"),
     ParamSpec(
-        "retrieval.sibling_decay", 0.0, 0.0, 1.0, "score of a hit's sibling chunks (0 = off)"
+        "retrieval.sibling_decay", 0.6, 0.0, 1.0, "score of a hit's sibling chunks (0 = off)"
+    ),
+    ParamSpec(
+        "retrieval.neighbor_decay", 0.0, 0.0, 1.0, "score of the turn a hit replies to (0 = off)"
     ),
     ParamSpec("retrieval.include_superseded", False, False, True, "also search closed facts"),
     # context
@@ -66,7 +69,7 @@ SPECS: tuple[ParamSpec, ...] = (
     # archivist
     ParamSpec("archivist.idle_s", 600.0, 5.0, 604800.0, "idle seconds before a thread archives"),
     ParamSpec("archivist.min_fact_words", 3, 1, 20, "shortest sentence kept as a fact"),
-    ParamSpec("archivist.max_memory_words", 60, 10, 400, "longest memory cut from one turn"),
+    ParamSpec("archivist.max_memory_words", 20, 5, 400, "longest memory cut from one turn"),
     ParamSpec(
         "archivist.context_reply_words", 0, 0, 100, "a reply shorter than this quotes its prompt"
     ),

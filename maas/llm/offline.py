@@ -136,8 +136,14 @@ def facts_from(line: TranscriptLine, prev: TranscriptLine | None, params: ParamS
 
 
 def _split_long(sentence: str, max_words: int) -> list[str]:
+    """Only a run-on sentence (over twice the limit) is cut, into balanced windows, so no
+    fragment is too short to mean anything."""
     words = sentence.split()
-    return [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+    if len(words) <= 2 * max_words:
+        return [sentence]
+    parts = -(-len(words) // max_words)
+    size = -(-len(words) // parts)
+    return [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
 def _chunks(sentences: list[str], max_words: int) -> list[str]:

@@ -122,9 +122,15 @@ DELETE FROM maas.memories WHERE id = $1 AND user_id = $2 RETURNING id
 SELECT id, thread_id, role, speaker, created_at FROM maas.messages
 WHERE id = ANY($1::bigint[]) AND user_id = $2
 
+-- name: previous_messages
+-- For each message of $1 owned by user $2, the message just before it in its thread.
+SELECT m.id, (SELECT max(p.id) FROM maas.messages p
+              WHERE p.thread_id = m.thread_id AND p.id < m.id) AS prev
+FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
+
 -- name: sibling_memories
--- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns),
--- except ids $3.
+-- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns, or
+-- the turns just before), except ids $3.
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
        NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector
 FROM maas.memories m

@@ -71,19 +71,31 @@ async def search(
 async def with_siblings(
     conn: Any, user_id: Any, ranked: list[Candidate], params: ParamSet
 ) -> list[Candidate]:
-    """Small-to-big: each hit brings the other chunks of its turn right behind it, scored at
-    `retrieval.sibling_decay` of the hit, so a packed fragment can come with its context."""
-    decay = params.num("retrieval.sibling_decay")
-    if decay <= 0 or not ranked:
+    """Small-to-big: a hit brings the other chunks of its turn (`retrieval.sibling_decay`) and
+    the memories of the turn it answers (`retrieval.neighbor_decay`) right behind it, so a packed
+    fragment can come with its context. Each keeps its own provenance."""
+    sib, nbr = params.num("retrieval.sibling_decay"), params.num("retrieval.neighbor_decay")
+    if (sib <= 0 and nbr <= 0) or not ranked:
         return ranked
-    sources = sorted({i for c in ranked for i in c.source_message_ids})
-    rows = await conn.fetch(q("sibling_memories"), user_id, sources, [c.id for c in ranked])
-    extra = [_candidate(r) for r in rows]
-    for sib in extra:
-        leader = next(c for c in ranked if set(c.source_message_ids) & set(sib.source_message_ids))
-        sib.score = leader.score * decay
-        sib.components = {"sibling_of": float(leader.id)}
+    own = {i: c for c in reversed(ranked) for i in c.source_message_ids}  # best hit per message
+    links = {i: (c, sib) for i, c in own.items()} if sib > 0 else {}
+    if nbr > 0:
+        for row in await conn.fetch(q("previous_messages"), list(own), user_id):
+            if row["prev"] is not None and row["prev"] not in links:
+                links[row["prev"]] = (own[row["id"]], nbr)
+    rows = await conn.fetch(q("sibling_memories"), user_id, list(links), [c.id for c in ranked])
+    extra = [_linked(_candidate(r), links) for r in rows]
     return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
+
+
+def _linked(c: Candidate, links: dict[int, tuple[Candidate, float]]) -> Candidate:
+    leader, decay = max(
+        (links[i] for i in c.source_message_ids if i in links),
+        key=lambda pair: pair[0].score * pair[1],
+    )
+    c.score = leader.score * decay
+    c.components = {"linked_to": float(leader.id)}
+    return c
 
 
 def _trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
