@@ -72,6 +72,11 @@ class Reply:
     delay_s: float = 0.0
     hang: bool = False  # never answer; released (connection dropped) by stop()
     cut_stream: bool = False  # streaming only: send about half the chunks, then drop the socket
+    # Non-streaming: announce the full Content-Length, send about half the body, drop the socket.
+    cut_body: bool = False
+    # Never finish: after the headers, one byte (or one SSE comment) every trickle_s seconds
+    # until stop() or the client goes away. Per-read timeouts never fire; a deadline must.
+    trickle_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -404,7 +409,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_override(reply)
             return
         content = reply.content if reply.content is not None else default_content(stage, body)
-        if body.get("stream"):
+        if reply.trickle_s > 0:
+            self._send_trickle(reply, bool(body.get("stream")))
+        elif reply.cut_body and not body.get("stream"):
+            self._send_cut(_completion_payload(body, content), reply.headers)
+        elif body.get("stream"):
             self._send_stream(reply, _stream_events(body, content))
         else:
             self._send_json(200, _completion_payload(body, content), reply.headers)
@@ -469,6 +478,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
         data = b"".join(b"data: " + e + b"\n\n" for e in events) + b"data: [DONE]\n\n"
         self._write_chunk(data)
         self.wfile.write(b"0\r\n\r\n")
+
+    def _send_cut(self, obj: Any, headers: dict[str, str]) -> None:
+        payload = json.dumps(obj, separators=(",", ":")).encode()
+        self.send_response(200)
+        self._send_headers({"Content-Type": "application/json"}, headers)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        _shutdown_socket(self.connection)
+
+    def _send_trickle(self, reply: Reply, stream: bool) -> None:
+        self.send_response(200)
+        kind = "text/event-stream" if stream else "application/json"
+        self._send_headers({"Content-Type": kind}, reply.headers)
+        self.send_header("Content-Length", str(10**9))  # a body that is never complete
+        self.end_headers()
+        drip = b": keep-alive\n\n" if stream else b" "  # JSON allows leading whitespace
+        self.close_connection = True
+        while not self._owner._stopping.wait(reply.trickle_s):
+            try:
+                self.wfile.write(drip)
+                self.wfile.flush()
+            except OSError:  # the client gave up: that is the point
+                return
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -122,3 +123,32 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     started = Fleet(tmp_path)
     yield started
     started.stop_all()
+
+
+class OwnPostgres:
+    """A Postgres cluster owned by one test, so the test can stop and start it."""
+
+    def __init__(self, root: Path) -> None:
+        from maas.db.embedded import start_embedded
+
+        self.pgdata = root / "pg"
+        self.uri = start_embedded(root)
+        import pgserver
+
+        self.server: Any = pgserver.get_server(self.pgdata)  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
+    pg = OwnPostgres(tmp_path / "own-pg")
+    yield pg
+    with contextlib.suppress(Exception):  # already stopped by the test
+        pg.stop()
