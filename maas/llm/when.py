@@ -69,6 +69,10 @@ _RULES: list[tuple[re.Pattern[str], Callable[[datetime, re.Match[str]], str]]] =
         re.compile(r"\b(next) (week|weekend)\b", re.I),
         lambda at, m: f"the {m[2].lower()} after {day(at)}",
     ),
+    (
+        re.compile(r"\bthis (week|weekend)\b", re.I),
+        lambda at, m: f"the {m[1].lower()} of {day(at)}",
+    ),
     (re.compile(r"\b(last|this past) month\b", re.I), lambda at, m: month(_shift_month(at, -1))),
     (re.compile(r"\bnext month\b", re.I), lambda at, m: month(_shift_month(at, 1))),
     (re.compile(r"\bthis month\b", re.I), lambda at, m: month(at)),
