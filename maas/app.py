@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from maas import __version__
-from maas.api import admin, chat, errors, memories, runs, threads
+from maas.api import admin, chat, errors, limits, memories, runs, threads, users
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings
@@ -39,7 +39,10 @@ def create_app(
     app = FastAPI(title="MaaS — Memory as a Service", version=__version__, lifespan=lifespan)
     app.state.service = service
     errors.install(app)
-    for module in (chat, runs, threads, memories, admin):
+    limits.install(
+        app, settings.max_body_bytes, settings.rate_limit_per_min, settings.rate_limit_burst
+    )
+    for module in (chat, runs, threads, memories, users, admin):
         app.include_router(module.router)
     for extend in extensions or []:
         extend(app, service)

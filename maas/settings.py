@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     cleanup_s: float = 3600.0
     log_level: str = "INFO"
 
+    # HTTP limits: request bodies over max_body_bytes get 413; each API key may make
+    # rate_limit_per_min requests a minute (bursts up to rate_limit_burst), else 429.
+    max_body_bytes: int = 1_048_576
+    rate_limit_per_min: float = 600.0
+    rate_limit_burst: int = 60
+
     @property
     def offline(self) -> bool:
         return self.llm_base_url is None and self.llm_api_key is None

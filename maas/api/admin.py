@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -11,8 +12,11 @@ from pydantic import BaseModel, Field
 
 from maas import __version__
 from maas.api.deps import require_admin, runtime, service
+from maas.api.inputs import NonBlank
+from maas.api.users import erase
 from maas.credentials import create_user
 from maas.db.queries import q
+from maas.errors import NotFound
 from maas.runtime.context import Runtime
 from maas.service import Service
 
@@ -21,7 +25,7 @@ Rt = Annotated[Runtime, Depends(runtime)]
 
 
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: NonBlank = Field(min_length=1, max_length=200)
 
 
 @router.post("/v1/admin/users", status_code=201, dependencies=[Depends(require_admin)])
@@ -30,6 +34,21 @@ async def create_user_route(body: UserIn, rt: Rt) -> dict[str, Any]:
     async with rt.pool.acquire() as conn:
         user_id, key = await create_user(conn, body.name)
     return {"user_id": str(user_id), "name": body.name, "api_key": key}
+
+
+@router.post("/v1/admin/users/{user_id}/revoke", dependencies=[Depends(require_admin)])
+async def revoke_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
+    """Revoke the user's API key: it answers 401 from now on; the data stays."""
+    row = await rt.pool.fetchrow(q("revoke_user_key"), user_id)
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return {"user_id": str(user_id), "revoked_at": row["revoked_at"].isoformat()}
+
+
+@router.delete("/v1/admin/users/{user_id}", dependencies=[Depends(require_admin)])
+async def erase_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
+    """Erase a user and everything it owns; repeatable (a second call erases nothing)."""
+    return {"user_id": str(user_id), "erased": await erase(rt, user_id)}
 
 
 @router.get("/health")

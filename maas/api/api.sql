@@ -5,8 +5,8 @@
 INSERT INTO maas.users (name, api_key_hash, key_prefix) VALUES ($1, $2, $3) RETURNING id
 
 -- name: user_by_key_hash
--- $1 sha256 of the presented key
-SELECT id, name FROM maas.users WHERE api_key_hash = $1
+-- $1 sha256 of the presented key; a revoked key finds nobody.
+SELECT id, name FROM maas.users WHERE api_key_hash = $1 AND revoked_at IS NULL
 
 -- name: insert_thread
 -- $1 user, $2 title
@@ -33,9 +33,9 @@ UPDATE maas.threads SET closed_at = coalesce(closed_at, now())
 WHERE id = $1 AND user_id = $2 RETURNING id
 
 -- name: thread_messages
--- $1 thread (ownership checked by the caller)
+-- $1 thread, $2 owner
 SELECT id, role, speaker, content, run_id, created_at
-FROM maas.messages WHERE thread_id = $1 ORDER BY id
+FROM maas.messages WHERE thread_id = $1 AND user_id = $2 ORDER BY id
 
 -- name: list_threads
 -- $1 owner, $2 limit

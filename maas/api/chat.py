@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from maas.api.deps import User, current_user, runtime
+from maas.api.inputs import NonBlank
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
 from maas.pipeline.submit import ChatRequest, submit, wait_done
@@ -20,12 +21,12 @@ MAX_MESSAGE = 32_000
 
 
 class ChatIn(BaseModel):
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE)
+    message: NonBlank = Field(min_length=1, max_length=MAX_MESSAGE)
     thread_id: uuid.UUID | None = None
 
 
 class ContextIn(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_MESSAGE)
+    query: NonBlank = Field(min_length=1, max_length=MAX_MESSAGE)
     max_tokens: int | None = Field(default=None, ge=50, le=32_000)
 
 

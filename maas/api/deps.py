@@ -42,16 +42,25 @@ def bearer(request: Request) -> str:
     raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
 
 
-async def current_user(request: Request) -> User:
-    key = bearer(request)
+async def _user_by_key(request: Request, key: str) -> User | None:
+    """Keys are stored as sha256; the lookup is by hash, so no key is ever compared in SQL."""
     row = await runtime(request).pool.fetchrow(q("user_by_key_hash"), hash_key(key))
-    if row is None:
-        raise Unauthorized("unknown API key")
-    return User(row["id"], row["name"])
+    return None if row is None else User(row["id"], row["name"])
+
+
+async def current_user(request: Request) -> User:
+    user = await _user_by_key(request, bearer(request))
+    if user is None:
+        raise Unauthorized("unknown or revoked API key")
+    return user
 
 
 async def require_admin(request: Request) -> None:
+    """The admin key passes (constant-time compare); a user key is 403, anything else 401."""
     key = bearer(request)
     admin = service(request).admin_key
-    if admin is None or not same_key(key, admin):
-        raise Forbidden("this route needs the admin key")
+    if admin is not None and same_key(key, admin):
+        return
+    if await _user_by_key(request, key) is None:
+        raise Unauthorized("unknown or revoked API key")
+    raise Forbidden("this route needs the admin key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -42,7 +43,17 @@ async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refused (out of range, unstorable text) that validation missed."""
+    log.warning("bad value in %s %s: %s", request.method, request.url.path, exc)
+    message = f"invalid input: {str(exc).splitlines()[0][:200]}"
+    return JSONResponse(body("invalid_input", message), status_code=422)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(MaasError, on_maas_error)
+    # asyncpg's client-side DataError is also an InterfaceError: registered here, it wins.
+    for bad in (asyncpg.exceptions.DataError, ClientDataError, UnicodeEncodeError, OverflowError):
+        app.add_exception_handler(bad, on_bad_value)
     for exc_type in UNAVAILABLE:
         app.add_exception_handler(exc_type, on_unavailable)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.encoders import jsonable_encoder
 
 from maas.api.deps import User, current_user, runtime
+from maas.api.inputs import BIGINT_MAX, Text
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
@@ -21,9 +22,9 @@ Caller = Annotated[User, Depends(current_user)]
 async def list_memories(
     rt: Rt,
     user: Caller,
-    query: Annotated[str | None, Query(max_length=1000)] = None,
+    query: Annotated[Text | None, Query(max_length=1000)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     include_closed: bool = False,
 ) -> Any:
     async with rt.pool.acquire() as conn:
@@ -45,7 +46,9 @@ async def _sources(conn: Any, user: User, rows: list[Any]) -> dict[int, dict[str
 
 
 @router.delete("/{memory_id}")
-async def delete_memory(memory_id: int, rt: Rt, user: Caller) -> dict[str, Any]:
+async def delete_memory(
+    memory_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], rt: Rt, user: Caller
+) -> dict[str, Any]:
     if await rt.pool.fetchval(q("delete_memory"), memory_id, user.id) is None:
         raise NotFound(f"memory {memory_id} not found")
     return {"deleted": memory_id}

@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, field_validator
 
 from maas.api.deps import User, current_user, runtime
+from maas.api.inputs import NonBlank, Text
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
@@ -21,13 +22,13 @@ Caller = Annotated[User, Depends(current_user)]
 
 
 class ThreadIn(BaseModel):
-    title: str | None = Field(default=None, max_length=200)
+    title: Text | None = Field(default=None, max_length=200)
 
 
 class ImportedMessage(BaseModel):
     role: Literal["user", "assistant", "other"]
-    speaker: str | None = Field(default=None, max_length=200)
-    text: str = Field(min_length=1, max_length=32_000)
+    speaker: Text | None = Field(default=None, max_length=200)
+    text: NonBlank = Field(min_length=1, max_length=32_000)
     created_at: datetime | None = None
 
     @field_validator("created_at")
@@ -67,7 +68,7 @@ async def list_threads(
 @router.get("/{thread_id}")
 async def get_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
     thread = await own_thread(rt, thread_id, user)
-    messages = await rt.pool.fetch(q("thread_messages"), thread_id)
+    messages = await rt.pool.fetch(q("thread_messages"), thread_id, user.id)
     return jsonable_encoder({**dict(thread), "messages": [dict(m) for m in messages]})
 
 

@@ -1,0 +1,138 @@
+"""Two small ASGI middlewares: a request body limit (413) and a per-key token bucket (429)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TOO_LARGE = 413
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class BodyLimit:
+    """Declared bodies over the limit are refused before reading; streamed ones while read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await send_error(send, TOO_LARGE, "too_large", self._message())
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _message(self) -> str:
+        return f"request body over the limit of {self.max_bytes} bytes"
+
+    def _counting(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI lets an HTTPException through as it is
+                raise HTTPException(TOO_LARGE, self._message())
+            return message
+
+        return counted
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimit:
+    """A token bucket per API key (by its hash), in this process's memory.
+
+    Several processes each allow the rate; put a shared limiter in front for a global one.
+    """
+
+    def __init__(self, app: ASGIApp, per_min: float, burst: int) -> None:
+        self.app = app
+        self.rate = per_min / 60.0
+        self.burst = float(max(burst, 1))
+        self.buckets: dict[str, Bucket] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _key(scope) if scope["type"] == "http" else None
+        wait = 0.0 if key is None or self.rate <= 0 else self._take(key)
+        if wait > 0:
+            retry = str(max(math.ceil(wait), 1))
+            message = f"rate limit of {self.rate * 60:g} requests a minute for this key"
+            await send_error(send, 429, "rate_limited", message, {"Retry-After": retry})
+            return
+        await self.app(scope, receive, send)
+
+    def _take(self, key: str) -> float:
+        """Take one token; 0 when granted, else the seconds until one is there."""
+        now = time.monotonic()
+        bucket = self.buckets.get(key) or Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+        bucket.at = now
+        self.buckets[key] = bucket
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        self._prune(now)
+        return (1 - bucket.tokens) / self.rate
+
+    def _prune(self, now: float) -> None:
+        if len(self.buckets) > 10_000:
+            full = self.burst / self.rate
+            self.buckets = {k: b for k, b in self.buckets.items() if now - b.at < full}
+
+
+def _key(scope: Scope) -> str | None:
+    auth = header(scope, b"authorization") or ""
+    scheme, _, token = auth.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        token = _cookie(header(scope, b"cookie") or "")
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+def _cookie(raw: str) -> str:
+    for part in raw.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "maas_key":
+            return value
+    return ""
+
+
+def install(app: Any, max_body_bytes: int, per_min: float, burst: int) -> None:
+    from maas.api.headers import SecurityHeaders
+
+    app.add_middleware(RateLimit, per_min=per_min, burst=burst)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse before anything

@@ -1,0 +1,91 @@
+"""15. Erase a user everywhere (self-service and admin), repeatably; export all of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_KEY
+from tests.helpers import close_and_archive
+
+USER_TABLES = """
+SELECT c.table_schema, c.table_name FROM information_schema.columns c
+JOIN information_schema.tables t USING (table_schema, table_name)
+WHERE c.column_name = 'user_id' AND t.table_type = 'BASE TABLE'
+  AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2
+"""
+BY_RUN = {"run_events": "run_id", "run_memories": "run_id"}
+
+
+async def with_data(client: httpx.AsyncClient, fact: str) -> str:
+    first = (await client.post("/v1/chat", json={"message": fact})).json()
+    await close_and_archive(client, first["thread_id"])
+    again = await client.post("/v1/chat", json={"message": f"Remember? {fact}"})
+    assert again.json()["status"] == "COMPLETED"
+    user_id: str = (await client.get("/v1/users/me")).json()["user_id"]
+    return user_id
+
+
+async def rows_of(pool: Any, user_id: str) -> dict[str, int]:
+    """Rows of the user in every table of every schema that has a user_id column, plus the
+    tables that hang off runs."""
+    counts = {}
+    for schema, table in await pool.fetch(USER_TABLES):
+        sql = f'SELECT count(*) FROM "{schema}"."{table}" WHERE user_id = $1::text::uuid'
+        counts[table] = await pool.fetchval(sql, user_id)
+    for table, column in BY_RUN.items():
+        counts[table] = await pool.fetchval(
+            f"SELECT count(*) FROM maas.{table} x JOIN maas.pipeline_runs r ON r.id = x.{column}"
+            " WHERE r.user_id = $1::text::uuid",
+            user_id,
+        )
+    counts["users"] = await pool.fetchval(
+        "SELECT count(*) FROM maas.users WHERE id = $1::text::uuid", user_id
+    )
+    return counts
+
+
+async def test_export_holds_every_row_then_erase_me_removes_them_all(make_api: Any) -> None:
+    async with make_api() as api:
+        pool = api.service.runtime.pool
+        alice, bob = await api.user("alice"), await api.user("bob")
+        alice_id = await with_data(alice, "I keep bees in Lyon. My bees make lavender honey.")
+        bob_id = await with_data(bob, "I sail a small boat called Petrel.")
+        bob_before = (await bob.get("/v1/users/me/export")).json()
+
+        export = (await alice.get("/v1/users/me/export")).json()
+        counts = await rows_of(pool, alice_id)
+        assert counts["memories"] > 0 and counts["run_memories"] > 0 and counts["llm_calls"] > 0
+        for table, n in counts.items():
+            held = 1 if table == "users" else len(export[table])
+            assert held == n, (table, held, n)
+        assert export["user"]["id"] == alice_id and "api_key_hash" not in export["user"]
+        assert any("lavender honey" in m["text"] for m in export["memories"])
+        assert bob_id not in repr(export)
+
+        erased = await alice.delete("/v1/users/me")
+        assert erased.status_code == 200 and erased.json()["erased"]["memories"] > 0
+        assert (await alice.delete("/v1/users/me")).status_code == 401  # the key went with it
+        assert set((await rows_of(pool, alice_id)).values()) == {0}
+        assert await pool.fetchval("SELECT count(*) FROM maas.memories") > 0  # bob's remain
+        assert (await bob.get("/v1/users/me/export")).json() == bob_before
+
+
+async def test_admin_erase_is_repeatable_and_leaves_others_untouched(make_api: Any) -> None:
+    async with make_api() as api:
+        pool = api.service.runtime.pool
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        carol, dave = await api.user("carol"), await api.user("dave")
+        carol_id = await with_data(carol, "My daughter plays the cello.")
+        await with_data(dave, "My son plays the drums.")
+        dave_before = (await dave.get("/v1/users/me/export")).json()
+
+        first = await api.client.delete(f"/v1/admin/users/{carol_id}", headers=admin)
+        assert first.status_code == 200 and first.json()["erased"]["users"] == 1
+        second = await api.client.delete(f"/v1/admin/users/{carol_id}", headers=admin)
+        assert second.status_code == 200 and set(second.json()["erased"].values()) == {0}
+        assert set((await rows_of(pool, carol_id)).values()) == {0}
+        assert (await carol.get("/v1/memories")).status_code == 401
+        assert (await dave.get("/v1/users/me/export")).json() == dave_before

@@ -1,0 +1,59 @@
+"""Schemathesis against the served OpenAPI schema: zero server errors.
+
+Runs the `schemathesis` CLI (examples, coverage and fuzzing phases, at most 50 examples per
+operation) against a real `maas serve` process, once with a user key over every operation and
+once with the admin key over the admin operations.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ADMIN_KEY
+from tests.faults.conftest import Fleet, fault_env, new_user
+
+KEEP_USER = "erase_me_v1_users_me_delete"  # erasing the fuzzing user would end the run early
+
+
+def schemathesis(url: str, key: str, where: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("schemathesis")
+    command = [
+        str(cli),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "50",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--request-timeout",
+        "30",
+        "--workers",
+        "2",
+        "--seed",
+        "5",
+        "--no-color",
+        *extra,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, cwd=where
+    )
+
+
+def test_schemathesis_finds_no_server_error(db_url: str, fleet: Fleet, tmp_path: Path) -> None:
+    env = fault_env(db_url, MAAS_RATE_LIMIT_PER_MIN="0", MAAS_POLL_S="0.1")
+    server = fleet.start(env)
+    key = new_user(server, "fuzzer").headers["Authorization"].split()[1]
+    user = schemathesis(server.url, key, tmp_path, "--exclude-operation-id", KEEP_USER)
+    print(user.stdout[-6000:])
+    assert user.returncode == 0, user.stdout[-6000:] + user.stderr[-2000:]
+    admin = schemathesis(server.url, ADMIN_KEY, tmp_path, "--include-path-regex", "^/v1/admin/")
+    print(admin.stdout[-3000:])
+    assert admin.returncode == 0, admin.stdout[-6000:] + admin.stderr[-2000:]
+    log = server.log.read_text()
+    assert "Traceback" not in log, log[-5000:]
