@@ -8,7 +8,8 @@
 The database is created fresh and dropped at the end: on `server_uri` when given (e.g. a test
 session's Postgres), else on MAAS_DATABASE_URL's server, else on an embedded Postgres started in a
 temporary data dir (and stopped at the end). The service runs in offline mode (no LLM settings),
-with a fixed admin key and `poll_s=0.2`; any other setting can be overridden. Everything the
+with a fixed admin key, `poll_s=0.2` and no per-key rate limit; any other setting can be
+overridden. Everything the
 benchmark does goes through HTTP; `dsn` is there for read-only statistics.
 """
 
@@ -86,6 +87,9 @@ def bench_settings(dsn: str, data_dir: Path, **overrides: Any) -> Settings:
         "migrate_on_start": True,
         "shutdown_grace_s": 5.0,
         "log_level": "WARNING",
+        # A benchmark client is one API key sending as fast as it can: no per-key rate limit.
+        "rate_limit_per_min": 1e9,
+        "rate_limit_burst": 1_000_000_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

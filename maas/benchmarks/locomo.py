@@ -433,35 +433,58 @@ async def import_conversation(ing: Ingested) -> None:
         ing.threads.append((thread_id, title, max(ids)))
 
 
+FAILED_JOBS_SQL = """
+SELECT count(*) AS failed, min(error) AS error FROM maas.archive_jobs
+WHERE status = 'failed' AND user_id = ANY($1::uuid[])
+"""
+
+
+async def failed_archive_jobs(dsn: str, user_ids: Sequence[str]) -> tuple[int, str | None]:
+    """Archive jobs that gave up (read-only, so a broken archivist fails the run at once)."""
+    conn = await connect(dsn)
+    try:
+        row = await conn.fetchrow(FAILED_JOBS_SQL, list(user_ids))
+    finally:
+        await conn.close()
+    return int(row["failed"]), row["error"]
+
+
+async def _archived_head(
+    pending: list[tuple[httpx.AsyncClient, str, str, int]], progress: Progress
+) -> list[tuple[httpx.AsyncClient, str, str, int]]:
+    """Drop the archived threads from the head of the queue (the archivist works in order)."""
+    while pending:
+        http, thread_id, title, last = pending[0]
+        thread = _ok(await http.get(f"/v1/threads/{thread_id}"), f"read {title}")
+        if thread["archived_upto"] < last:
+            break
+        progress.tick()
+        pending = pending[1:]
+    return pending
+
+
 async def wait_archived(
     svc: Served, ingested: Sequence[Ingested], timeout_s: float, progress: Progress
 ) -> None:
-    """Until every thread's archived_upto reaches its last message id (bounded)."""
+    """Until every thread's archived_upto reaches its last message id; fails on a timeout or
+    when an archive job has failed for good."""
     pending = [(ing.http, *t) for ing in ingested for t in ing.threads]
+    users = [ing.user.user_id for ing in ingested]
     deadline = time.monotonic() + timeout_s
-    while pending:
+    polls = 0
+    while pending := await _archived_head(pending, progress):
         svc.check_alive()
-        still: list[tuple[httpx.AsyncClient, str, str, int]] = []
-        for item in pending:
-            http, thread_id, title, last = item
-            if still:  # the archivist works in queue order: check the head first
-                still.append(item)
-                continue
-            thread = _ok(await http.get(f"/v1/threads/{thread_id}"), f"read {title}")
-            if thread["archived_upto"] >= last:
-                progress.tick()
-            else:
-                still.append(item)
-        pending = still
-        if pending and time.monotonic() > deadline:
+        polls += 1
+        if polls % 8 == 0 and (failed := await failed_archive_jobs(svc.dsn, users))[0]:
+            raise BenchError(f"{failed[0]} archive job(s) failed, e.g.: {failed[1]}")
+        if time.monotonic() > deadline:
             _, thread_id, title, last = pending[0]
             raise BenchError(
                 f"the archivist did not finish within {timeout_s:.0f}s: {progress.done}/"
                 f"{progress.total} threads archived; {title} (thread {thread_id}) has not reached "
-                f"message {last} (see the service log above for archive job failures)"
+                f"message {last} (see the service log above)"
             )
-        if pending:
-            await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)
 
 
 @dataclass
@@ -503,11 +526,9 @@ async def ask_all(
 
     async def one(ing: Ingested, q: Question) -> Scores | None:
         evidence = {ing.message_ids[e] for e in q.evidence if e in ing.message_ids}
-        if not evidence:
-            return None
-        responses = {b: await call(ing.http, q.question, b) for b in budgets}
+        responses = {b: await call(ing.http, q.question, b) for b in budgets} if evidence else {}
         progress.tick()
-        return score_context(q, evidence, responses)
+        return score_context(q, evidence, responses) if evidence else None
 
     jobs = [one(ing, q) for ing in ingested for q in ing.conversation.scored_questions()]
     asked.scores = [s for s in await asyncio.gather(*jobs) if s is not None]
@@ -526,22 +547,54 @@ async def count_memories(http: httpx.AsyncClient) -> int:
         offset += MEMORY_PAGE
 
 
+# Near-duplicates: memories whose pg_trgm similarity() with another memory of the same user is at
+# least $2. similarity() is the Jaccard index of the two texts' trigram sets (show_trgm), so a
+# plain self-join calls it n^2 times (~50 s for LoCoMo's 2,700 memories). Exact candidate pruning
+# first (a set-similarity join): with trigrams ordered rarest first, two sets with Jaccard >= t
+# share a trigram within their first n - ceil(t n) + 1 (prefix filter); their sizes are within a
+# factor t (size filter); and the overlap can be no more than 1 + what follows their first shared
+# trigram, which must reach t / (1 + t) (n_a + n_b) (positional filter). similarity() then decides.
 NEAR_DUP_SQL = """
-SELECT count(*) AS memories,
-       count(*) FILTER (WHERE EXISTS (
-         SELECT 1 FROM maas.memories o
-         WHERE o.user_id = m.user_id AND o.id <> m.id AND o.valid_to IS NULL
-           AND o.text % m.text AND similarity(o.text, m.text) >= $2)) AS near_dups
-FROM maas.memories m
-WHERE m.valid_to IS NULL AND m.user_id = ANY($1::uuid[])
+WITH mem AS MATERIALIZED (
+  SELECT id, user_id, show_trgm(text) AS grams
+  FROM maas.memories WHERE valid_to IS NULL AND user_id = ANY($1::uuid[])
+), gram AS (
+  SELECT m.id, m.user_id, g.gram COLLATE "C" AS gram, cardinality(m.grams) AS n
+  FROM mem m, unnest(m.grams) AS g(gram)
+), df AS (
+  SELECT user_id, gram, count(*) AS df FROM gram GROUP BY user_id, gram
+), prefix AS (
+  SELECT * FROM (
+    SELECT g.id, g.user_id, g.gram, g.n,
+           row_number() OVER (PARTITION BY g.id ORDER BY d.df, g.gram) AS pos
+    FROM gram g JOIN df d ON d.user_id = g.user_id AND d.gram = g.gram) r
+  WHERE pos <= n - ceil($2::numeric * n) + 1
+), pairs AS (
+  SELECT a.id AS a, b.id AS b
+  FROM prefix a JOIN prefix b
+    ON a.user_id = b.user_id AND a.gram = b.gram AND a.id < b.id
+   AND least(a.n, b.n) >= $2::numeric * greatest(a.n, b.n)
+  GROUP BY a.id, b.id, a.n, b.n
+  HAVING 1 + least(a.n - min(a.pos), b.n - min(b.pos))
+         >= ceil($2::numeric / (1 + $2::numeric) * (a.n + b.n))
+), dups AS (
+  SELECT p.a, p.b FROM pairs p
+  JOIN maas.memories ma ON ma.id = p.a JOIN maas.memories mb ON mb.id = p.b
+  WHERE similarity(ma.text, mb.text) >= $2::real
+)
+SELECT (SELECT count(*) FROM mem) AS memories,
+       (SELECT count(*) FROM (SELECT a FROM dups UNION SELECT b FROM dups) f) AS near_dups
 """
 
 
-async def near_duplicates(dsn: str, user_ids: Sequence[str]) -> tuple[int, int]:
-    """(memories, memories with a trigram-similar (>= 0.8) other memory of the same user)."""
+async def near_duplicates(
+    dsn: str, user_ids: Sequence[str], threshold: float = NEAR_DUP_SIMILARITY
+) -> tuple[int, int]:
+    """(active memories, those with a trigram similarity >= threshold to another memory of the
+    same user)."""
     conn = await connect(dsn)
     try:
-        row = await conn.fetchrow(NEAR_DUP_SQL, list(user_ids), NEAR_DUP_SIMILARITY)
+        row = await conn.fetchrow(NEAR_DUP_SQL, list(user_ids), threshold)
     finally:
         await conn.close()
     return int(row["memories"]), int(row["near_dups"])
@@ -589,18 +642,35 @@ async def user_clients(
         yield out
 
 
-async def _service_facts(svc: Served, ingested: Sequence[Ingested], run_id: str | None) -> Any:
+@dataclass
+class Measured:
+    """What one run of the service gave, besides the per-question scores in `asked`."""
+
+    asked: Asked
+    ingest: dict[str, Any]
+    phases_s: dict[str, float]
+    health: dict[str, Any] = field(default_factory=dict)
+    param_version: str | None = None
+    memories: dict[str, int] = field(default_factory=dict)  # conversation id -> memories
+    near_dup_rate: float | None = None
+
+
+async def _service_facts(svc: Served, ingested: Sequence[Ingested], out: Measured) -> None:
     http = ingested[0].http
-    health = _ok(await http.get("/health"), "health")
-    version = None
-    if run_id is not None:
-        version = _ok(await http.get(f"/v1/runs/{run_id}"), "read run").get("param_version")
-    per_conv = {i.conversation.conversation_id: await count_memories(i.http) for i in ingested}
+    out.health = _ok(await http.get("/health"), "health")
+    if out.asked.run_id is not None:
+        run = _ok(await http.get(f"/v1/runs/{out.asked.run_id}"), "read run")
+        out.param_version = run.get("param_version")
+    for ing in ingested:
+        out.memories[ing.conversation.conversation_id] = await count_memories(ing.http)
     stored, dups = await near_duplicates(svc.dsn, [i.user.user_id for i in ingested])
-    return health, version, per_conv, (dups / stored if stored else None)
+    out.near_dup_rate = dups / stored if stored else None
 
 
-async def measure(svc: Served, conversations: Sequence[Conversation], cfg: LocomoConfig) -> Any:
+async def measure(
+    svc: Served, conversations: Sequence[Conversation], cfg: LocomoConfig
+) -> Measured:
+    """Ingest every conversation, wait for the archivist, ask every question, gather stats."""
     async with user_clients(svc, conversations) as ingested:
         threads = sum(1 for c in conversations for s in c.sessions if s.turns)
         turns = sum(len(c.turns) for c in conversations)
@@ -609,21 +679,18 @@ async def measure(svc: Served, conversations: Sequence[Conversation], cfg: Locom
             await import_conversation(ing)
         progress = Progress("archived threads", threads, cfg.progress)
         await wait_archived(svc, ingested, cfg.archive_timeout_s, progress)
-        ingest_s = time.perf_counter() - t0
-        total = sum(len(c.scored_questions()) for c in conversations)
         t1 = time.perf_counter()
+        total = sum(len(c.scored_questions()) for c in conversations)
         asked = await ask_all(
             svc, ingested, cfg.budgets, cfg.concurrency, Progress("questions", total, cfg.progress)
         )
-        questions_s = time.perf_counter() - t1
-        health, version, per_conv, dup_rate = await _service_facts(svc, ingested, asked.run_id)
-    ingest = {
-        "turns": turns,
-        "threads": threads,
-        "seconds": ingest_s,
-        "turns_per_s": turns / ingest_s,
-    }
-    return asked, ingest, questions_s, health, version, per_conv, dup_rate
+        t2 = time.perf_counter()
+        ingest = {"turns": turns, "threads": threads, "seconds": t1 - t0}
+        ingest["turns_per_s"] = turns / (t1 - t0)
+        out = Measured(asked, ingest, {"ingest": t1 - t0, "questions": t2 - t1})
+        await _service_facts(svc, ingested, out)
+        out.phases_s["stats"] = time.perf_counter() - t2
+    return out
 
 
 def _machine() -> dict[str, Any]:
@@ -645,16 +712,35 @@ async def run_locomo(
     bm25 = baseline(conversations, cfg.budgets)
     baseline_s = time.perf_counter() - started
     async with running_service(server_uri, template, embedder=cfg.embedder) as svc:
-        asked, ingest, questions_s, health, version, per_conv, dup_rate = await measure(
-            svc, conversations, cfg
-        )
+        measured = await measure(svc, conversations, cfg)
+        stopping = time.perf_counter()
+    elapsed = time.perf_counter() - started
+    shutdown = elapsed - (stopping - started)
+    startup = elapsed - baseline_s - shutdown - sum(measured.phases_s.values())  # + users
+    phases = {"baseline": baseline_s, "startup": startup, **measured.phases_s}
+    phases["shutdown"] = shutdown
+    config = {
+        "llm_mode": measured.health.get("mode"),
+        "embedder": measured.health.get("embedder"),
+        "param_version": measured.param_version,
+    }
+    extras = _extras_json(conversations, measured, bm25)
+    extras |= {"phases_s": phases, "machine": _machine(), "elapsed_s": elapsed}
+    return LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
+
+
+def _extras_json(
+    conversations: Sequence[Conversation], measured: Measured, bm25: Sequence[Scores]
+) -> dict[str, Any]:
+    asked = measured.asked
     missing = sum(
         resolve_evidence(q, {t.turn_id for t in c.turns})[1]
         for c in conversations
         for q in c.scored_questions()
     )
     scored = sum(len(c.scored_questions()) for c in conversations)
-    extras: dict[str, Any] = {
+    per_conv = measured.memories
+    return {
         "conversations": len(conversations),
         "questions": len(asked.scores),
         "questions_skipped_no_evidence": scored - len(asked.scores),
@@ -663,9 +749,9 @@ async def run_locomo(
         "context_failure_examples": sorted(set(asked.failures))[:5],
         "memories_per_conversation": mean([float(v) for v in per_conv.values()]),
         "memories_by_conversation": per_conv,
-        "near_duplicate_rate": dup_rate,
-        "ingest_turns_per_s": ingest["turns_per_s"],
-        "ingest": ingest,
+        "near_duplicate_rate": measured.near_dup_rate,
+        "ingest_turns_per_s": measured.ingest["turns_per_s"],
+        "ingest": measured.ingest,
         "context_latency_ms": {
             "p50": percentile(asked.latencies_ms, 50),
             "p95": percentile(asked.latencies_ms, 95),
@@ -676,17 +762,7 @@ async def run_locomo(
             "maas": {k: v["overall"] for k, v in summarize(asked.scores)["context_tokens"].items()},
             "bm25": {k: v["overall"] for k, v in summarize(bm25)["context_tokens"].items()},
         },
-        "questions_s": questions_s,
-        "baseline_s": baseline_s,
-        "machine": _machine(),
-        "elapsed_s": time.perf_counter() - started,
     }
-    config = {
-        "llm_mode": health.get("mode"),
-        "embedder": health.get("embedder"),
-        "param_version": version,
-    }
-    return LocomoReport(tuple(cfg.budgets), asked.scores, bm25, config, extras)
 
 
 # --------------------------------------------------------------------------- output
@@ -781,8 +857,9 @@ def _extras(report: LocomoReport) -> list[str]:
         f"config                  mode {c['llm_mode']}, embedder {c['embedder']},"
         f" param version {c['param_version']}",
         f"machine                 {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}",
-        f"elapsed                 {x['elapsed_s']:.1f} s (baseline {x['baseline_s']:.1f} s,"
-        f" ingest {x['ingest']['seconds']:.1f} s, questions {x['questions_s']:.1f} s)",
+        f"elapsed                 {x['elapsed_s']:.1f} s ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in x["phases_s"].items())
+        + ")",
     ]
 
 
@@ -817,7 +894,7 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         report = asyncio.run(run_locomo(conversations, cfg))
-    except BenchError as exc:
+    except (RuntimeError, TimeoutError) as exc:  # BenchError, or the service died / never started
         print(f"maas bench locomo: {exc}", file=sys.stderr)
         return 1
     print(render(report), flush=True)

@@ -20,6 +20,7 @@ from maas.benchmarks.locomo import (
     answer_in_context,
     budget_recall,
     load_conversations,
+    near_duplicates,
     normalize,
     pack_turns,
     parse_budgets,
@@ -30,6 +31,7 @@ from maas.benchmarks.locomo import (
     score_context,
     summarize,
 )
+from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 
 MINI = Path(__file__).resolve().parents[1] / "data" / "mini_locomo.json"
@@ -177,6 +179,62 @@ def test_parse_budgets() -> None:
     for bad in ("", "10", "a,b", "500,99999"):
         with pytest.raises(ValueError):
             parse_budgets(bad)
+
+
+# --------------------------------------------------------------------------- near-duplicates
+
+BRUTE_NEAR_DUPS = """
+SELECT count(*) FILTER (WHERE EXISTS (
+  SELECT 1 FROM maas.memories o
+  WHERE o.user_id = m.user_id AND o.id <> m.id AND o.valid_to IS NULL
+    AND similarity(o.text, m.text) >= $2::real))
+FROM maas.memories m WHERE m.valid_to IS NULL AND m.user_id = ANY($1::uuid[])
+"""
+
+
+async def test_near_duplicate_sql_matches_the_plain_self_join(db_url: str) -> None:
+    """The pruned query counts exactly what comparing every pair with similarity() counts."""
+    conv = load_conversations(MINI)[0]
+    texts = {
+        "a": [
+            "Lena adopted a tortoise named Pebbles.",
+            "Lena adopted a tortoise named Pebbles!",  # same trigrams: similarity 1
+            "Lena adopted a small tortoise named Pebbles.",
+            "Ravi plays the cello at the community hall.",
+            *(f"{t.speaker}: {t.text}" for t in conv.turns),
+            *(f"{t.speaker} said: {t.text}" for t in conv.turns),
+        ],
+        "b": ["Lena adopted a tortoise named Pebbles."],  # another user's copy does not count
+    }
+    conn = await connect(db_url)
+    try:
+        users = {}
+        for name, items in texts.items():
+            users[name] = str(
+                await conn.fetchval(
+                    "INSERT INTO maas.users (name, api_key_hash, key_prefix)"
+                    " VALUES ($1, $1, 'x') RETURNING id",
+                    name,
+                )
+            )
+            await conn.executemany(
+                "INSERT INTO maas.memories (user_id, text, fact_key) VALUES ($1, $2, $3)",
+                [(users[name], text, f"k{i}") for i, text in enumerate(items)],
+            )
+        await conn.execute(  # a closed memory is not counted, nor compared with
+            "INSERT INTO maas.memories (user_id, text, fact_key, valid_to)"
+            " VALUES ($1, 'Ravi plays the cello at the community hall!', 'closed', now())",
+            users["a"],
+        )
+        ids = list(users.values())
+        expected = {t: await conn.fetchval(BRUTE_NEAR_DUPS, ids, t) for t in (0.3, 0.6, 0.8, 0.95)}
+    finally:
+        await conn.close()
+    total = len(texts["a"]) + 1
+    assert await near_duplicates(db_url, ids, 1.0) == (total, 2)
+    for threshold, count in expected.items():
+        assert await near_duplicates(db_url, ids, threshold) == (total, count), threshold
+    assert expected[0.3] > expected[0.8] > 2  # the cases are not trivial
 
 
 # --------------------------------------------------------------------------- the whole run
