@@ -21,10 +21,13 @@ def search_terms(analysis: Analysis) -> list[str]:
 
 async def assemble(rt: Runtime, run: Claim) -> Commit:
     params = run.param_set()
-    terms = search_terms(Analysis.model_validate(run.analyzer_output or {}))
+    analysis = Analysis.model_validate(run.analyzer_output or {})
+    terms = search_terms(analysis)
     embedding = (await rt.embedder.embed([run.query]))[0] if rt.embedder else None
     async with rt.pool.acquire() as conn:
-        found = await search(conn, run.user_id, run.query, terms, embedding, params)
+        found = await search(
+            conn, run.user_id, run.query, terms, embedding, params, names=analysis.entities
+        )
     budget = run.max_tokens or int(params["context.max_tokens"])
     packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
 

@@ -11,7 +11,8 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 --         document frequencies counted through the GIN index and corpus stats from memory_stats;
 --   trgm: trigram word similarity of any keyword in $3 (threshold set per transaction);
 --   vec:  cosine similarity to embedding $4 (null = arm off).
--- $6 = also search closed (superseded) facts. The assembler fuses the arms.
+-- $6 = also search closed (superseded) facts. The assembler fuses the arms. `speaker` is who said
+-- the (last) source message, so a question naming a person can prefer what that person said.
 WITH terms AS (
   SELECT DISTINCT lexeme AS l FROM unnest(to_tsvector('english', $2))),
 stats AS (
@@ -49,7 +50,9 @@ vec AS (
   ORDER BY m.embedding <=> $4::text::vector LIMIT $5),
 cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec)
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector
+       bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector,
+       (SELECT s.speaker FROM maas.messages s
+        WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker
 FROM cand JOIN maas.memories m USING (id)
 LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
 
@@ -132,7 +135,7 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 -- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns, or
 -- the turns just before), except ids $3.
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector
+       NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector, NULL::text AS speaker
 FROM maas.memories m
 WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.source_message_ids && $2::bigint[]
   AND NOT (m.id = ANY($3::bigint[]))

@@ -20,6 +20,7 @@ class Candidate:
     created_at: datetime
     source_message_ids: list[int]
     components: dict[str, float] = field(default_factory=dict)
+    speaker: str | None = None
     score: float = 0.0
 
     @property
@@ -44,8 +45,10 @@ async def search(
     embedding: list[float] | None,
     params: ParamSet,
     now: datetime | None = None,
+    names: list[str] | None = None,
 ) -> list[Candidate]:
-    """Candidates from every arm, fused by weighted reciprocal rank, best first."""
+    """Candidates from every arm, fused by weighted reciprocal rank, best first. `names` are the
+    people the query mentions: what they said gets `retrieval.w_speaker` more."""
     threshold = params.num("retrieval.trgm_threshold")
     async with conn.transaction():
         await conn.execute(q("set_trgm_thresholds"), str(threshold), str(threshold))
@@ -61,6 +64,7 @@ async def search(
             params.num("retrieval.bm25_b"),
         )
     found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
+    prefer_speakers(found, names or [], params.num("retrieval.w_speaker"))
     kept = sorted(
         (c for c in found if c.score >= params.num("retrieval.min_score")),
         key=lambda c: (-c.score, -c.id),
@@ -98,6 +102,22 @@ def _linked(c: Candidate, links: dict[int, tuple[Candidate, float]]) -> Candidat
     return c
 
 
+def prefer_speakers(cands: list[Candidate], names: list[str], weight: float) -> None:
+    wanted = {_name(n) for n in names if n.strip()}
+    if weight <= 0 or not wanted:
+        return
+    for c in cands:
+        if c.speaker and _name(c.speaker) in wanted:
+            c.score += weight
+            c.components["speaker"] = weight
+
+
+def _name(text: str) -> str:
+    """'Caroline's' and 'caroline' name the same person."""
+    low = text.strip().lower()
+    return low[:-2] if low.endswith(("'s", "’s")) else low
+
+
 def _trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
     """No terms means the trigram arm costs nothing when its weight is zero."""
     if params.num("retrieval.w_trgm") <= 0:
@@ -114,6 +134,7 @@ def _candidate(row: Any) -> Candidate:
         created_at=row["created_at"],
         source_message_ids=list(row["source_message_ids"]),
         components={arm: row[arm] for arm in ARMS if row[arm] is not None},
+        speaker=row["speaker"],
     )
 
 

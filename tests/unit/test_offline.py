@@ -83,3 +83,15 @@ def test_packing_respects_the_budget_and_groups_by_date() -> None:
     assert packed.text == "7 May 2023:\n1. Ana: I have a cat.\n8 May 2023:\n2. Ana: I like tea."
     assert packed.tokens == count_tokens(packed.text) <= 30
     assert [m.text for m in packed.memories] == ["Ana: I like tea.", "Ana: I have a cat."]
+
+
+def test_what_a_named_person_said_is_preferred() -> None:
+    from maas.memory.search import prefer_speakers
+
+    when = datetime(2023, 5, 8, tzinfo=UTC)
+    said_by_ana = Candidate(1, "Ana: I paint.", 0.5, when, when, [1], score=1.0, speaker="Ana")
+    said_by_bo = Candidate(2, "Bo: I paint too.", 0.5, when, when, [2], score=1.1, speaker="Bo")
+    prefer_speakers([said_by_ana, said_by_bo], ["Ana's"], 0.3)
+    assert said_by_ana.score == 1.3 and said_by_bo.score == 1.1
+    prefer_speakers([said_by_ana, said_by_bo], [], 0.3)
+    assert said_by_ana.score == 1.3
