@@ -16,7 +16,10 @@ COPY selflearn ./selflearn
 COPY web ./web
 COPY migrations ./migrations
 COPY seeds ./seeds
-RUN pip install . \
+# Local embeddings as in the README's install; the CPU wheel of torch first, so pip does not pull
+# the multi-GB CUDA build from PyPI.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install '.[local-embeddings]' \
  && useradd --create-home --uid 10001 maas \
  && mkdir -p /data \
  && chown maas:maas /data
