@@ -20,7 +20,7 @@ from maas.errors import MaasError
 from maas.pipeline.claim import Claim, Commit
 from maas.pipeline.status import Status
 from maas.runtime.context import Runtime
-from maas.runtime.signals import wait_any
+from maas.runtime.signals import Doorbell, wait_any
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +47,7 @@ class Worker(ABC, Generic[T]):
         self.current: T | None = None
 
     @property
-    def wakeup(self) -> asyncio.Event:
+    def doorbell(self) -> Doorbell:
         return self.rt.signals.stage[self.stage_key]
 
     @property
@@ -55,14 +55,16 @@ class Worker(ABC, Generic[T]):
     def stage_key(self) -> str: ...
 
     async def run_forever(self) -> None:
+        wakeup = asyncio.Event()
         while not self.stop.is_set():
-            self.wakeup.clear()
+            self.doorbell.enroll(wakeup)  # before looking, so no ring is lost meanwhile
             try:
                 while not self.stop.is_set() and await self.run_once():
                     pass
             except Exception:  # the database may be down: log, wait, try again
                 log.exception("%s loop error", self.name)
-            await wait_any(self.rt.settings.poll_s, self.wakeup, self.stop)
+            await wait_any(self.rt.settings.poll_s, wakeup, self.stop)
+            self.doorbell.leave(wakeup)
 
     async def run_once(self) -> bool:
         item = await self.claim()

@@ -7,31 +7,63 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from maas.pipeline.status import QUEUED
+from maas.pipeline.status import QUEUED, TERMINAL
 
 STAGES = ("analyzer", "assembler", "responder", "archivist")
 
 
+class Doorbell:
+    """Wakes one idle worker of a stage per ring, not all of them.
+
+    A worker enrolls (a cleared event of its own) *before* it looks for work, so a ring that
+    comes while it is looking is not lost: it will look once more. A ring with nobody enrolled
+    is dropped: every worker is then busy and looks again as soon as it is done.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[asyncio.Event, None] = {}  # insertion-ordered: the longest idle first
+
+    def enroll(self, event: asyncio.Event) -> None:
+        event.clear()
+        self._idle[event] = None
+
+    def leave(self, event: asyncio.Event) -> None:
+        self._idle.pop(event, None)
+
+    def ring(self) -> None:
+        if self._idle:
+            event = next(iter(self._idle))
+            del self._idle[event]
+            event.set()
+
+    def ring_all(self) -> None:
+        idle, self._idle = self._idle, {}
+        for event in idle:
+            event.set()
+
+
 class Signals:
     def __init__(self) -> None:
-        self.stage = {name: asyncio.Event() for name in STAGES}
+        self.stage = {name: Doorbell() for name in STAGES}
         self._runs: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.probe = asyncio.Event()
 
     def on_run(self, status: str, run_id: str) -> None:
         stage = QUEUED.get(status)
         if stage:
-            self.stage[stage].set()
+            self.stage[stage].ring()
+        elif status in TERMINAL:  # the next message of that thread may now be claimed
+            self.stage["analyzer"].ring()
         for event in self._runs.get(run_id, ()):
             event.set()
 
     def on_archive(self) -> None:
-        self.stage["archivist"].set()
+        self.stage["archivist"].ring()
 
     def wake_all(self) -> None:
         """After a reconnect notifications may have been lost: let every loop look again."""
-        for event in self.stage.values():
-            event.set()
+        for bell in self.stage.values():
+            bell.ring_all()
         for events in self._runs.values():
             for event in events:
                 event.set()
