@@ -106,6 +106,25 @@ def cmd_bench_locomo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    from maas.bench_load import run_load
+
+    code: int = run_load(args)
+    return code
+
+
+def _add_bench_load(bench: Any) -> None:
+    load = bench.add_parser("load", help="many users and dialogs at once through the HTTP API")
+    load.add_argument("--users", type=int, default=10)
+    load.add_argument("--concurrency", type=int, default=50, help="concurrent dialogs")
+    load.add_argument("--duration", type=float, default=30.0, help="seconds")
+    load.add_argument("--llm-latency-ms", type=float, default=0.0, help="scripted LLM latency")
+    load.add_argument("--workers", type=int, default=None, help="workers per stage")
+    load.add_argument("--pool-max", type=int, default=None)
+    load.add_argument("--json", type=Path, default=None)
+    load.set_defaults(func=cmd_bench_load)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maas", description="Memory as a Service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     locomo.add_argument("--concurrency", type=int, default=4)
     locomo.add_argument("--archive-timeout", type=float, default=600.0, help="seconds")
     locomo.set_defaults(func=cmd_bench_locomo)
+    _add_bench_load(bench)
     return parser
 
 

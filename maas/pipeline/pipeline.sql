@@ -131,3 +131,9 @@ DELETE FROM maas.llm_calls WHERE run_id IS NULL AND created_at < now() - $1::flo
 UPDATE maas.archive_jobs SET claimed_until = now() + make_interval(secs => $3)
 WHERE id = $1 AND lease_token = $2 AND status = 'running'
 RETURNING id
+
+-- name: queue_depth
+-- Unfinished runs by status (the queues and the in-flight stages), for load reports and ops.
+SELECT status::text, count(*) AS n FROM maas.pipeline_runs
+WHERE status IN ('NEW', 'ANALYZING', 'ANALYZED', 'ASSEMBLING', 'READY', 'RESPONDING')
+GROUP BY status

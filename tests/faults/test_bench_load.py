@@ -1,0 +1,31 @@
+"""`maas bench load` runs end to end (tiny: 2 users, 3 dialogs, 2 s) and reports what it saw."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from maas.__main__ import build_parser
+from maas.bench_load import run_load
+
+
+def test_bench_load_smoke(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MAAS_DATABASE_URL", db_url)  # bench_database makes its own database there
+    out = tmp_path / "load.json"
+    args = build_parser().parse_args(
+        ["bench", "load", "--users", "2", "--concurrency", "3", "--duration", "2"]
+        + ["--llm-latency-ms", "20", "--json", str(out)]
+    )
+    assert isinstance(args, argparse.Namespace) and args.func.__name__ == "cmd_bench_load"
+    assert run_load(args) == 0
+    printed = capsys.readouterr().out
+    assert "requests/s" in printed and "p95" in printed and "queues" in printed
+    report = json.loads(out.read_text())
+    assert report["errors"] == 0 and report["ok"] > 3
+    assert report["samples"] and report["samples"][0]["pool_size"] > 0
+    assert report["latency_ms"]["p50"] >= 40  # two scripted calls of 20 ms each
