@@ -112,7 +112,7 @@ class ParamSource(Protocol):
 
 
 class BuiltinParams:
-    """Defaults, optionally overridden (MAAS_PARAMS JSON or a test)."""
+    """Defaults, optionally overridden (MAAS_PARAMS JSON, see maas.service, or a test)."""
 
     def __init__(self, overrides: dict[str, Any] | None = None, version: str = "builtin") -> None:
         self._set = ParamSet(version, validate(overrides or {}))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -27,6 +29,15 @@ from maas.runtime.supervisor import Supervisor
 from maas.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def params_from_settings(settings: Settings) -> ParamSource:
+    """MAAS_PARAMS (JSON) overrides defaults under a version named by its content, so runs made
+    with different overrides are never compared as if alike. Bad names or values stop start-up."""
+    if not settings.params:
+        return BuiltinParams()
+    digest = hashlib.sha256(json.dumps(settings.params, sort_keys=True).encode()).hexdigest()
+    return BuiltinParams(settings.params, version=f"env-{digest[:10]}")
 
 
 def resolve_dsn(settings: Settings) -> str:
@@ -71,7 +82,7 @@ def build_embedder(settings: Settings) -> Embedder | None:
 @dataclass
 class Service:
     settings: Settings
-    params: ParamSource = field(default_factory=BuiltinParams)
+    params: ParamSource | None = None  # None: built-in defaults + MAAS_PARAMS overrides
     admin_key: str | None = None
     runtime: Runtime | None = None
     listener: Listener | None = None
@@ -100,7 +111,7 @@ class Service:
             pool,
             build_llm(self.settings),
             build_embedder(self.settings),
-            self.params,
+            self._params(),
             signals,
             stopping=self._stop,
         )
@@ -151,6 +162,11 @@ class Service:
         rt = self._rt()
         await rt.pool.execute(q("prune_finished_runs"), rt.settings.retention_days)
         await rt.pool.execute(q("prune_llm_calls"), rt.settings.retention_days)
+
+    def _params(self) -> ParamSource:
+        if self.params is None:
+            self.params = params_from_settings(self.settings)
+        return self.params
 
     def _rt(self) -> Runtime:
         assert self.runtime is not None, "service not started"

@@ -62,10 +62,13 @@ class Settings(BaseSettings):
     retention_days: float = 30.0
     cleanup_s: float = 3600.0
     log_level: str = "INFO"
+    # Impact-factor overrides as JSON, e.g. MAAS_PARAMS='{"context.max_tokens": 800}' (IMPACTS.md).
+    params: dict[str, float | int | bool] = Field(default_factory=dict)
 
     # HTTP limits: request bodies over max_body_bytes get 413; each API key may make
     # rate_limit_per_min requests a minute (bursts up to rate_limit_burst), else 429.
     max_body_bytes: int = 1_048_576
+    max_message_chars: int = 32_000  # a chat message or /v1/context query (422 above it)
     rate_limit_per_min: float = 600.0
     rate_limit_burst: int = 60
 

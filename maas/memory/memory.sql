@@ -139,3 +139,13 @@ SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.sou
 FROM maas.memories m
 WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.source_message_ids && $2::bigint[]
   AND NOT (m.id = ANY($3::bigint[]))
+
+-- name: memory_by_fact
+-- The memory of user $1 for fact key $2, open or closed.
+SELECT id, valid_to FROM maas.memories WHERE user_id = $1 AND fact_key = $2
+
+-- name: reopen_memory
+-- A closed fact said again later is true again from $2. $1 memory
+UPDATE maas.memories SET valid_to = NULL, superseded_by = NULL, valid_from = $2
+WHERE id = $1 AND valid_to IS NOT NULL
+RETURNING id

@@ -37,13 +37,21 @@ async def write(conn: Any, mem: NewMemory) -> bool:
     """Insert or merge one memory inside the caller's transaction; True if a new row was made.
 
     Replays are harmless: the unique (user, fact_key) turns a second insert into a provenance
-    union, and a near duplicate only gains provenance.
+    union, and a near duplicate only gains provenance. A fact with a slot ("my city is X") is
+    never merged by similarity, since a small edit is a change; a closed value said again later
+    is reopened and closes the value it replaced.
     """
     key = fact_key(mem.text)
-    near = await conn.fetchrow(q("find_near_duplicate"), mem.user_id, mem.text)
-    if near is not None:
-        await conn.execute(q("merge_provenance"), near["id"], mem.source_message_ids)
+    known = await conn.fetchrow(q("memory_by_fact"), mem.user_id, key)
+    if known is not None:
+        await conn.execute(q("merge_provenance"), known["id"], mem.source_message_ids)
+        await _maybe_reopen(conn, mem, known)
         return False
+    if mem.slot is None:
+        near = await conn.fetchrow(q("find_near_duplicate"), mem.user_id, mem.text)
+        if near is not None:
+            await conn.execute(q("merge_provenance"), near["id"], mem.source_message_ids)
+            return False
     row = await conn.fetchrow(
         q("upsert_memory"),
         mem.user_id,
@@ -60,3 +68,13 @@ async def write(conn: Any, mem: NewMemory) -> bool:
     if row["created"] and mem.slot:
         await conn.fetch(q("supersede_slot"), mem.user_id, mem.slot, row["id"])
     return bool(row["created"])
+
+
+async def _maybe_reopen(conn: Any, mem: NewMemory, known: Any) -> None:
+    closed_at = known["valid_to"]
+    if closed_at is None or mem.slot is None or mem.event_time is None:
+        return
+    if mem.event_time > closed_at and await conn.fetchval(
+        q("reopen_memory"), known["id"], mem.event_time
+    ):
+        await conn.fetch(q("supersede_slot"), mem.user_id, mem.slot, known["id"])

@@ -146,3 +146,16 @@ async def test_health_reports_database_listener_and_mode(make_api: Any) -> None:
         body = (await api.client.get("/health")).json()
         assert body["database"] == "ok" and body["mode"] == "offline"
         assert body["listener"]["connected"] is True
+
+
+async def test_a_value_said_again_is_current_again(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user()
+        for city in ("Porto", "Madrid", "Porto"):
+            said = f"I moved to {city} this spring."
+            sent = (await alice.post("/v1/chat", json={"message": said})).json()
+            await close_and_archive(alice, sent["thread_id"])
+        current = [m["text"] for m in (await alice.get("/v1/memories")).json()["memories"]]
+        assert any("Porto" in t for t in current) and not any("Madrid" in t for t in current)
+        everything = (await alice.get("/v1/memories?include_closed=true")).json()["memories"]
+        assert len([m for m in everything if "moved to" in m["text"]]) == 2
