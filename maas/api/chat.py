@@ -10,14 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from maas.api.deps import User, current_user, runtime
-from maas.api.inputs import NonBlank
+from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
 from maas.pipeline.submit import ChatRequest, submit, wait_done
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-MAX_MESSAGE = 32_000
+MAX_MESSAGE = HARD_MAX_CHARS
 
 
 class ChatIn(BaseModel):
@@ -46,6 +46,7 @@ async def chat(
     wait: Annotated[bool, Query()] = True,
 ) -> JSONResponse:
     """Send a message; waits for the answer unless `wait=false` (then 202 with the run id)."""
+    within(body.message, rt.settings.max_message_chars, "message")
     sub = await submit(
         rt,
         ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client)),
@@ -56,6 +57,7 @@ async def chat(
 @router.post("/context")
 async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = None) -> JSONResponse:
     """Analyzer + Assembler only: the packed context for a client that has its own LLM."""
+    within(body.query, rt.settings.max_message_chars, "query")
     req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
     sub = await submit(rt, req)
     return await _answer(rt, sub.run_id, None, True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
+
+HARD_MAX_CHARS = 100_000  # the schema's cap; the configured limit (settings) is checked in routes
 
 
 def storable(value: str) -> str:
@@ -26,3 +29,16 @@ def not_blank(value: str) -> str:
 Text = Annotated[str, AfterValidator(storable)]
 NonBlank = Annotated[str, AfterValidator(storable), AfterValidator(not_blank)]
 BIGINT_MAX = 2**63 - 1
+
+
+def within(value: str, limit: int, field: str) -> None:
+    """422 in FastAPI's own shape when text is over the configured limit."""
+    if len(value) > limit:
+        error = {
+            "type": "string_too_long",
+            "loc": ("body", field),
+            "msg": f"String should have at most {limit} characters (MAAS_MAX_MESSAGE_CHARS)",
+            "input": None,
+            "ctx": {"max_length": limit},
+        }
+        raise RequestValidationError([error])

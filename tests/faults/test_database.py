@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from itertools import cycle
 from typing import Any
@@ -153,15 +154,31 @@ def test_three_processes_race_on_200_runs(db_url: str, fleet: Fleet) -> None:
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         servers = list(pool.map(lambda n: fleet.start(env, f"racer{n}"), range(3)))
     key = new_user(servers[0]).headers["Authorization"].split()[1]
-    asyncio.run(_submit_dialogs([s.url for s in servers], key, threads=40, per_thread=5))
+    owners: set[str] = set()  # claimed_by is the process's worker id: who is working now
+    done = threading.Event()
 
-    def finished() -> bool:
-        [(left,)] = sql(
-            db_url, "SELECT count(*) FROM maas.pipeline_runs WHERE status <> 'COMPLETED'"
-        )
-        return left == 0
+    def watch() -> None:
+        while not done.wait(0.05):
+            rows = sql(db_url, "SELECT DISTINCT claimed_by FROM maas.pipeline_runs")
+            owners.update(r["claimed_by"] for r in rows if r["claimed_by"])
 
-    wait_for(finished, 90, "all 200 runs completed")
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        asyncio.run(_submit_dialogs([s.url for s in servers], key, threads=40, per_thread=5))
+
+        def finished() -> bool:
+            [(left,)] = sql(
+                db_url, "SELECT count(*) FROM maas.pipeline_runs WHERE status <> 'COMPLETED'"
+            )
+            return bool(left == 0)
+
+        wait_for(finished, 90, "all 200 runs completed")
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+    workers = {httpx.get(f"{s.url}/health").json()["process"]["worker_id"] for s in servers}
+    assert owners <= workers and len(owners) >= 2, owners  # the work was shared
     events = sql(
         db_url,
         "SELECT run_id, array_agg(status::text ORDER BY id) AS s FROM maas.run_events"

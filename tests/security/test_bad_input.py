@@ -53,7 +53,8 @@ async def test_unstorable_or_empty_text_is_422_with_a_reason_and_no_run(make_api
             "surrogate": '{"message": "bad \\ud800 half"}',
             "empty": {"message": ""},
             "blank": {"message": "   \n\t "},
-            "too long": {"message": "x" * 32_001},
+            "too long (default limit)": {"message": "x" * 32_001},
+            "too long (hard cap)": {"message": "x" * 100_001},
         }
         for label, body in cases.items():
             if isinstance(body, str):
@@ -115,3 +116,13 @@ async def test_rate_limit_per_key_answers_429_with_retry_after(make_api: Any) ->
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
         assert limited.json()["error"]["code"] == "rate_limited"
         assert (await bob.get("/v1/threads")).status_code == 200  # per key, not global
+
+
+async def test_message_over_the_configured_limit_is_422_and_no_run(make_api: Any) -> None:
+    async with make_api(max_message_chars=100) as api:
+        alice = await api.user()
+        long = await alice.post("/v1/chat", json={"message": "x" * 101})
+        assert long.status_code == 422 and "at most 100 characters" in reason(long)
+        assert (await alice.post("/v1/context", json={"query": "q" * 101})).status_code == 422
+        assert await counts(api) == (0, 0)
+        assert (await alice.post("/v1/chat", json={"message": "x" * 100})).status_code == 200
