@@ -52,21 +52,22 @@ SELECT id, user_id, thread_id, message_id, query, status::text, stop_at::text, m
 FROM maas.pipeline_runs WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
 
 -- name: run_events
--- $1 run, events after id $2
-SELECT id, status::text, attempt, error, at FROM maas.run_events
-WHERE run_id = $1 AND id > $2 ORDER BY id
+-- $1 run, events after id $2, $3 owner
+SELECT e.id, e.status::text, e.attempt, e.error, e.at
+FROM maas.run_events e JOIN maas.pipeline_runs r ON r.id = e.run_id AND r.user_id = $3
+WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id
 
 -- name: run_memories
--- $1 run
+-- $1 run, $2 owner (of the memories too: nothing of another user can show up here)
 SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
        m.source_message_ids, m.source_thread_id, m.event_time
-FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id
+FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2
 WHERE rm.run_id = $1 ORDER BY rm.rank
 
 -- name: run_llm_calls
--- $1 run
+-- $1 run, $2 owner
 SELECT id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error, created_at
-FROM maas.llm_calls WHERE run_id = $1 ORDER BY id
+FROM maas.llm_calls WHERE run_id = $1 AND user_id = $2 ORDER BY id
 
 -- name: health_db
 SELECT 1

@@ -51,7 +51,7 @@ async def chat(
         rt,
         ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client)),
     )
-    return await _answer(rt, sub.run_id, sub.thread_id, wait)
+    return await _answer(rt, user, sub.run_id, sub.thread_id, wait)
 
 
 @router.post("/context")
@@ -60,22 +60,24 @@ async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = No
     within(body.query, rt.settings.max_message_chars, "query")
     req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
     sub = await submit(rt, req)
-    return await _answer(rt, sub.run_id, None, True)
+    return await _answer(rt, user, sub.run_id, None, True)
 
 
 def _client(value: str | None) -> str:
     return value if value in {"client", "emulator", "test-runner", "bench"} else "client"
 
 
-async def _answer(rt: Runtime, run_id: uuid.UUID, thread_id: Any, wait: bool) -> JSONResponse:
+async def _answer(
+    rt: Runtime, user: User, run_id: uuid.UUID, thread_id: Any, wait: bool
+) -> JSONResponse:
     if not wait:
         return JSONResponse(
             {"run_id": str(run_id), "thread_id": _s(thread_id), "status": "NEW"}, 202
         )
     await wait_done(rt, run_id, rt.settings.chat_wait_s)
     async with rt.pool.acquire() as conn:
-        run = await conn.fetchrow(q("get_run"), run_id, None)
-        memories = await run_memories(conn, run_id)
+        run = await conn.fetchrow(q("get_run"), run_id, user.id)
+        memories = await run_memories(conn, run_id, user.id)
     done = run["status"] in ("COMPLETED", "FAILED") or run["status"] == run["stop_at"]
     return JSONResponse(_payload(run, memories), status_code=200 if done else 202)
 

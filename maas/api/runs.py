@@ -44,18 +44,20 @@ async def run_events(run_id: uuid.UUID, request: Request, rt: Rt, user: Caller) 
     """Server-Sent Events: one `status` event per change; the stream ends when the run does."""
     await own_run(rt, run_id, user)
     return StreamingResponse(
-        _stream(rt, run_id, request),
+        _stream(rt, run_id, request, user),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(rt: Runtime, run_id: uuid.UUID, request: Request) -> AsyncIterator[str]:
+async def _stream(
+    rt: Runtime, run_id: uuid.UUID, request: Request, user: User
+) -> AsyncIterator[str]:
     last = 0
     async with rt.signals.watch(str(run_id)) as wake:
         while not await request.is_disconnected():
             wake.clear()
-            for event in await rt.pool.fetch(q("run_events"), run_id, last):
+            for event in await rt.pool.fetch(q("run_events"), run_id, last, user.id):
                 last = event["id"]
                 yield _sse(dict(event))
             state = await rt.pool.fetchrow(q("run_status"), run_id)

@@ -43,16 +43,16 @@ def memory_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def run_memories(conn: Any, run_id: Any) -> list[dict[str, Any]]:
-    return [memory_view(r) for r in await conn.fetch(q("run_memories"), run_id)]
+async def run_memories(conn: Any, run_id: Any, owner: Any) -> list[dict[str, Any]]:
+    return [memory_view(r) for r in await conn.fetch(q("run_memories"), run_id, owner)]
 
 
 async def full_run(conn: Any, run: Any) -> dict[str, Any]:
-    events = await conn.fetch(q("run_events"), run["id"], 0)
-    calls = await conn.fetch(q("run_llm_calls"), run["id"])
+    events = await conn.fetch(q("run_events"), run["id"], 0, run["user_id"])
+    calls = await conn.fetch(q("run_llm_calls"), run["id"], run["user_id"])
     view = {k: run[k] for k in run.keys()}  # noqa: SIM118 (asyncpg Record)
     view["timings_ms"] = timings_ms(run)
     view["history"] = [dict(e) for e in events]
-    view["memories"] = await run_memories(conn, run["id"])
+    view["memories"] = await run_memories(conn, run["id"], run["user_id"])
     view["llm_calls"] = [dict(c) for c in calls]
     return view
