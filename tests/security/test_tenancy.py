@@ -42,6 +42,10 @@ async def test_user_b_gets_nothing_of_user_a_on_any_route(
         ids = await objects_of(alice)
         before = (await alice.get("/v1/users/me/export")).json()
         seen_before = len(scripted.requests)
+        for secret in SECRETS:  # by search
+            found = await bob.get("/v1/memories", params={"query": secret, "limit": 500})
+            assert found.status_code == 200 and found.json()["memories"] == []
+
         routes = sorted(api_routes(api.app), key=lambda r: r == ("DELETE", "/v1/users/me"))
         for method, path in routes:  # erasing bob himself comes last
             resp = await bob.request(method, path.format(**ids), json=BODIES[(method, path)])
