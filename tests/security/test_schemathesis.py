@@ -1,8 +1,9 @@
 """Schemathesis against the served OpenAPI schema: zero server errors.
 
 Runs the `schemathesis` CLI (examples, coverage and fuzzing phases, at most 50 examples per
-operation) against a real `maas serve` process, once with a user key over every operation and
-once with the admin key over the admin operations.
+operation) against a real `maas serve` process, once with a user key over every operation (path
+ids set to a real thread and run of that user) and once with the admin key over the admin
+operations.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def schemathesis(url: str, key: str, where: Path, *extra: str) -> subprocess.Com
     cli = Path(sys.executable).with_name("schemathesis")
     command = [
         str(cli),
+        "--config-file",
+        str(where / "schemathesis.toml"),
         "run",
         f"{url}/openapi.json",
         "--checks",
@@ -48,7 +51,14 @@ def schemathesis(url: str, key: str, where: Path, *extra: str) -> subprocess.Com
 def test_schemathesis_finds_no_server_error(db_url: str, fleet: Fleet, tmp_path: Path) -> None:
     env = fault_env(db_url, MAAS_RATE_LIMIT_PER_MIN="0", MAAS_POLL_S="0.1")
     server = fleet.start(env)
-    key = new_user(server, "fuzzer").headers["Authorization"].split()[1]
+    fuzzer = new_user(server, "fuzzer")
+    key = fuzzer.headers["Authorization"].split()[1]
+    # Real objects of the fuzzing user, so the operations on a thread or a run get past 404.
+    chat = fuzzer.post("/v1/chat", json={"message": "I own this thread."}).json()
+    (tmp_path / "schemathesis.toml").write_text(
+        f'[parameters]\n"path.thread_id" = "{chat["thread_id"]}"\n'
+        f'"path.run_id" = "{chat["run_id"]}"\n'
+    )
     user = schemathesis(server.url, key, tmp_path, "--exclude-operation-id", KEEP_USER)
     print(user.stdout[-6000:])
     assert user.returncode == 0, user.stdout[-6000:] + user.stderr[-2000:]
