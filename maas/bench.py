@@ -362,6 +362,7 @@ def bench_settings(cfg: BenchConfig, db: Database, llm_url: str, tmp: Path) -> S
         llm_api_key=SecretStr("bench"),
         llm_model="scripted",
         embedder="none",
+        rate_limit_per_min=0,  # the bench measures the pipeline, not the per-key limit
         poll_s=0.5,
         pool_max=cfg.pool_max,
         analyzer_concurrency=cfg.workers_per_stage,
