@@ -43,9 +43,14 @@ class Unavailable(MaasError):
 
 
 class StageError(MaasError):
-    """A pipeline stage failed; the runner retries it with backoff up to max_attempts."""
+    """A pipeline stage failed; the runner retries it with backoff up to max_attempts, unless the
+    failure is permanent (e.g. the LLM refused our credentials): retrying cannot help."""
 
     code = "stage_failed"
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class LLMError(StageError):

@@ -51,6 +51,7 @@ class _Failure:
     message: str
     retryable: bool
     delay_s: float
+    permanent: bool = False  # the server refused the request itself (401, 403, 400…)
 
 
 class OpenAIModel:
@@ -115,7 +116,7 @@ class OpenAIModel:
         **kw: Any,
     ) -> Any:
         deadline = time.monotonic() + self.cfg.stage_deadline_s
-        last = "no attempt made"
+        last, permanent = "no attempt made", False
         for attempt in range(self.cfg.max_retries + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -123,11 +124,11 @@ class OpenAIModel:
             try:
                 return await self._attempt(stage, msgs, rec, parse, json_mode, remaining, kw)
             except _Retry as retry:
-                last = retry.failure.message
+                last, permanent = retry.failure.message, retry.failure.permanent
                 if not retry.failure.retryable or attempt == self.cfg.max_retries:
                     break
                 await asyncio.sleep(min(retry.failure.delay_s, max(deadline - time.monotonic(), 0)))
-        raise LLMError(f"{stage}: {last}")
+        raise LLMError(f"{stage}: {last}", permanent=permanent)
 
     async def _attempt(
         self,
@@ -180,7 +181,9 @@ class OpenAIModel:
             return _Failure("error", f"connection error: {exc}", True, backoff)
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
-            return _Failure("error", f"HTTP {code}: {_short(exc.message)}", code >= 500, backoff)
+            refused = 400 <= code < 500 and code not in (408, 409)
+            message = f"HTTP {code}: {_short(exc.message)}"
+            return _Failure("error", message, code >= 500, backoff, permanent=refused)
         if isinstance(exc, ValidationError | ValueError | IndexError):
             return _Failure("invalid", f"invalid reply: {_short(str(exc))}", True, 0.0)
         return _Failure("error", f"{type(exc).__name__}: {_short(str(exc))}", False, 0.0)

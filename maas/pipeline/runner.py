@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from maas.agents import analyzer, archivist, assembler, responder
 from maas.db.queries import q
-from maas.errors import MaasError
+from maas.errors import MaasError, StageError
 from maas.pipeline.claim import Claim, Commit
 from maas.pipeline.status import Status
 from maas.runtime.context import Runtime
@@ -88,7 +88,7 @@ class Worker(ABC, Generic[T]):
             await asyncio.shield(self.release(item))
             raise
         except Exception as exc:  # task boundary: every failure is recorded on the row
-            await self.fail(item, _describe(exc))
+            await self.fail(item, _describe(exc), _permanent(exc))
 
     async def _holding_lease(self, item: T) -> Commit:
         """Run the work while renewing the lease every L/3; a lost lease cancels the work.
@@ -129,7 +129,7 @@ class Worker(ABC, Generic[T]):
     async def renew(self, item: T) -> bool: ...
 
     @abstractmethod
-    async def fail(self, item: T, error: str) -> None: ...
+    async def fail(self, item: T, error: str, permanent: bool = False) -> None: ...
 
     @abstractmethod
     async def release(self, item: T) -> None: ...
@@ -179,7 +179,7 @@ class StageWorker(Worker[Claim]):
         )
         return found is not None
 
-    async def fail(self, item: Claim, error: str) -> None:
+    async def fail(self, item: Claim, error: str, permanent: bool = False) -> None:
         status = await self.rt.pool.fetchval(
             q("retry_or_fail_run"),
             item.id,
@@ -187,7 +187,7 @@ class StageWorker(Worker[Claim]):
             self.stage.queue.value,
             error,
             backoff_s(self.rt, item.attempts),
-            self.rt.settings.max_attempts,
+            0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
         )
         log.warning(
             "%s: run %s attempt %d failed (%s) -> %s",
@@ -227,14 +227,14 @@ class ArchiveWorker(Worker[archivist.Job]):
         )
         return found is not None
 
-    async def fail(self, item: archivist.Job, error: str) -> None:
+    async def fail(self, item: archivist.Job, error: str, permanent: bool = False) -> None:
         await self.rt.pool.fetchval(
             q("retry_or_fail_archive_job"),
             item.id,
             item.lease_token,
             error,
             backoff_s(self.rt, item.attempts),
-            self.rt.settings.max_attempts,
+            0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
         )
         log.warning("archivist: job %s attempt %d failed: %s", item.id, item.attempts, error)
 
@@ -244,6 +244,10 @@ class ArchiveWorker(Worker[archivist.Job]):
 
 def _ident(item: Any) -> str:
     return str(getattr(item, "id", item))
+
+
+def _permanent(exc: BaseException) -> bool:
+    return isinstance(exc, StageError) and exc.permanent
 
 
 def _describe(exc: BaseException) -> str:

@@ -150,7 +150,9 @@ async def test_unauthorized_llm_is_not_retried(make_api: Any, scripted: Scripted
         body = await chat(alice, "who am I")
         assert body["status"] == "FAILED" and "HTTP 401" in body["error"]
         analyzer = await calls(alice, body["run_id"], "analyzer")
-        assert len(analyzer) == ATTEMPTS  # one call per stage attempt: the client never retries
+        assert len(analyzer) == 1  # refused credentials: neither the client nor the runner retries
+        run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
+        assert [e["status"] for e in run["history"]] == ["NEW", "ANALYZING", "FAILED"]
 
 
 @pytest.mark.parametrize(
