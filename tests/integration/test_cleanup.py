@@ -1,0 +1,25 @@
+"""Retention: finished runs and their logs older than the retention are pruned, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+async def test_cleanup_prunes_only_old_finished_runs(make_api: Any) -> None:
+    async with make_api(retention_days=1.0) as api:
+        alice = await api.user()
+        old = (await alice.post("/v1/chat", json={"message": "an old question about tea"})).json()
+        new = (await alice.post("/v1/chat", json={"message": "a new question about tea"})).json()
+        pool = api.service.runtime.pool
+        await pool.execute(
+            "UPDATE maas.pipeline_runs SET created_at = now() - interval '2 days' WHERE id = $1",
+            old["run_id"],
+        )
+        await api.service._cleanup()
+        runs = {str(r["id"]) for r in await pool.fetch("SELECT id FROM maas.pipeline_runs")}
+        assert runs == {new["run_id"]}
+        calls = await pool.fetch("SELECT DISTINCT run_id FROM maas.llm_calls")
+        assert {str(r["run_id"]) for r in calls} == {new["run_id"]}
+        # The dialog itself is kept: messages are the provenance of memories.
+        thread = (await alice.get(f"/v1/threads/{old['thread_id']}")).json()
+        assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
