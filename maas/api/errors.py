@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maas.errors import MaasError
 
@@ -50,8 +54,32 @@ async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body("invalid_input", message), status_code=422)
 
 
+async def on_invalid(_request: Request, exc: Exception) -> JSONResponse:
+    """422 in the same shape as every other error, with each field's problem spelled out."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in exc.errors()
+    ]
+    payload: dict[str, Any] = body("invalid_request", "; ".join(problems) or "invalid request")
+    payload["error"]["details"] = jsonable_encoder(exc.errors())
+    return JSONResponse(payload, status_code=422)
+
+
+async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        exc.status_code, f"http_{exc.status_code}"
+    )
+    return JSONResponse(
+        body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(MaasError, on_maas_error)
+    app.add_exception_handler(RequestValidationError, on_invalid)
+    app.add_exception_handler(StarletteHTTPException, on_http)
     # asyncpg's client-side DataError is also an InterfaceError: registered here, it wins.
     for bad in (asyncpg.exceptions.DataError, ClientDataError, UnicodeEncodeError, OverflowError):
         app.add_exception_handler(bad, on_bad_value)

@@ -114,7 +114,11 @@ async def test_bad_requests_are_4xx_with_a_message(make_api: Any) -> None:
         alice = await api.user()
         no_key = await api.client.post("/v1/chat", json={"message": "hi"})
         assert no_key.status_code == 401 and "API key" in no_key.json()["error"]["message"]
-        assert (await alice.post("/v1/chat", json={"message": ""})).status_code == 422
+        empty = await alice.post("/v1/chat", json={"message": ""})
+        assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_request"
+        assert "message" in empty.json()["error"]["message"]
+        nowhere = await alice.get("/v1/no-such-route")
+        assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "not_found"
         assert (await alice.post("/v1/chat", json={})).status_code == 422
         missing = await alice.post(
             "/v1/chat", json={"message": "hi", "thread_id": "00000000-0000-0000-0000-000000000000"}
