@@ -17,7 +17,6 @@ import os
 import platform
 import random
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from maas.app import create_app
+from maas.benchmarks.harness import listen_socket, until_started
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.pool import connect
 from maas.memory.store import fact_key
@@ -52,7 +52,6 @@ WARMUP = 10
 THREAD_LEN = 10  # a client starts a new thread after this many messages
 FLOOR_ROUNDS = 200
 FLOOR_CHANNEL = "maas_bench_floor"
-START_TIMEOUT_S = 120.0
 PCTS = (50, 95, 99)
 
 
@@ -373,24 +372,6 @@ def bench_settings(cfg: BenchConfig, db: Database, llm_url: str, tmp: Path) -> S
     )
 
 
-def _listen_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if task.done():
-            task.result()  # re-raise a crash
-            raise RuntimeError("the service failed to start (see the log above)")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the service did not start within {START_TIMEOUT_S:.0f}s")
-        await asyncio.sleep(0.02)
-
-
 class ServiceStopped(Exception):
     """uvicorn exited before the benchmark finished (it handles SIGINT/SIGTERM itself)."""
 
@@ -414,12 +395,12 @@ class Served:
 @asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[Served]:
     """The app under uvicorn on a free 127.0.0.1 port (lifespan on)."""
-    sock = _listen_socket()
+    sock = listen_socket()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await _until_started(server, task)
+        await until_started(server, task)
         yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", task)
     finally:
         server.should_exit = True

@@ -135,14 +135,14 @@ class Served:
             raise RuntimeError("the service stopped during the benchmark")
 
 
-def _listen_socket() -> socket.socket:
+def listen_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
 
 
-async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+async def until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while not server.started:
         if task.done():
@@ -156,13 +156,13 @@ async def _until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> No
 @asynccontextmanager
 async def serve_settings(settings: Settings, dsn: str) -> AsyncIterator[Served]:
     """create_app(settings) under uvicorn on a free 127.0.0.1 port; stopped with should_exit."""
-    sock = _listen_socket()
+    sock = listen_socket()
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        await _until_started(server, task)
+        await until_started(server, task)
         yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", dsn, settings, task)
     finally:
         server.should_exit = True
