@@ -48,7 +48,7 @@ def resolve_dsn(settings: Settings) -> str:
 
 def build_llm(settings: Settings) -> LanguageModel:
     if settings.offline:
-        return OfflineModel()
+        return OfflineModel(settings.token_encoding)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
     return OpenAIModel(
         LLMConfig(

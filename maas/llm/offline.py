@@ -184,6 +184,9 @@ class OfflineModel:
     mode = "offline"
     model = "offline-extractive"
 
+    def __init__(self, encoding: str = "cl100k_base") -> None:
+        self.encoding = encoding  # token counts in llm_calls use the configured encoding
+
     async def analyze(self, message: str, params: ParamSet, rec: Recorder) -> Analysis:
         started = time.perf_counter()
         result = Analysis(
@@ -212,7 +215,7 @@ class OfflineModel:
 
     def _log(self, stage: str, started: float, prompt: str, completion: str) -> CallLog:
         ms = (time.perf_counter() - started) * 1000
-        tokens = (count_tokens(prompt), count_tokens(completion))
+        tokens = (count_tokens(prompt, self.encoding), count_tokens(completion, self.encoding))
         return CallLog(stage, f"{self.model}:{stage}", tokens[0], tokens[1], ms, "ok")
 
 
