@@ -88,6 +88,7 @@ class Service:
     listener: Listener | None = None
     dsn: str = ""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    scrape_state: dict[str, Any] = field(default_factory=dict)  # filled by GET /metrics
     _supervisor: Supervisor | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _drain_started: float | None = None
@@ -116,6 +117,7 @@ class Service:
             stopping=self._stop,
         )
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
+        self.runtime.metrics.add_state(lambda: self.scrape_state)
         self._start_tasks(self.runtime, self.listener)
         # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
         await wait_any(5.0, self.listener.ready)

@@ -7,7 +7,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from maas import __version__
@@ -49,6 +50,20 @@ async def revoke_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
 async def erase_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
     """Erase a user and everything it owns; repeatable (a second call erases nothing)."""
     return {"user_id": str(user_id), "erased": await erase(rt, user_id)}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
+    """Prometheus exposition: stage latency, failures, inferences and tokens, queue depth,
+    listener health. Counts only, no user data; keep it on the operators' network."""
+    rt = svc.runtime
+    assert rt is not None and svc.listener is not None
+    rows = await rt.pool.fetch(q("queue_depth"))
+    svc.scrape_state = {
+        "queue": {r["status"]: r["n"] for r in rows},
+        "listener": svc.listener.health.as_dict(),
+    }
+    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health")

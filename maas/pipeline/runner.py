@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -78,10 +79,12 @@ class Worker(ABC, Generic[T]):
         return True
 
     async def process(self, item: T) -> None:
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
                 commit = await self._holding_lease(item)
             await self._commit(commit)
+            self.rt.metrics.stage_seconds.labels(self.name).observe(time.perf_counter() - started)
         except LostLease:
             log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))
         except asyncio.CancelledError:
@@ -133,6 +136,9 @@ class Worker(ABC, Generic[T]):
 
     @abstractmethod
     async def release(self, item: T) -> None: ...
+
+    def _count_failure(self, final: bool) -> None:
+        self.rt.metrics.stage_failures.labels(self.name, "failed" if final else "retry").inc()
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ class StageWorker(Worker[Claim]):
             backoff_s(self.rt, item.attempts),
             0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
         )
+        self._count_failure(status in ("FAILED", "failed"))
         log.warning(
             "%s: run %s attempt %d failed (%s) -> %s",
             self.name,
@@ -228,7 +235,7 @@ class ArchiveWorker(Worker[archivist.Job]):
         return found is not None
 
     async def fail(self, item: archivist.Job, error: str, permanent: bool = False) -> None:
-        await self.rt.pool.fetchval(
+        status = await self.rt.pool.fetchval(
             q("retry_or_fail_archive_job"),
             item.id,
             item.lease_token,
@@ -236,6 +243,7 @@ class ArchiveWorker(Worker[archivist.Job]):
             backoff_s(self.rt, item.attempts),
             0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
         )
+        self._count_failure(status in ("FAILED", "failed"))
         log.warning("archivist: job %s attempt %d failed: %s", item.id, item.attempts, error)
 
     async def release(self, item: archivist.Job) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from maas.llm.embed import Embedder
 from maas.llm.types import CallLog, LanguageModel, Recorder
 from maas.params import ParamSource
+from maas.runtime.metrics import Metrics
 from maas.runtime.signals import Signals
 from maas.settings import Settings
 
@@ -28,6 +29,7 @@ class Runtime:
     params: ParamSource
     signals: Signals
     worker_id: str = field(default_factory=new_worker_id)
+    metrics: Metrics = field(default_factory=Metrics)
     # Set when the process starts shutting down: workers stop claiming, waiters answer early.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -49,5 +51,6 @@ class Runtime:
                 call.outcome,
                 call.error,
             )
+            self.metrics.observe_call(call)
 
         return record
