@@ -44,6 +44,7 @@ from maas.testing.scripted_llm import ScriptedLLM
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 STAGES = ("queue", "analyzer", "assembler", "responder", "total")
 LLM_MODE = "scripted zero-latency LLM"
@@ -742,6 +743,25 @@ def _config(args: argparse.Namespace) -> BenchConfig:
     return BenchConfig(args.messages, args.concurrency, args.memories, args.json)
 
 
+def run_served(label: str, work: Coroutine[Any, Any, R]) -> R | None:
+    """Run a benchmark coroutine beside the in-process service; None if the service stopped."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with _runner() as runner:
+            return runner.run(work)
+    except ServiceStopped as exc:
+        print(f"\n{label}: {exc}", file=sys.stderr)
+        return None
+
+
+def publish(text: str, data: dict[str, Any], json_path: Path | None) -> None:
+    """Print the table and, when asked, write the same figures as JSON."""
+    print(text, flush=True)
+    if json_path is not None:
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"  json         {json_path}")
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """`maas bench pipeline`: prints the table (and writes --json); 1 if any message failed."""
     try:
@@ -749,15 +769,8 @@ def run_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"maas bench: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        with _runner() as runner:
-            report = runner.run(bench(cfg))
-    except ServiceStopped as exc:
-        print(f"\nmaas bench: {exc}", file=sys.stderr)
+    report = run_served("maas bench", bench(cfg))
+    if report is None:
         return 130
-    print(render(report), flush=True)
-    if cfg.json_path is not None:
-        cfg.json_path.write_text(json.dumps(to_json(report), indent=2) + "\n")
-        print(f"  json         {cfg.json_path}")
+    publish(render(report), to_json(report), cfg.json_path)
     return 0 if report.failures == 0 else 1

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import sys
 import tempfile
 import time
@@ -29,10 +27,10 @@ from maas.bench import (
     THREAD_LEN,
     Database,
     Outcome,
-    ServiceStopped,
-    _runner,
     bench_database,
     machine_info,
+    publish,
+    run_served,
     send_chat,
     server_version,
     serving,
@@ -304,15 +302,8 @@ def run_load(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"maas bench load: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        with _runner() as runner:
-            report = runner.run(bench_load(cfg))
-    except ServiceStopped as exc:
-        print(f"\nmaas bench load: {exc}", file=sys.stderr)
+    report = run_served("maas bench load", bench_load(cfg))
+    if report is None:
         return 130
-    print(render(report), flush=True)
-    if cfg.json_path is not None:
-        cfg.json_path.write_text(json.dumps(to_json(report), indent=2) + "\n")
-        print(f"  json         {cfg.json_path}")
+    publish(render(report), to_json(report), cfg.json_path)
     return 0 if report.errors == 0 else 1
