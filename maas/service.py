@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +94,10 @@ class Service:
     _supervisor: Supervisor | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _drain_started: float | None = None
+    # Extensions (self-learning, web) add supervised background jobs; each gets the stop event.
+    extra_tasks: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = field(
+        default_factory=list
+    )
 
     async def start(self) -> None:
         seed_tiktoken_cache()
@@ -137,6 +143,12 @@ class Service:
         sup.start("requeue", lambda: self._every(rt.settings.poll_s, self._requeue))
         sup.start("idle-archive", lambda: self._every(rt.settings.idle_scan_s, self._idle))
         sup.start("cleanup", lambda: self._every(rt.settings.cleanup_s, self._cleanup))
+        for name, job in self.extra_tasks:
+            sup.start(name, functools.partial(job, self._stop))
+
+    def add_task(self, name: str, job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """Register a background job before start(); it runs supervised until shutdown."""
+        self.extra_tasks.append((name, job))
 
     async def _every(self, period: float, job: Any) -> None:
         while not self._stop.is_set():
