@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 from maas.service import Service
+from web.auth import LoginRequired, ReadOnly, login_redirect, viewer
+from web.render import render
+from web.routes import chat, login, memories, runs, testruns
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+async def _read_only(request: Request, exc: Exception) -> Response:
+    who = await viewer(request)
+    return render(request, "pages/error.html", who, 403, title="Read-only", message=str(exc))
 
 
 def extend(app: FastAPI, service: Service) -> None:
-    """Nothing mounted yet."""
+    """Pages under /ui (and `/`), static files under /ui/static; the service is reached per
+    request through app.state, as the API does."""
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    for module in (login, chat, runs, memories, testruns):
+        app.include_router(module.router)
+    app.add_exception_handler(LoginRequired, login_redirect)
+    app.add_exception_handler(ReadOnly, _read_only)

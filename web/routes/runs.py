@@ -1,0 +1,58 @@
+"""Runs: a list of recent runs and the run inspector. A user sees their own runs; the admin key
+sees every user's, read-only (no page here changes a run)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from maas.api.views import run_memories, timings_ms
+from maas.db.queries import q
+from maas.pipeline.status import is_done
+from web.inspector import budget, fill_percent, spans
+from web.queries import wq
+from web.render import render
+from web.routes.common import PAGE, Rt, Who, not_found
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/ui/runs")
+async def runs_page(
+    request: Request, rt: Rt, who: Who, page: Annotated[int, Query(ge=1, le=10_000)] = 1
+) -> Response:
+    rows = await rt.pool.fetch(wq("web_recent_runs"), who.owner, PAGE + 1, (page - 1) * PAGE)
+    return render(
+        request, "pages/runs.html", who, runs=rows[:PAGE], page=page, more=len(rows) > PAGE
+    )
+
+
+@router.get("/ui/runs/{run_id}")
+async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) -> Response:
+    async with rt.pool.acquire() as conn:
+        run = await conn.fetchrow(wq("web_run"), run_id, who.owner)
+        if run is None:
+            return not_found(request, who, "This run does not exist or is not yours.")
+        owner = run["user_id"]  # the admin reads as the run's owner; everything stays scoped
+        history = [dict(e) for e in await conn.fetch(q("run_events"), run_id, 0, owner)]
+        memories = await run_memories(conn, run_id, owner)
+        calls = await conn.fetch(q("run_llm_calls"), run_id, owner)
+    limit = budget(run)
+    return render(
+        request,
+        "pages/run.html",
+        who,
+        run=run,
+        done=is_done(run["status"], run["stop_at"]),
+        history=history,
+        spans=spans(history),
+        timings=timings_ms(run),
+        memories=memories,
+        calls=calls,
+        budget=limit,
+        fill=fill_percent(run["context_tokens"], limit),
+        mine=who.user is not None and who.user.id == owner,
+    )
