@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from maas import __version__
-from maas.api import admin, chat, errors, limits, memories, runs, threads, users
+from maas.api import admin, chat, errors, limits, memories, runs, test_runs, threads, users
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings
+from maas.testsuite import manager as test_run_manager
 
 log = logging.getLogger(__name__)
 Extension = Callable[[FastAPI, Service], None]
@@ -42,8 +43,9 @@ def create_app(
     limits.install(
         app, settings.max_body_bytes, settings.rate_limit_per_min, settings.rate_limit_burst
     )
-    for module in (chat, runs, threads, memories, users, admin):
+    for module in (chat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
+    test_run_manager.install(app, service)
     for extend in extensions or []:
         extend(app, service)
     return app

@@ -11,7 +11,8 @@ from maas.runtime.context import Runtime
 
 async def analyze(rt: Runtime, run: Claim) -> Commit:
     params = await rt.params.active()
-    analysis = await rt.llm.analyze(run.query, params, rt.recorder(run.user_id, run.id))
+    model = rt.model_for(run.mode)
+    analysis = await model.analyze(run.query, params, rt.recorder(run.user_id, run.id))
 
     async def commit(conn: Any) -> bool:
         done = await conn.fetchval(

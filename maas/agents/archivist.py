@@ -33,7 +33,8 @@ async def archive(rt: Runtime, job: Job) -> Any:
         TranscriptLine(i, r["role"], r["speaker"], r["content"], r["created_at"])
         for i, r in enumerate(rows, start=1)
     ]
-    facts = await rt.llm.extract_facts(lines, params, rt.recorder(job.user_id, job_id=job.id))
+    model = rt.model_for(await rt.pool.fetchval(q("user_llm_mode"), job.user_id))
+    facts = await model.extract_facts(lines, params, rt.recorder(job.user_id, job_id=job.id))
     mapped = [_memory(job, f, rows) for f in facts]
     memories = await _embed(rt, [m for m in mapped if m is not None])
     threshold = str(params.num("archivist.dedupe_similarity"))

@@ -17,7 +17,7 @@ async def respond(rt: Runtime, run: Claim) -> Commit:
     data_dates = bool(params["context.include_dates"])
     if not data_dates:
         data.memories = [PackedMemory(m.text, None) for m in data.memories]
-    answer = await rt.llm.respond(data, params, rt.recorder(run.user_id, run.id))
+    answer = await rt.model_for(run.mode).respond(data, params, rt.recorder(run.user_id, run.id))
 
     async def commit(conn: Any) -> bool:
         await conn.execute(q("insert_answer"), run.thread_id, run.user_id, run.id, answer)

@@ -27,6 +27,8 @@ EXPORTS = {
     "llm_calls": "export_llm_calls",
     "archive_jobs": "export_archive_jobs",
     "memory_stats": "export_memory_stats",
+    "test_runs": "export_test_runs",
+    "test_run_users": "export_test_run_users",
 }
 
 

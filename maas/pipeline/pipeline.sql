@@ -3,9 +3,11 @@
 -- name: insert_run
 -- $1 user, $2 thread, $3 message, $4 query, $5 mode, $6 stop_at, $7 client_type,
 -- $8 idempotency key (null = none), $9 max_tokens override. Returns nothing on a key replay.
+-- A user pinned to a mode (a mock test run's throwaway user) gets that mode instead of $5.
 INSERT INTO maas.pipeline_runs
   (user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key, max_tokens)
-VALUES ($1, $2, $3, $4, $5, $6::text::maas.run_status, $7, $8, $9)
+VALUES ($1, $2, $3, $4, coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = $1), $5),
+        $6::text::maas.run_status, $7, $8, $9)
 ON CONFLICT (user_id, idempotency_key) DO NOTHING
 RETURNING id
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maas.llm.embed import Embedder
+from maas.llm.offline import OfflineModel
 from maas.llm.types import CallLog, LanguageModel, Recorder
 from maas.params import ParamSource
 from maas.runtime.metrics import Metrics
@@ -32,6 +33,16 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # Set when the process starts shutting down: workers stop claiming, waiters answer early.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _offline: LanguageModel | None = None
+
+    def model_for(self, mode: str | None) -> LanguageModel:
+        """The model of a run's recorded mode: a run pinned to offline (a mock test run's) never
+        reaches the configured LLM."""
+        if mode != "offline" or self.llm.mode == "offline":
+            return self.llm
+        if self._offline is None:
+            self._offline = OfflineModel(self.settings.token_encoding)
+        return self._offline
 
     def recorder(self, user_id: Any, run_id: Any = None, job_id: int | None = None) -> Recorder:
         """Log every inference (LLM or offline) in maas.llm_calls."""

@@ -28,6 +28,15 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/admin/users"): {"name": "mallory"},
     ("POST", "/v1/admin/users/{user_id}/revoke"): None,
     ("DELETE", "/v1/admin/users/{user_id}"): None,
+    ("GET", "/v1/test-suites"): None,
+    ("POST", "/v1/test-runs"): {
+        "suite_def": {
+            "name": "probe",
+            "steps": [{"action": "send", "user": "u", "thread": "t", "message": "hello there"}],
+        }
+    },
+    ("GET", "/v1/test-runs"): None,
+    ("GET", "/v1/test-runs/{run_id}"): None,
 }
 
 
