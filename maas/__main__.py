@@ -113,6 +113,27 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_test_suite_run(args: argparse.Namespace) -> int:
+    from maas.testsuite.cli import run_file
+
+    settings = _settings(args)
+    return run_file(args.file, args.mode, args.url, args.key, settings, args.json)
+
+
+def _add_test_suite(sub: Any) -> None:
+    suites = sub.add_parser("test-suite", help="run test suites (scripted dialogs with checks)")
+    run = suites.add_subparsers(dest="action", required=True).add_parser(
+        "run", help="run a suite file on a running service; exit 0 passed, 1 failed"
+    )
+    run.add_argument("file", type=Path)
+    run.add_argument("--mode", choices=("mock", "live"), default="mock")
+    run.add_argument("--url", default=None, help="service URL (default http://HOST:PORT)")
+    run.add_argument("--key", default=None, help="API key (default: the admin key)")
+    run.add_argument("--json", type=Path, default=None, help="write the full report here")
+    run.add_argument("--data-dir", type=Path)
+    run.set_defaults(func=cmd_test_suite_run)
+
+
 def _add_bench_load(bench: Any) -> None:
     load = bench.add_parser("load", help="many users and dialogs at once through the HTTP API")
     load.add_argument("--users", type=int, default=10)
@@ -169,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     locomo.add_argument("--archive-timeout", type=float, default=600.0, help="seconds")
     locomo.set_defaults(func=cmd_bench_locomo)
     _add_bench_load(bench)
+    _add_test_suite(sub)
     return parser
 
 
