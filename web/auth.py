@@ -57,13 +57,14 @@ async def identify(request: Request, key: str) -> Viewer | None:
 
 async def viewer(request: Request) -> Viewer:
     """Page dependency: the viewer, or a redirect to the login form (via LoginRequired)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
         key = bearer(request)
     except Unauthorized:
-        raise LoginRequired(request.url.path) from None
+        raise LoginRequired(here) from None
     found = await identify(request, key)
     if found is None:
-        raise LoginRequired(request.url.path)
+        raise LoginRequired(here)
     return found
 
 
@@ -77,7 +78,7 @@ async def user_viewer(request: Request) -> Viewer:
 
 async def login_redirect(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
-    response = RedirectResponse(f"/ui/login?next={quote(exc.next_path)}", status_code=303)
+    response = RedirectResponse(f"/ui/login?next={quote(exc.next_path, safe='/')}", 303)
     if request.cookies.get(COOKIE):  # a revoked or stale key: forget it
         response.delete_cookie(COOKIE, path="/")
     return response

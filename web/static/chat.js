@@ -53,17 +53,39 @@ async function showAnswer(runId) {
   if (used.length) li.append(usedList(used));
 }
 
-function setThread(threadId) {
+// The first message of a new conversation made a thread (titled by its first line, as the API does).
+function setThread(threadId, text) {
   if (chat.dataset.thread === threadId) return;
   chat.dataset.thread = threadId;
   history.replaceState(null, "", `/ui/chat?thread=${encodeURIComponent(threadId)}`);
+  const title = text.split("\n")[0].slice(0, 80);
+  document.getElementById("thread-title").textContent = title;
+  for (const link of document.querySelectorAll(".thread-link.active")) link.classList.remove("active");
+  const link = el("a", { className: "thread-link active", href: `/ui/chat?thread=${encodeURIComponent(threadId)}` }, [
+    el("span", { className: "title", text: title }),
+    el("span", { className: "muted small", text: "new" }),
+  ]);
+  document.getElementById("no-threads")?.remove();
+  document.getElementById("thread-list").prepend(el("li", {}, [link]));
+}
+
+// A message to a closed thread reopens it (as the API does).
+function markOpen() {
+  const state = document.getElementById("thread-state");
+  state.textContent = "open";
+  state.className = "pill open";
+  state.hidden = false;
+  const button = document.getElementById("close-thread");
+  button.hidden = false;
+  button.disabled = false;
 }
 
 async function send(text) {
   const body = { message: text };
   if (chat.dataset.thread) body.thread_id = chat.dataset.thread;
   const sent = await api("/v1/chat?wait=false", { method: "POST", body });
-  setThread(sent.thread_id);
+  setThread(sent.thread_id, text);
+  markOpen();
   const li = messageItem("user", text, sent.run_id);
   const strip = el("div", { className: "run-status", dataset: { run: sent.run_id } });
   li.append(strip);
@@ -102,7 +124,7 @@ for (const strip of document.querySelectorAll(".run-status[data-live]")) {
 
 // Closing a thread queues the archivist; poll its state until the job is done.
 const closeButton = document.getElementById("close-thread");
-if (closeButton) closeButton.addEventListener("click", () => closeThread().catch((e) => showError(String(e.message || e))));
+closeButton.addEventListener("click", () => closeThread().catch((e) => showError(String(e.message || e))));
 
 async function closeThread() {
   const threadId = chat.dataset.thread;

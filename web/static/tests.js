@@ -81,7 +81,7 @@ function stepItem(step) {
   if (step.run_id) {
     head.append(el("a", { className: "small run-link", href: `/ui/runs/${step.run_id}`, text: " inspect run" }));
   }
-  const li = el("li", { className: `step ${state}`, dataset: { index: String(step.index) } }, [head]);
+  const li = el("li", { className: `test-step ${state}`, dataset: { index: String(step.index) } }, [head]);
   if (step.checks && step.checks.length) li.append(checksTable(step.checks));
   return li;
 }
