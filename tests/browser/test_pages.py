@@ -172,3 +172,25 @@ def archive(client: httpx.Client, thread_id: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("archivist did not finish within 20 s")
+
+
+def test_test_runner_runs_a_suite_in_mock_mode_and_it_passes(site: Site, page: Any) -> None:
+    login(page, site, "alice", "/ui/tests")
+    suite = page.locator("#suites li.suite[data-suite=memory-across-threads]")
+    suite.wait_for()
+    assert page.locator("#suites li.suite").count() >= 3
+    assert page.input_value("#suite-mode") == "mock"
+    suite.locator("button.run-suite").click()
+    page.locator("#current:not([data-status=running])[data-status]").wait_for(timeout=60_000)
+    assert page.get_attribute("#current", "data-status") == "passed", page.inner_text("#current")
+    steps = page.locator("#steps li.test-step")
+    assert steps.count() == page.locator("#steps li.test-step.pass").count() >= 3
+    assert page.locator("#steps .checks tr.pass").count() >= 1
+    page.locator("#test-history tbody tr").first.wait_for()
+    assert "memory-across-threads" in page.inner_text("#test-history")
+    screenshot(page, "test-runner", full_page=True)
+    link = page.locator("#steps a.run-link").last
+    run_id = (link.get_attribute("href") or "").rsplit("/", 1)[-1]
+    link.click()  # a throwaway test user's run, readable by the test run's owner
+    page.wait_for_url(f"**/ui/runs/{run_id}")
+    assert page.inner_text("#run-status") == "COMPLETED"

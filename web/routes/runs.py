@@ -4,7 +4,7 @@ sees every user's, read-only (no page here changes a run)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
 from maas.pipeline.status import is_done
+from web.auth import Viewer
 from web.inspector import budget, fill_percent, spans
 from web.queries import wq
 from web.render import render
@@ -30,10 +31,20 @@ async def runs_page(
     )
 
 
+async def _visible_run(conn: Any, run_id: uuid.UUID, who: Viewer) -> Any:
+    """As GET /v1/runs/{id}: own runs, runs of the throwaway users of one's own test runs,
+    and for the admin key any run."""
+    run = await conn.fetchrow(wq("web_run"), run_id, who.owner)
+    if run is None and who.owner is not None:
+        owner = await conn.fetchval(q("run_owner_via_test_run"), run_id, who.owner)
+        run = None if owner is None else await conn.fetchrow(wq("web_run"), run_id, owner)
+    return run
+
+
 @router.get("/ui/runs/{run_id}")
 async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) -> Response:
     async with rt.pool.acquire() as conn:
-        run = await conn.fetchrow(wq("web_run"), run_id, who.owner)
+        run = await _visible_run(conn, run_id, who)
         if run is None:
             return not_found(request, who, "This run does not exist or is not yours.")
         owner = run["user_id"]  # the admin reads as the run's owner; everything stays scoped

@@ -45,14 +45,19 @@ async function start(name) {
   showError("");
   const started = await api("/v1/test-runs", { method: "POST", body: { suite: name, mode: modeSelect.value } });
   history.replaceState(null, "", `/ui/tests?run=${encodeURIComponent(started.id)}`);
+  await loadHistory();
   await follow(started.id);
   await loadHistory();
 }
 
+let following = 0; // only the latest followed run updates the page
+
 async function follow(id) {
+  const mine = ++following;
   current.hidden = false;
   for (;;) {
     const run = await api(`/v1/test-runs/${encodeURIComponent(id)}`);
+    if (mine !== following) return run;
     showRun(run);
     if (run.status !== "running") return run;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -66,7 +71,9 @@ function showRun(run) {
   const status = document.getElementById("current-status");
   status.textContent = run.status;
   status.className = `pill tr-${run.status}`;
-  const counts = `${run.passed ?? 0} passed · ${run.failed ?? 0} failed`;
+  const done = (run.steps || []).length;
+  const total = run.steps_total ?? done;
+  const counts = `${done}/${total} steps · ${run.passed ?? 0} passed · ${run.failed ?? 0} failed`;
   document.getElementById("current-counts").textContent = run.error ? `${counts} · ${run.error}` : counts;
   document.getElementById("steps").replaceChildren(...(run.steps || []).map(stepItem));
 }
@@ -75,15 +82,21 @@ function stepItem(step) {
   const state = step.passed === true ? "pass" : step.passed === false ? "fail" : "pending";
   const head = el("div", { className: "step-head" }, [
     el("span", { className: `pill verdict ${state}`, text: state }),
-    el("span", { className: "muted small", text: ` #${step.index} ${step.action ?? ""} ` }),
+    el("span", { className: "muted small", text: ` #${step.index} ${step.action ?? ""} ${who(step)} ` }),
     el("span", { className: "step-desc", text: step.description ?? "" }),
   ]);
+  if (typeof step.ms === "number") head.append(el("span", { className: "muted small", text: ` · ${Math.round(step.ms)} ms` }));
   if (step.run_id) {
-    head.append(el("a", { className: "small run-link", href: `/ui/runs/${step.run_id}`, text: " inspect run" }));
+    head.append(el("a", { className: "small run-link", href: `/ui/runs/${step.run_id}`, text: "inspect run" }));
   }
   const li = el("li", { className: `test-step ${state}`, dataset: { index: String(step.index) } }, [head]);
   if (step.checks && step.checks.length) li.append(checksTable(step.checks));
   return li;
+}
+
+function who(step) {
+  const parts = [step.user, step.thread].filter(Boolean);
+  return parts.length ? `(${parts.join(" / ")})` : "";
 }
 
 function checksTable(checks) {
@@ -117,15 +130,16 @@ function historyRow(run) {
     history.replaceState(null, "", view.href);
     follow(run.id).catch((e) => showError(String(e.message || e)));
   });
+  const started = (run.started_at || "").replace("T", " ").slice(0, 19);
+  const result = el("td", {}, [
+    el("span", { className: `pill tr-${run.status}`, text: run.status }),
+    el("span", { className: "muted small", text: ` ${run.passed ?? 0}✓ ${run.failed ?? 0}✗` }),
+  ]);
   const cells = [
-    (run.started_at || run.created_at || "").replace("T", " ").slice(0, 19),
-    run.suite,
-    run.mode,
-    null,
-    String(run.passed ?? ""),
-    String(run.failed ?? ""),
-  ].map((text) => el("td", { text: text ?? "" }));
-  cells[3].append(el("span", { className: `pill tr-${run.status}`, text: run.status }));
+    el("td", { className: "small", text: started }),
+    el("td", { text: `${run.suite} · ${run.mode}` }),
+    result,
+  ];
   return el("tr", { dataset: { id: run.id } }, [...cells, el("td", {}, [view])]);
 }
 
