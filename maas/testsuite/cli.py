@@ -102,10 +102,10 @@ def _print_step(step: dict[str, Any], total: int) -> None:
 
 
 def _print_summary(detail: dict[str, Any]) -> None:
-    done = f"{detail['passed']}/{detail['steps_total']} steps"
+    total = detail["steps_total"]
     if detail["status"] == "passed":
-        print(f"passed: {done}")
+        print(f"passed: {detail['passed']}/{total} steps")
     elif detail["status"] == "failed":
-        print(f"failed: {detail['failed']} step(s) failed, {detail['passed']} passed of {done}")
+        print(f"failed: {detail['failed']} of {total} steps failed")
     else:
-        print(f"error: {detail.get('error')} ({done} passed)")
+        print(f"error: {detail.get('error')} ({detail['passed']}/{total} steps passed)")

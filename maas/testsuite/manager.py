@@ -85,7 +85,8 @@ class TestRuns:
                 await self._tick()
                 await wait_any(HEARTBEAT_S, stop)
         finally:
-            await self._cancel_all()
+            if stop.is_set():  # not on a crash: the supervisor restarts this loop
+                await self._cancel_all()
 
     async def _tick(self) -> None:
         rt = self._rt()

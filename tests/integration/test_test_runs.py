@@ -422,7 +422,8 @@ def test_cli_runs_a_suite_file_against_maas_serve(tmp_path: Path, db_url: str) -
         wrong.write_text(json.dumps(WRONG))
         bad = subprocess.run([*base, str(wrong)], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 1, bad.stdout + bad.stderr
-        assert "FAIL" in bad.stdout and "answer_contains" in bad.stdout and "banjo" in bad.stdout
+        assert "[3/4] FAIL" in bad.stdout and "x answer_contains: expected 'banjo'" in bad.stdout
+        assert "failed: 2 of 4 steps failed" in bad.stdout
 
         typo = tmp_path / "typo.json"
         typo.write_text(json.dumps({"name": "typo", "steps": [{"action": "send"}]}))
