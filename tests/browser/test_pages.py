@@ -3,10 +3,13 @@ stored markup stays inert, the admin key reads every user's runs and writes noth
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import asyncpg
 import httpx
 
 from tests.browser.conftest import Console, Site, login, screenshot
@@ -194,3 +197,38 @@ def test_test_runner_runs_a_suite_in_mock_mode_and_it_passes(site: Site, page: A
     link.click()  # a throwaway test user's run, readable by the test run's owner
     page.wait_for_url(f"**/ui/runs/{run_id}")
     assert page.inner_text("#run-status") == "COMPLETED"
+
+
+def test_inspector_shows_the_error_and_attempts_of_a_failed_run(
+    site: Site, web_db: str, page: Any
+) -> None:
+    with site.api("bob") as bob:
+        run_id = bob.post("/v1/chat", json={"message": "Tell me about <b>bold</b> plans."}).json()[
+            "run_id"
+        ]
+    # What the runner records after the last attempt (the offline model never fails by itself).
+    execute(
+        web_db,
+        "UPDATE maas.pipeline_runs SET status = 'FAILED', attempts = 3,"
+        " error = 'responder: <i>timeout</i> after 3 attempts' WHERE id = $1::text::uuid",
+        run_id,
+    )
+    login(page, site, "bob", f"/ui/runs/{run_id}")
+    assert page.inner_text("#run-status") == "FAILED"
+    error = page.inner_text("#run-error")
+    assert "after 3 attempts" in error and "<i>timeout</i>" in error
+    assert "FAILED" in page.locator("#history").inner_text()
+
+
+def execute(dsn: str, sql: str, *args: Any) -> None:
+    """One statement, on a thread of its own: Playwright's sync API owns this thread's loop."""
+
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql, *args)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result(timeout=30)
