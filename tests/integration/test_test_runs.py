@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from maas.db.queries import all_queries
 from maas.testing.scripted_llm import ScriptedLLM
 from maas.testsuite.checks import close_checks, send_checks
 from maas.testsuite.suite import (
@@ -137,6 +138,29 @@ def test_isolation_checks_fail_when_bob_gets_alices_memory() -> None:
     assert failed == {"answer_not_contains", "memory_not_retrieved"}
     clean = run_detail("[offline mode] I have nothing in memory about that.", [])
     assert all(c.passed for c in send_checks(bob_asks.expect, clean))
+
+
+async def test_isolation_suite_fails_when_search_ignores_the_owner(
+    make_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Break tenancy for real (the memory search forgets its owner filter): the suite catches it."""
+    search = all_queries()["search_memories"]
+    broken = search.replace("m.user_id = $1 AND", "$1::uuid IS NOT NULL AND")
+    assert broken != search and "m.user_id = $1" not in broken
+    monkeypatch.setitem(all_queries(), "search_memories", broken)
+    async with make_api() as api:
+        owner = await api.user("owner")
+        started = (await owner.post("/v1/test-runs", json={"suite": "user-isolation"})).json()
+        detail = await finished(owner, started["id"])
+    assert detail["status"] == "failed"
+    failed = {s["index"]: s for s in detail["steps"] if not s["passed"]}
+    assert set(failed) == {6, 7}  # bob gets alice's code, alice gets bob's
+    bob_asks = failed[6]
+    assert bob_asks["user"] == "bob"
+    leaked = [c for c in bob_asks["checks"] if not c["passed"]]
+    # The run view still hides the other owner's memory; the answer that quotes it does not.
+    assert [(c["name"], c["expected"]) for c in leaked] == [("answer_not_contains", "no 4817")]
+    assert "4817" in leaked[0]["actual"]
 
 
 def test_send_checks_each_kind_can_fail() -> None:
