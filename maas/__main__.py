@@ -191,7 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     locomo.set_defaults(func=cmd_bench_locomo)
     _add_bench_load(bench)
     _add_test_suite(sub)
+    _plugin_commands(sub)
     return parser
+
+
+def _plugin_commands(sub: Any) -> None:
+    """Extensions add subcommands (entry point group maas.commands: `register(subparsers)`),
+    so maas never imports them; e.g. `maas emulate` from selflearn."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="maas.commands"):
+        ep.load()(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

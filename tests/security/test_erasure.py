@@ -59,7 +59,9 @@ async def test_export_holds_every_row_then_erase_me_removes_them_all(make_api: A
         counts = await rows_of(pool, alice_id)
         assert counts["memories"] > 0 and counts["run_memories"] > 0 and counts["llm_calls"] > 0
         for table, n in counts.items():
-            held = 1 if table == "users" else len(export[table])
+            # selflearn's tables (sensor, emulator) go with the user (tests/selflearn) but are not
+            # in maas's export, which cannot know them; no extension runs here, so they are empty.
+            held = 1 if table == "users" else len(export.get(table, []))
             assert held == n, (table, held, n)
         assert export["user"]["id"] == alice_id and "api_key_hash" not in export["user"]
         assert any("lavender honey" in m["text"] for m in export["memories"])

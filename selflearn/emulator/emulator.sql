@@ -1,0 +1,39 @@
+-- The User Emulator's own records: its runs (progress, summary) and what it expects from each
+-- probing question. Schema selflearn (migration 0007).
+
+-- name: emulator_create_run
+-- $1 seed, $2 dialogs requested, $3 concurrency, $4 the MaaS URL it talks to.
+INSERT INTO selflearn.emulator_runs (seed, dialogs_requested, concurrency, target_url)
+VALUES ($1, $2, $3, $4)
+RETURNING id, status, started_at
+
+-- name: emulator_progress
+-- $1 emulator run: counters so far ($2 dialogs, $3 turns, $4 runs, $5 failures).
+UPDATE selflearn.emulator_runs SET dialogs = $2, turns = $3, runs = $4, failures = $5
+WHERE id = $1
+
+-- name: emulator_finish
+-- $1 emulator run, $2 final status, $3 summary (jsonb), $4 error or null.
+UPDATE selflearn.emulator_runs
+SET status = $2, summary = $3, error = $4, finished_at = now(),
+    dialogs = ($3::jsonb ->> 'dialogs')::int, turns = ($3::jsonb ->> 'turns')::int,
+    runs = ($3::jsonb ->> 'runs')::int, failures = ($3::jsonb ->> 'failures')::int
+WHERE id = $1 AND status = 'running'
+RETURNING id
+
+-- name: emulator_get_run
+-- $1 emulator run.
+SELECT id, seed, dialogs_requested, concurrency, target_url, status, dialogs, turns, runs,
+       failures, summary, error, started_at, finished_at
+FROM selflearn.emulator_runs WHERE id = $1
+
+-- name: emulator_record_expectation
+-- One probing question: $1 emulator run, $2 synthetic user, $3 the probe's pipeline run,
+-- $4 persona, $5 scenario, $6 ability, $7 attempt, $8 question, $9 expected answer,
+-- $10 planted fact ids, $11 planted {fact id: [message ids]}, $12 retrieved planted fact ids,
+-- $13 recall hit (null for abstention), $14 answer hit, $15 the reply.
+INSERT INTO selflearn.emulator_expectations
+  (emulator_run_id, user_id, run_id, persona, scenario, ability, attempt, question,
+   expected_answer, fact_ids, planted, retrieved_fact_ids, recall_hit, answer_hit, answer)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (run_id) DO NOTHING

@@ -1,0 +1,89 @@
+"""The User Emulator through the admin API, against the real app (in-process ASGI transport)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.conftest import ADMIN_KEY
+from tests.helpers import eventually
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+RUNS = "/v1/selflearn/emulator/runs"
+
+
+async def finished(client: httpx.AsyncClient, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    async def ended() -> dict[str, Any] | None:
+        view: dict[str, Any] = (await client.get(f"{RUNS}/{run_id}", headers=ADMIN)).json()
+        return None if view["status"] == "running" else view
+
+    result: dict[str, Any] = await eventually(ended, timeout)
+    return result
+
+
+async def test_emulator_run_plants_probes_and_records_expectations(learn_api: Any) -> None:
+    async with learn_api() as api:
+        pool = api.service.runtime.pool
+        resp = await api.client.post(RUNS, json={"dialogs": 6, "concurrency": 2}, headers=ADMIN)
+        assert resp.status_code == 202, resp.text
+        view = await finished(api.client, resp.json()["id"])
+        summary = view["summary"]
+        assert view["status"] == "completed", view
+        assert {"dialogs", "turns", "runs", "failures", "planted_fact_recall"} <= set(summary)
+        assert summary["dialogs"] == 6 and summary["episodes"] == 2
+        assert summary["failures"] == 0 and summary["runs"] == summary["turns"] > 10
+        assert 0.0 <= summary["planted_fact_recall"] <= 1.0
+        runs = await pool.fetch("SELECT client_type FROM maas.pipeline_runs")
+        assert len(runs) == summary["runs"] and {r["client_type"] for r in runs} == {"emulator"}
+        probes = await pool.fetch(
+            "SELECT * FROM selflearn.emulator_expectations WHERE emulator_run_id = $1",
+            view["id"],
+        )
+        first = [p for p in probes if p["attempt"] == 1]
+        assert len(first) == summary["probes"] > 0
+        planted = [p for p in first if p["ability"] != "abstention"]
+        assert planted and all(p["fact_ids"] and p["planted"] for p in planted)
+        # every planted fact was stated by a message of that user, which MaaS stored
+        for p in planted:
+            for ids in p["planted"].values():
+                assert ids, p["planted"]
+                owner = await pool.fetchval(
+                    "SELECT user_id FROM maas.messages WHERE id = ANY($1::bigint[]) LIMIT 1", ids
+                )
+                assert owner == p["user_id"]
+        hits = [p["recall_hit"] for p in planted]
+        assert summary["planted_fact_recall"] == round(sum(hits) / len(hits), 4)
+
+
+async def test_emulator_run_stops_on_request(learn_api: Any) -> None:
+    async with learn_api() as api:
+        resp = await api.client.post(RUNS, json={"dialogs": 90, "concurrency": 2}, headers=ADMIN)
+        run_id = resp.json()["id"]
+        await asyncio.sleep(0.5)
+        stop = await api.client.post(f"{RUNS}/{run_id}/stop", headers=ADMIN)
+        assert stop.status_code == 200 and stop.json()["stop_requested"] is True
+        view = await finished(api.client, run_id, 60)
+        assert view["status"] == "stopped" and view["summary"]["stopped"] is True
+        assert view["dialogs"] < 90
+
+
+async def test_emulator_routes_are_admin_only_and_errors_have_the_house_shape(
+    learn_api: Any,
+) -> None:
+    async with learn_api(sensor=False) as api:
+        alice = await api.user("alice")
+        missing = f"{RUNS}/00000000-0000-0000-0000-000000000000"
+        routes = [
+            ("POST", RUNS, {"dialogs": 3}),
+            ("GET", missing, None),
+            ("POST", f"{missing}/stop", None),
+            ("GET", "/v1/selflearn/sensor/stats", None),
+        ]
+        for method, url, body in routes:
+            assert (await api.client.request(method, url, json=body)).status_code == 401
+            assert (await alice.request(method, url, json=body)).status_code == 403
+        assert (await api.client.get(missing, headers=ADMIN)).json()["error"]["code"] == "not_found"
+        bad = await api.client.post(RUNS, json={"dialogs": 0}, headers=ADMIN)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
