@@ -11,7 +11,9 @@ Figures per question, averaged per category and overall:
 - budget recall@B: share of the evidence turns whose message is in the provenance of a packed
   (used) memory;
 - answer-in-context@B: 1 when every normalized token of the gold answer is among the normalized
-  tokens of the packed context (SQuAD normalization);
+  tokens of the packed context, normalized as LoCoMo's official scorer does (lowercase, drop
+  commas, punctuation and a/an/the/and, Porter-stem each token: "competitions" = "competition");
+- answer-in-context-exact@B: the same without stemming (SQuAD normalization), the stricter figure;
 - recall@k: share of the evidence turns in the provenance of the top-k ranked memories (used or
   not) of the largest-budget call.
 """
@@ -147,22 +149,50 @@ def resolve_evidence(question: Question, known: AbstractSet[str]) -> tuple[tuple
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_LOCOMO_DROPPED = re.compile(r"\b(a|an|the|and)\b")
 
 
 def normalize(text: str) -> list[str]:
-    """SQuAD/LoCoMo answer normalization: lowercase, drop punctuation and articles, split."""
+    """SQuAD answer normalization: lowercase, drop punctuation and articles, split."""
     lowered = text.lower()
     no_punct = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
     return _ARTICLES.sub(" ", no_punct).split()
 
 
-def answer_in_context(answer: str, context: str) -> float:
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    from nltk.stem import PorterStemmer  # the stemmer LoCoMo's own evaluation uses
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=200_000)
+def _stem(token: str) -> str:
+    return str(_stemmer().stem(token))
+
+
+def normalize_locomo(text: str) -> list[str]:
+    """LoCoMo's task_eval normalization: drop commas, a/an/the/and and punctuation, lowercase,
+    then Porter-stem every token (as its F1 scorer does)."""
+    text = _LOCOMO_DROPPED.sub(" ", text.replace(",", "").lower())
+    no_punct = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    return [_stem(token) for token in no_punct.split()]
+
+
+def answer_in_context(
+    answer: str, context: str, norm: Callable[[str], list[str]] = normalize_locomo
+) -> float:
     """1.0 when every normalized answer token is among the context's tokens (0.0 for no tokens)."""
-    wanted = normalize(answer)
+    wanted = norm(answer)
     if not wanted:
         return 0.0
-    present = set(normalize(context))
+    present = set(norm(context))
     return 1.0 if all(token in present for token in wanted) else 0.0
+
+
+def answer_in_context_exact(answer: str, context: str) -> float:
+    """The stricter figure: SQuAD normalization, no stemming."""
+    return answer_in_context(answer, context, normalize)
 
 
 def budget_recall(evidence: AbstractSet[H], covered: AbstractSet[H]) -> float:
@@ -210,11 +240,18 @@ class Scores:
     category: int
     budget_recall: dict[int, float] = field(default_factory=dict)
     answer_in_context: dict[int, float] = field(default_factory=dict)
+    answer_in_context_exact: dict[int, float] = field(default_factory=dict)
     recall_at_k: dict[int, float] = field(default_factory=dict)
     context_tokens: dict[int, float] = field(default_factory=dict)
 
 
-METRICS = ("budget_recall", "answer_in_context", "recall_at_k", "context_tokens")
+METRICS = (
+    "budget_recall",
+    "answer_in_context",
+    "answer_in_context_exact",
+    "recall_at_k",
+    "context_tokens",
+)
 
 
 def aggregate(pairs: Iterable[tuple[int, float]]) -> dict[str, float | None]:
@@ -248,9 +285,9 @@ def score_context(
     for budget, body in responses.items():
         used, _ = provenance(body.get("memories") or [])
         scores.budget_recall[budget] = budget_recall(evidence, used)
-        scores.answer_in_context[budget] = answer_in_context(
-            question.answer, body.get("context") or ""
-        )
+        context = body.get("context") or ""
+        scores.answer_in_context[budget] = answer_in_context(question.answer, context)
+        scores.answer_in_context_exact[budget] = answer_in_context_exact(question.answer, context)
         scores.context_tokens[budget] = float(body.get("context_tokens") or 0)
     if responses:
         _, ranked = provenance(responses[max(responses)].get("memories") or [])
@@ -346,6 +383,9 @@ class Bm25Turns:
             covered = {self.turns[i].turn_id for i in packed.indices}
             scores.budget_recall[budget] = budget_recall(evidence, covered)
             scores.answer_in_context[budget] = answer_in_context(question.answer, packed.text)
+            scores.answer_in_context_exact[budget] = answer_in_context_exact(
+                question.answer, packed.text
+            )
             scores.context_tokens[budget] = float(packed.tokens)
         ranked_ids = [{self.turns[i].turn_id} for i in ranked]
         for k in KS:
@@ -770,7 +810,7 @@ def _extras_json(
 
 def to_json(report: LocomoReport) -> dict[str, Any]:
     main, base = report.summary, report.baseline_summary
-    three = ("budget_recall", "answer_in_context", "recall_at_k")
+    three = ("budget_recall", "answer_in_context", "answer_in_context_exact", "recall_at_k")
     per_question = [
         {"question_id": m.question_id, "category": m.category, "maas": _flat(m), "bm25": _flat(b)}
         for m, b in zip(report.maas, _matching(report.bm25, report.maas), strict=True)
@@ -805,6 +845,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 ROWS = (
     ("budget_recall", "budget recall@{}", 3),
     ("answer_in_context", "answer-in-context@{}", 3),
+    ("answer_in_context_exact", "  exact (no stemming)@{}", 3),
     ("recall_at_k", "recall@{}", 3),
     ("context_tokens", "context tokens@{}", 0),
 )

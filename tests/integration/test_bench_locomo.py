@@ -18,10 +18,12 @@ from maas.benchmarks.locomo import (
     Scores,
     aggregate,
     answer_in_context,
+    answer_in_context_exact,
     budget_recall,
     load_conversations,
     near_duplicates,
     normalize,
+    normalize_locomo,
     pack_turns,
     parse_budgets,
     percentile,
@@ -35,7 +37,7 @@ from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 
 MINI = Path(__file__).resolve().parents[1] / "data" / "mini_locomo.json"
-KEYS = {"budget_recall", "answer_in_context", "recall_at_k"}
+KEYS = {"budget_recall", "answer_in_context", "answer_in_context_exact", "recall_at_k"}
 GROUPS = {"overall", "1", "2", "3", "4"}
 
 # --------------------------------------------------------------------------- pure functions
@@ -45,6 +47,19 @@ def test_normalize_is_squad_normalization() -> None:
     assert normalize("The Cat's hat, a RED one!") == ["cats", "hat", "red", "one"]
     assert normalize("7 May, 2023") == ["7", "may", "2023"]
     assert normalize("an apple and the theme") == ["apple", "and", "theme"]  # whole words only
+
+
+def test_locomo_normalization_stems_like_the_official_scorer() -> None:
+    assert normalize_locomo("Hoodies, and the Competitions!") == ["hoodi", "competit"]
+    assert normalize_locomo("winning") == normalize_locomo("wins") == ["win"]
+
+
+def test_exact_answer_in_context_does_not_stem() -> None:
+    context = "Gina: I made a limited edition line of this hoodie."
+    assert answer_in_context("Hoodies", context) == 1.0
+    assert answer_in_context_exact("Hoodies", context) == 0.0
+    assert answer_in_context_exact("limited edition hoodie", context) == 1.0
+    assert answer_in_context("sweatshirts", context) == 0.0  # stemming is not synonymy
 
 
 def test_answer_in_context_needs_every_answer_token() -> None:
@@ -114,8 +129,8 @@ def test_aggregate_and_summarize_average_over_questions() -> None:
         "3": None,
         "4": 1.0,
     }
-    a = Scores("a", 1, {500: 1.0}, {500: 1.0}, {5: 1.0}, {500: 100.0})
-    b = Scores("b", 2, {500: 0.5}, {500: 0.0}, {5: 0.0}, {500: 300.0})
+    a = Scores("a", 1, {500: 1.0}, {500: 1.0}, {500: 1.0}, {5: 1.0}, {500: 100.0})
+    b = Scores("b", 2, {500: 0.5}, {500: 0.0}, {500: 0.0}, {5: 0.0}, {500: 300.0})
     summary = summarize([a, b])
     assert summary["budget_recall"] == {
         "500": {"overall": 0.75, "1": 1.0, "2": 0.5, "3": None, "4": None}
