@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from maas.api import errors
 from maas.service import Service
 from web.auth import LoginRequired, ReadOnly, login_redirect, viewer
 from web.render import render
@@ -21,6 +23,14 @@ async def _read_only(request: Request, exc: Exception) -> Response:
     return render(request, "pages/error.html", who, 403, title="Read-only", message=str(exc))
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """A malformed id or parameter in a page's address gets a page; the API keeps its JSON."""
+    if not request.url.path.startswith("/ui/"):
+        return await errors.on_invalid(request, exc)
+    message = "This address is malformed: a bad id or parameter."
+    return render(request, "pages/error.html", None, 400, title="Bad address", message=message)
+
+
 def extend(app: FastAPI, service: Service) -> None:
     """Pages under /ui (and `/`), static files under /ui/static; the service is reached per
     request through app.state, as the API does."""
@@ -29,3 +39,4 @@ def extend(app: FastAPI, service: Service) -> None:
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(ReadOnly, _read_only)
+    app.add_exception_handler(RequestValidationError, _invalid)

@@ -27,7 +27,8 @@ WHERE thread_id = $1 AND user_id = $2
 
 -- name: web_thread_memories_used
 -- The memories each run of thread $1 (owner $2) put into its context, in rank order.
-SELECT rm.run_id, rm.memory_id, rm.rank, rm.score, m.text, m.source_thread_id
+SELECT rm.run_id, rm.memory_id, rm.rank, rm.score, m.text, m.source_thread_id,
+       m.source_message_ids
 FROM maas.run_memories rm
 JOIN maas.pipeline_runs r ON r.id = rm.run_id AND r.user_id = $2
 JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2

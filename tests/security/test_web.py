@@ -151,3 +151,15 @@ async def test_every_page_sends_a_strict_csp(db_url: str, tmp_path: Path) -> Non
             assert resp.headers["content-type"].startswith("text/html"), path
             assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
             assert "unsafe" not in csp and "<script>" not in resp.text, path
+
+
+async def test_a_malformed_page_address_gets_a_page_and_the_api_keeps_json(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with web_api(db_url, tmp_path) as api:
+        alice = await api.user("alice")
+        for path in ("/ui/runs/not-a-uuid", "/ui/chat?thread=nope", "/ui/memories?page=0"):
+            resp = await api.client.get(path, headers=cookie(alice))
+            assert resp.status_code == 400 and resp.headers["content-type"].startswith("text/html")
+        resp = await alice.get("/v1/runs/not-a-uuid")
+        assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request"

@@ -33,12 +33,16 @@ function usedList(memories) {
   details.append(el("summary", { text: `${n} memor${n === 1 ? "y" : "ies"} used` }));
   const list = el("ol");
   for (const m of memories) {
-    list.append(
-      el("li", {}, [
-        el("span", { className: "mem-text", text: m.text }),
-        el("span", { className: "muted small", text: ` rank ${m.rank} · score ${m.score.toFixed(3)}` }),
-      ]),
-    );
+    const item = el("li", {}, [
+      el("span", { className: "mem-text", text: m.text }),
+      el("span", { className: "muted small", text: ` rank ${m.rank} · score ${m.score.toFixed(3)} ` }),
+    ]);
+    if (m.source_thread_id) {
+      const anchor = m.source_message_ids.length ? `#m-${m.source_message_ids[0]}` : "";
+      const href = `/ui/chat?thread=${encodeURIComponent(m.source_thread_id)}${anchor}`;
+      item.append(el("a", { className: "small", href, text: "source" }));
+    }
+    list.append(item);
   }
   details.append(list);
   return details;
