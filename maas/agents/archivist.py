@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas.db.queries import q
+from maas.llm.embed import Embedder
 from maas.llm.types import Fact, TranscriptLine
 from maas.memory import store
 from maas.runtime.context import Runtime
@@ -33,10 +34,11 @@ async def archive(rt: Runtime, job: Job) -> Any:
         TranscriptLine(i, r["role"], r["speaker"], r["content"], r["created_at"])
         for i, r in enumerate(rows, start=1)
     ]
-    model = rt.model_for(await rt.pool.fetchval(q("user_llm_mode"), job.user_id))
+    mode = await rt.pool.fetchval(q("user_llm_mode"), job.user_id)  # a mock test run's user
+    model = rt.model_for(mode)
     facts = await model.extract_facts(lines, params, rt.recorder(job.user_id, job_id=job.id))
     mapped = [_memory(job, f, rows) for f in facts]
-    memories = await _embed(rt, [m for m in mapped if m is not None])
+    memories = await _embed(rt.embedder_for(mode), [m for m in mapped if m is not None])
     threshold = str(params.num("archivist.dedupe_similarity"))
 
     async def commit(conn: Any) -> bool:
@@ -67,10 +69,12 @@ def _memory(job: Job, fact: Fact, rows: list[Any]) -> store.NewMemory | None:
     )
 
 
-async def _embed(rt: Runtime, memories: list[store.NewMemory]) -> list[store.NewMemory]:
-    if rt.embedder is None or not memories:
+async def _embed(
+    embedder: Embedder | None, memories: list[store.NewMemory]
+) -> list[store.NewMemory]:
+    if embedder is None or not memories:
         return memories
-    vectors = await rt.embedder.embed([m.text for m in memories])
+    vectors = await embedder.embed([m.text for m in memories])
     return [
         store.NewMemory(**{**m.__dict__, "embedding": v})
         for m, v in zip(memories, vectors, strict=True)

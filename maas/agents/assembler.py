@@ -23,7 +23,8 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     params = run.param_set()
     analysis = Analysis.model_validate(run.analyzer_output or {})
     terms = search_terms(analysis)
-    embedding = (await rt.embedder.embed([run.query]))[0] if rt.embedder else None
+    embedder = rt.embedder_for(run.mode)
+    embedding = (await embedder.embed([run.query]))[0] if embedder else None
     async with rt.pool.acquire() as conn:
         found = await search(
             conn, run.user_id, run.query, terms, embedding, params, names=analysis.entities

@@ -44,6 +44,14 @@ class Runtime:
             self._offline = OfflineModel(self.settings.token_encoding)
         return self._offline
 
+    def embedder_for(self, mode: str | None) -> Embedder | None:
+        """A run pinned to offline on a service with an LLM reaches no network: a remote
+        embedder is skipped for it (a local one still runs)."""
+        pinned = mode == "offline" and self.llm.mode != "offline"
+        if pinned and self.embedder is not None and not self.embedder.name.startswith("local:"):
+            return None
+        return self.embedder
+
     def recorder(self, user_id: Any, run_id: Any = None, job_id: int | None = None) -> Recorder:
         """Log every inference (LLM or offline) in maas.llm_calls."""
         from maas.db.queries import q

@@ -259,19 +259,21 @@ def llm(scripted: ScriptedLLM) -> dict[str, Any]:
 async def test_mock_mode_never_reaches_the_configured_llm_live_mode_does(
     make_api: Any, scripted: ScriptedLLM
 ) -> None:
-    async with make_api(**llm(scripted)) as api:
+    async with make_api(**llm(scripted), embedder="openai", embedding_model="scripted") as api:
         owner = await api.user("owner")
         mock = await owner.post("/v1/test-runs", json={"suite": "user-isolation", "mode": "mock"})
         detail = await finished(owner, mock.json()["id"])
         assert detail["status"] == "passed", failures(detail)
-        assert scripted.requests == []  # no inference of the mock run went to the LLM
+        assert scripted.requests == []  # nothing of the mock run went out: no LLM, no embeddings
         runs = [s["run_id"] for s in detail["steps"] if s["run_id"]]
         modes = {(await owner.get(f"/v1/runs/{r}")).json()["mode"] for r in runs}
         assert modes == {"offline"}
 
         live = await owner.post("/v1/test-runs", json={"suite_def": WRONG, "mode": "live"})
         detail = await finished(owner, live.json()["id"])
-        assert detail["mode"] == "live" and scripted.requests  # this one used the LLM
+        assert detail["mode"] == "live"
+        assert {r.stage for r in scripted.requests} >= {"analyzer", "archivist", "responder"}
+        assert any(r.path.endswith("/embeddings") for r in scripted.requests)
         first = detail["steps"][0]["run_id"]
         assert (await owner.get(f"/v1/runs/{first}")).json()["mode"] == "llm"
         # A normal user of the same service still gets the configured LLM.
