@@ -75,15 +75,14 @@ class Engine:
     async def run(self) -> bool:
         """Every step in order; True when all passed."""
         transport = httpx.ASGITransport(app=self.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://maas") as base:
-            try:
-                await self._make_users(base)
-                results = [await self._step(i, step) for i, step in enumerate(self.suite.steps)]
-            finally:
-                await self.close()
+        try:
+            await self._make_users(transport)
+            results = [await self._step(i, step) for i, step in enumerate(self.suite.steps)]
+        finally:
+            await self.close()
         return all(r.passed for r in results)
 
-    async def _make_users(self, base: httpx.AsyncClient) -> None:
+    async def _make_users(self, transport: httpx.AsyncBaseTransport) -> None:
         for name in dict.fromkeys(step.user for step in self.suite.steps):
             key = new_key()
             user_id = await self.rt.pool.fetchval(
@@ -96,9 +95,7 @@ class Engine:
                 "offline" if self.mock else None,
             )
             headers = {"Authorization": f"Bearer {key}", **CLIENT_HEADER}
-            client = httpx.AsyncClient(
-                transport=base._transport, base_url=base.base_url, headers=headers
-            )
+            client = httpx.AsyncClient(transport=transport, base_url="http://maas", headers=headers)
             self.actors[name] = Actor(name, user_id, client)
 
     async def _step(self, index: int, step: Send | Import | Close) -> StepResult:
