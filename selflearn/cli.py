@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         started = _ok(h.post("/v1/selflearn/emulator/runs", json=body))
         print(f"emulator run {started['id']} on {url}", file=sys.stderr)
         view = follow(h, started["id"], args.poll)
-    result = {"emulator_run_id": view["id"], "status": view["status"], **(view["summary"] or {})}
+    found = view["summary"] or {}
+    headline = {k: found.get(k) for k in SUMMARY_KEYS}  # jsonb does not keep the key order
+    result = {"emulator_run_id": view["id"], "status": view["status"], **headline, **found}
     if view["error"]:
         result["error"] = view["error"]
     print(json.dumps(result, indent=2))
