@@ -422,6 +422,12 @@ async def test_erasing_the_owner_erases_the_throwaway_users(make_api: Any) -> No
             assert n == 0, table
         assert await pool.fetchval("SELECT count(*) FROM maas.test_runs") == 1  # bob's stays
         assert await pool.fetchval("SELECT count(*) FROM maas.test_run_users") == 1
+        # Erasing a throwaway user itself (admin) works too and leaves its test run.
+        left = await pool.fetchval("SELECT user_id FROM maas.test_run_users")
+        erased = await api.client.delete(f"/v1/admin/users/{left}", headers=ADMIN)
+        assert erased.status_code == 200 and erased.json()["erased"]["users"] == 1
+        assert await pool.fetchval("SELECT count(*) FROM maas.test_run_users") == 0
+        assert await pool.fetchval("SELECT count(*) FROM maas.test_runs") == 1
 
 
 # --- the CLI against a served process --------------------------------------------------------
