@@ -14,7 +14,9 @@ WHERE r.id = $1 AND ($2::uuid IS NULL OR r.user_id = $2)
 -- name: web_recent_runs
 -- $1 owner (null = admin: every owner), $2 limit, $3 offset. Newest first.
 SELECT r.id, u.name AS user_name, r.thread_id, r.query, r.status::text, r.mode, r.client_type,
-       r.attempts, r.created_at, coalesce(r.completed_at, r.failed_at, r.ready_at) AS ended_at
+       r.created_at,
+       1000 * extract(epoch FROM coalesce(r.completed_at, r.failed_at, r.ready_at) - r.created_at)::float8
+         AS total_ms
 FROM maas.pipeline_runs r JOIN maas.users u ON u.id = r.user_id
 WHERE ($1::uuid IS NULL OR r.user_id = $1)
 ORDER BY r.created_at DESC, r.id

@@ -23,10 +23,11 @@ STATUSES = "NEW ANALYZING ANALYZED ASSEMBLING READY RESPONDING COMPLETED"
 def send(page: Any, text: str) -> str:
     """Send a message on the chat page; returns the run id once its strip shows COMPLETED."""
     before = page.locator(".msg.assistant").count()
+    n = page.locator(".run-status").count()  # the new message's strip comes after these
     page.fill("#message", text)
     page.click("#send")
-    strip = page.locator(".run-status[data-final]").last
-    strip.wait_for()
+    page.wait_for_function("n => document.querySelectorAll('.run-status')[n]?.dataset.final", arg=n)
+    strip = page.locator(".run-status").nth(n)
     assert strip.get_attribute("data-final") == "COMPLETED"
     page.locator(".msg.assistant").nth(before).wait_for()
     run_id: str = strip.get_attribute("data-run") or ""

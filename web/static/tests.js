@@ -121,6 +121,7 @@ async function loadHistory() {
   const runs = listOf(await api("/v1/test-runs"), "test_runs", "runs");
   const body = document.querySelector("#test-history tbody");
   body.replaceChildren(...runs.map(historyRow));
+  if (!runs.length) body.append(el("tr", {}, [el("td", { colSpan: 4, className: "muted small", text: "No test runs yet." })]));
 }
 
 function historyRow(run) {
