@@ -39,6 +39,16 @@ def _ms(a: datetime, b: datetime) -> float:
     return max((b - a).total_seconds() * 1000, 0.0)
 
 
+def _label(event: dict[str, Any]) -> tuple[str, str]:
+    """A claim counts attempts; going back to a queue keeps the error that sent it there."""
+    kind, label = DOING.get(event["status"], ("queue", event["status"].lower()))
+    if kind == "stage" and event["attempt"] > 1:
+        label = f"{label} (attempt {event['attempt']})"
+    elif kind == "queue" and event.get("error"):
+        label = f"{label} (retry)"
+    return kind, label
+
+
 def spans(history: list[dict[str, Any]]) -> list[Span]:
     """One span per status a run sat in, from its event to the next one."""
     if len(history) < 2:
@@ -47,9 +57,7 @@ def spans(history: list[dict[str, Any]]) -> list[Span]:
     total = max(_ms(start, end), 0.001)
     rows: list[Span] = []
     for i, (event, after) in enumerate(zip(history, history[1:], strict=False)):
-        kind, label = DOING.get(event["status"], ("queue", event["status"].lower()))
-        if event["attempt"] > 1:
-            label = f"{label} (attempt {event['attempt']})"
+        kind, label = _label(event)
         offset = _ms(start, event["at"]) / total * CHART_BAR_W
         width = max(_ms(event["at"], after["at"]) / total * CHART_BAR_W, 1.5)
         rows.append(
