@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from maas.db.pool import connect
@@ -81,6 +82,10 @@ async def test_one_row_per_finished_run_with_its_fields(learn_api: Any) -> None:
         await eventually(lambda: caught_up(pool))
         row = await pool.fetchrow("SELECT * FROM selflearn.sensor_events WHERE run_id = $1", run_id)
         assert row["client_type"] == "emulator"
+        detail = (await made["client"].get(f"/v1/runs/{run_id}")).json()
+        assert detail["client_type"] == "emulator"  # the run detail says who sent it
+        with pytest.raises(asyncpg.CheckViolationError):  # never recorded by the API either
+            await pool.execute("UPDATE maas.pipeline_runs SET client_type = 'robot'")
 
 
 async def test_backfill_of_runs_made_while_the_sensor_was_stopped(learn_api: Any) -> None:
