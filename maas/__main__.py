@@ -134,6 +134,22 @@ def _add_test_suite(sub: Any) -> None:
     run.set_defaults(func=cmd_test_suite_run)
 
 
+def _add_bench_pipeline(bench: Any) -> None:
+    pipe = bench.add_parser(
+        "pipeline", help="performance harness: latency by memory count, floor, throughput"
+    )
+    pipe.add_argument("--scale", default="1000,10000,100000", help="memory counts, comma-separated")
+    pipe.add_argument("--messages", type=int, default=200, help="chat messages at ~10k memories")
+    pipe.add_argument("--queries", type=int, default=100, help="/v1/context queries per scale")
+    pipe.add_argument("--dialogs", type=int, default=50, help="concurrent dialogs (throughput)")
+    pipe.add_argument("--users", type=int, default=10, help="users the dialogs are spread over")
+    pipe.add_argument("--load-memories", type=int, default=1000, help="memories per load user")
+    pipe.add_argument("--load-seconds", type=float, default=20.0)
+    pipe.add_argument("--turns", type=int, default=1000, help="turns the archivist ingests")
+    pipe.add_argument("--json", type=Path, default=None)
+    pipe.set_defaults(func=cmd_bench)
+
+
 def _add_bench_load(bench: Any) -> None:
     load = bench.add_parser("load", help="many users and dialogs at once through the HTTP API")
     load.add_argument("--users", type=int, default=10)
@@ -174,12 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--data-dir", type=Path)
     chat.set_defaults(func=cmd_chat)
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
-    pipe = bench.add_parser("pipeline", help="per-stage latency and messages/s, scripted LLM")
-    pipe.add_argument("--messages", type=int, default=200)
-    pipe.add_argument("--concurrency", type=int, default=8)
-    pipe.add_argument("--memories", type=int, default=1000)
-    pipe.add_argument("--json", type=Path, default=None)
-    pipe.set_defaults(func=cmd_bench)
+    _add_bench_pipeline(bench)
     locomo = bench.add_parser("locomo", help="LoCoMo retrieval through /v1/context vs BM25")
     locomo.add_argument("--data", type=Path, required=True, help="directory of LoCoMo *.json")
     locomo.add_argument("--json", type=Path, default=None)

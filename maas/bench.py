@@ -18,12 +18,10 @@ import platform
 import random
 import secrets
 import sys
-import tempfile
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,22 +30,17 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from pydantic import SecretStr
 
-from maas.app import create_app
 from maas.benchmarks.harness import listen_socket, until_started
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.pool import connect
 from maas.memory.store import fact_key
-from maas.settings import Settings
-from maas.testing.scripted_llm import ScriptedLLM
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
 STAGES = ("queue", "analyzer", "assembler", "responder", "total")
-LLM_MODE = "scripted zero-latency LLM"
 ADMIN_KEY = "bench-admin"
 WARMUP = 10
 THREAD_LEN = 10  # a client starts a new thread after this many messages
@@ -264,33 +257,6 @@ async def bench_database(tmp: Path) -> AsyncIterator[Database]:
             await asyncio.to_thread(stop_embedded, tmp)
 
 
-PRELOAD_SQL = """
-INSERT INTO maas.memories
-  (user_id, text, fact_key, importance, event_time, valid_from, source_message_ids)
-SELECT $1, f.text, f.key, f.importance, f.event_time, coalesce(f.event_time, now()), '{}'
-FROM unnest($2::text[], $3::text[], $4::real[], $5::timestamptz[])
-  AS f(text, key, importance, event_time)
-"""
-
-
-async def preload(dsn: str, user_id: str, facts: Sequence[Fact]) -> int:
-    """Insert the facts as the user's memories in one statement; returns the row count."""
-    conn = await connect(dsn)
-    try:
-        status: str = await conn.execute(
-            PRELOAD_SQL,
-            user_id,
-            [f.text for f in facts],
-            [fact_key(f.text) for f in facts],
-            [f.importance for f in facts],
-            [f.event_time for f in facts],
-        )
-        await conn.execute("ANALYZE maas.memories")
-        return int(status.split()[-1])
-    finally:
-        await conn.close()
-
-
 async def _median_rtt(rounds: int, once: Callable[[], Coroutine[Any, Any, float]]) -> float:
     for _ in range(10):  # warm-up
         await once()
@@ -334,43 +300,6 @@ async def server_version(dsn: str) -> str:
 
 
 # --------------------------------------------------------------------------- the service
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    messages: int
-    concurrency: int
-    memories: int
-    json_path: Path | None = None
-
-    @property
-    def workers_per_stage(self) -> int:
-        return self.concurrency
-
-    @property
-    def pool_max(self) -> int:
-        return min(4 * self.concurrency + 4, 80)
-
-
-def bench_settings(cfg: BenchConfig, db: Database, llm_url: str, tmp: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=SecretStr(db.dsn),
-        data_dir=tmp,
-        admin_key=SecretStr(ADMIN_KEY),
-        llm_base_url=llm_url,
-        llm_api_key=SecretStr("bench"),
-        llm_model="scripted",
-        embedder="none",
-        rate_limit_per_min=0,  # the bench measures the pipeline, not the per-key limit
-        poll_s=0.5,
-        pool_max=cfg.pool_max,
-        analyzer_concurrency=cfg.workers_per_stage,
-        assembler_concurrency=cfg.workers_per_stage,
-        responder_concurrency=cfg.workers_per_stage,
-        shutdown_grace_s=5.0,
-        log_level="WARNING",
-    )
 
 
 class ServiceStopped(Exception):
@@ -421,25 +350,6 @@ class Outcome:
     memories_used: int = 0
 
 
-class Progress:
-    """`sent N/M` on stderr: rewritten in place on a terminal, a line per 10% otherwise."""
-
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total = total
-        self.done = 0
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self._step = 1 if self.tty else max(total // 10, 1)
-
-    def tick(self) -> None:
-        self.done += 1
-        if not self.enabled or (self.done % self._step and self.done != self.total):
-            return
-        last = self.done == self.total
-        start, end = ("\r", "\n" if last else "") if self.tty else ("", "\n")
-        print(f"{start}sent {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
-
-
 def _json_body(resp: httpx.Response) -> dict[str, Any]:
     try:
         body = resp.json()
@@ -478,124 +388,7 @@ def _client(base_url: str, key: str) -> httpx.AsyncClient:
     )
 
 
-async def client_loop(
-    base_url: str, key: str, work: Iterator[str], progress: Progress
-) -> list[Outcome]:
-    """One client: takes messages from the shared iterator, a new thread every THREAD_LEN."""
-    outcomes: list[Outcome] = []
-    thread_id: str | None = None
-    async with _client(base_url, key) as http:
-        for message in work:  # single event loop: next() on a shared iterator is safe
-            if len(outcomes) % THREAD_LEN == 0:
-                thread_id = None
-            outcome = await send_chat(http, message, thread_id)
-            thread_id = outcome.thread_id
-            outcomes.append(outcome)
-            progress.tick()
-    return outcomes
-
-
-async def drive(
-    base_url: str, key: str, messages: Sequence[str], concurrency: int, progress: Progress
-) -> tuple[list[Outcome], float]:
-    """Send all messages with `concurrency` clients; returns outcomes and wall seconds."""
-    work = iter(messages)
-    t0 = time.perf_counter()
-    per_client = await asyncio.gather(
-        *(client_loop(base_url, key, work, progress) for _ in range(concurrency))
-    )
-    wall = time.perf_counter() - t0
-    return [o for outcomes in per_client for o in outcomes], wall
-
-
-async def _bounded(limit: int, jobs: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(job: Coroutine[Any, Any, T]) -> T:
-        async with gate:
-            return await job
-
-    return list(await asyncio.gather(*(one(j) for j in jobs)))
-
-
-async def fetch_timings(
-    base_url: str, key: str, run_ids: Sequence[str]
-) -> dict[str, dict[str, float]]:
-    """timings_ms of each run from GET /v1/runs/{id} (after the measured phase)."""
-    async with _client(base_url, key) as http:
-
-        async def one(run_id: str) -> dict[str, float]:
-            resp = await http.get(f"/v1/runs/{run_id}")
-            resp.raise_for_status()
-            timings: dict[str, float] = resp.json()["timings_ms"]
-            return timings
-
-        found = await _bounded(8, [one(r) for r in run_ids])
-        return dict(zip(run_ids, found, strict=True))
-
-
-async def create_bench_user(base_url: str) -> tuple[str, str]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
-        resp = await http.post(
-            "/v1/admin/users",
-            json={"name": "bench"},
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        )
-        resp.raise_for_status()
-        body = resp.json()
-        return str(body["user_id"]), str(body["api_key"])
-
-
 # --------------------------------------------------------------------------- the run
-
-
-@dataclass
-class Report:
-    cfg: BenchConfig
-    machine: dict[str, Any]
-    memories: int
-    wall_s: float
-    outcomes: list[Outcome]
-    timings: dict[str, dict[str, float]]
-    floor: dict[str, float]
-    warmup_failures: int = 0
-    stages: dict[str, dict[str, float]] = field(init=False)
-    chat: dict[str, float] = field(init=False)
-    memories_used: dict[str, float] = field(init=False)
-
-    def __post_init__(self) -> None:
-        done = [o for o in self.outcomes if o.error is None]
-        runs = list(self.timings.values())
-        self.chat = summarize([o.latency_ms for o in done])
-        self.stages = {s: summarize([t[s] for t in runs if s in t]) for s in STAGES}
-        self.stages["handoffs"] = summarize([_handoffs(t) for t in runs if "total" in t])
-        self.stages["api"] = summarize([d for o in done if (d := self._api_ms(o)) is not None])
-        self.memories_used = summarize([o.memories_used for o in done])
-
-    def _api_ms(self, o: Outcome) -> float | None:
-        """Client latency minus the run's server total: HTTP, submit, wake-up and reply."""
-        total = self.timings.get(o.run_id or "", {}).get("total")
-        return None if total is None else o.latency_ms - total
-
-    @property
-    def completed(self) -> int:
-        return sum(o.error is None for o in self.outcomes)
-
-    @property
-    def failures(self) -> int:
-        return len(self.outcomes) - self.completed
-
-    @property
-    def messages_per_s(self) -> float:
-        return self.completed / self.wall_s if self.wall_s > 0 else 0.0
-
-    def errors(self, limit: int = 5) -> list[tuple[str, int]]:
-        return Counter(o.error for o in self.outcomes if o.error).most_common(limit)
-
-
-def _handoffs(t: dict[str, float]) -> float:
-    """Time between stages (waiting in the next queue): total minus the four stage spans."""
-    return t["total"] - sum(t.get(s, 0.0) for s in STAGES[:-1])
 
 
 def machine_info(db: Database, pg_version: str) -> dict[str, Any]:
@@ -610,119 +403,7 @@ def machine_info(db: Database, pg_version: str) -> dict[str, Any]:
     }
 
 
-async def measure(cfg: BenchConfig, base_url: str, db: Database) -> Report:
-    user_id, key = await create_bench_user(base_url)
-    facts = make_facts(cfg.memories)
-    loaded = await preload(db.dsn, user_id, facts)
-    questions = make_questions(facts, WARMUP + cfg.messages)
-    warm, _ = await drive(
-        base_url, key, questions[:WARMUP], cfg.concurrency, Progress(WARMUP, enabled=False)
-    )
-    if warm and all(o.error for o in warm):
-        raise RuntimeError(f"every warm-up message failed, e.g. {warm[0].error}")
-    progress = Progress(cfg.messages)
-    outcomes, wall = await drive(base_url, key, questions[WARMUP:], cfg.concurrency, progress)
-    run_ids = [o.run_id for o in outcomes if o.error is None and o.run_id]
-    timings = await fetch_timings(base_url, key, run_ids)
-    floor = await notify_floor(db.dsn)
-    machine = machine_info(db, await server_version(db.dsn))
-    warm_failed = sum(o.error is not None for o in warm)
-    return Report(cfg, machine, loaded, wall, outcomes, timings, floor, warm_failed)
-
-
-async def bench(cfg: BenchConfig) -> Report:
-    with (
-        tempfile.TemporaryDirectory(prefix="maas-bench-", ignore_cleanup_errors=True) as tmp,
-        ScriptedLLM() as llm,
-    ):
-        async with bench_database(Path(tmp)) as db:
-            settings = bench_settings(cfg, db, llm.base_url, Path(tmp))
-            async with serving(create_app(settings)) as served:
-                return await served.run(measure(cfg, served.base_url, db))
-
-
 # --------------------------------------------------------------------------- output
-
-
-def _fmt(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
-
-
-def _row(label: str, s: dict[str, float]) -> str:
-    cells = [_fmt(s[k]) for k in ("mean", "p50", "p95", "p99", "max")]
-    return f"  {label:<22}{int(s['n']):>6}" + "".join(f"{c:>10}" for c in cells)
-
-
-STAGE_LABELS = {
-    "queue": "queue (NEW wait)",
-    "analyzer": "analyzer",
-    "assembler": "assembler",
-    "responder": "responder",
-    "handoffs": "stage handoffs",
-    "total": "total (server)",
-    "api": "HTTP + submit + reply",
-}
-
-
-def render(r: Report) -> str:
-    m, cfg = r.machine, r.cfg
-    header = f"  {'latency (ms)':<22}{'n':>6}" + "".join(
-        f"{h:>10}" for h in ("mean", "p50", "p95", "p99", "max")
-    )
-    lines = [
-        "MaaS pipeline benchmark (POST /v1/chat, real HTTP entrypoint)",
-        f"  machine      {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}"
-        f" ({m['event_loop']})",
-        f"  database     {m['database']} Postgres {m['postgres']}, fresh database",
-        f"  LLM          {LLM_MODE}",
-        f"  memories     {r.memories} preloaded for the bench user; "
-        f"{_fmt(r.memories_used['mean'])} used per answer (mean)",
-        f"  load         {cfg.messages} messages, {cfg.concurrency} concurrent clients"
-        f" (+{WARMUP} warm-up), new thread every {THREAD_LEN} per client",
-        f"  service      {cfg.workers_per_stage} workers per stage, pool max {cfg.pool_max}, "
-        "client + service + LLM in one process",
-        "",
-        header,
-        *(_row(STAGE_LABELS[s], r.stages[s]) for s in (*STAGES[:-1], "handoffs", "total")),
-        _row(STAGE_LABELS["api"], r.stages["api"]),
-        _row("chat (client e2e)", r.chat),
-        "",
-        f"  throughput   {r.messages_per_s:.1f} messages/s "
-        f"({r.completed} completed in {r.wall_s:.2f} s)",
-        f"  failures     {r.failures}"
-        + (f" (+{r.warmup_failures} in warm-up)" if r.warmup_failures else ""),
-        *(f"               {n} x {e}" for e, n in r.errors()),
-        f"  floor        NOTIFY -> LISTEN round trip {r.floor['notify_rtt_ms']:.3f} ms, "
-        f"SELECT 1 {r.floor['select_rtt_ms']:.3f} ms (median of {FLOOR_ROUNDS}, same database)",
-    ]
-    return "\n".join(lines)
-
-
-def _pcts(s: dict[str, float]) -> dict[str, float | None]:
-    return {f"p{p}": _num(s[f"p{p}"]) for p in PCTS} | {"mean": _num(s["mean"])}
-
-
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
-
-
-def to_json(r: Report) -> dict[str, Any]:
-    return {
-        "chat_latency_ms": _pcts(r.chat),
-        "stages_ms": {name: _pcts(s) for name, s in r.stages.items()},
-        "messages_per_s": round(r.messages_per_s, 2),
-        "completed": r.completed,
-        "failures": r.failures,
-        "wall_s": round(r.wall_s, 3),
-        "memories": r.memories,
-        "memories_used_per_answer": _num(r.memories_used["mean"]),
-        "messages": r.cfg.messages,
-        "concurrency": r.cfg.concurrency,
-        "workers_per_stage": r.cfg.workers_per_stage,
-        "llm": LLM_MODE,
-        "floor": {k: round(v, 4) for k, v in r.floor.items()},
-        "machine": r.machine,
-    }
 
 
 # --------------------------------------------------------------------------- entrypoint
@@ -735,12 +416,6 @@ def _runner() -> asyncio.Runner:
     except ImportError:
         return asyncio.Runner()
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-
-
-def _config(args: argparse.Namespace) -> BenchConfig:
-    if args.messages < 1 or args.concurrency < 1 or args.memories < 0:
-        raise ValueError("--messages and --concurrency must be >= 1, --memories >= 0")
-    return BenchConfig(args.messages, args.concurrency, args.memories, args.json)
 
 
 def run_served(label: str, work: Coroutine[Any, Any, R]) -> R | None:
@@ -763,14 +438,18 @@ def publish(text: str, data: dict[str, Any], json_path: Path | None) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """`maas bench pipeline`: prints the table (and writes --json); 1 if any message failed."""
+    """`maas bench pipeline`: the performance harness (maas/benchmarks/perf.py)."""
+    from maas.benchmarks.perf import PerfConfig, run
+
     try:
-        cfg = _config(args)
+        scales = tuple(int(s) for s in args.scale.split(",") if s.strip())
+        if not scales or min(scales) < 1 or args.messages < 1 or args.queries < 1:
+            raise ValueError("--scale, --messages and --queries must be >= 1")
     except ValueError as exc:
-        print(f"maas bench: {exc}", file=sys.stderr)
+        print(f"maas bench pipeline: {exc}", file=sys.stderr)
         return 2
-    report = run_served("maas bench", bench(cfg))
-    if report is None:
-        return 130
-    publish(render(report), to_json(report), cfg.json_path)
-    return 0 if report.failures == 0 else 1
+    cfg = PerfConfig(
+        scales, args.messages, args.queries, args.dialogs, args.users, args.load_memories,
+        args.load_seconds, args.turns, args.json,
+    )  # fmt: skip
+    return run(cfg)

@@ -56,7 +56,7 @@ async def search(
             q("search_memories"),
             user_id,
             " ".join([query, *keywords]),
-            _trigram_terms(keywords, params),
+            trigram_terms(keywords, params),
             vector_text(embedding),
             int(params["retrieval.candidate_limit"]),
             bool(params["retrieval.include_superseded"]),
@@ -118,7 +118,7 @@ def _name(text: str) -> str:
     return low[:-2] if low.endswith(("'s", "’s")) else low
 
 
-def _trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
+def trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
     """No terms means the trigram arm costs nothing when its weight is zero."""
     if params.num("retrieval.w_trgm") <= 0:
         return []

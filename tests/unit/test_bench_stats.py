@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
-from maas.bench import (
-    STAGES,
-    BenchConfig,
-    Outcome,
-    Report,
-    make_facts,
-    make_questions,
-    percentile,
-    render,
-    summarize,
-    to_json,
-)
+from maas.bench import Outcome, make_facts, make_questions, percentile, summarize
+from maas.benchmarks.perf import PerfConfig, Results
+from maas.benchmarks.perf_report import render, to_json
+from maas.benchmarks.preload import Loaded
 from maas.memory.store import fact_key
 
 
@@ -91,49 +82,49 @@ def test_questions_ask_about_the_facts() -> None:
     assert len(make_questions([], 5)) == 5  # no memories: questions about invented facts
 
 
-def _report() -> Report:
-    timings: dict[str, dict[str, float]] = {
-        "r1": {"queue": 1, "analyzer": 2, "assembler": 3, "responder": 4, "total": 12},
-        "r2": {"queue": 3, "analyzer": 4, "assembler": 5, "responder": 6, "total": 22},
-    }
-    outcomes = [
-        Outcome("r1", "t1", 20.0, None, 3),
-        Outcome("r2", "t1", 32.0, None, 5),
-        Outcome(None, None, 5.0, "HTTP 500 None: boom"),
+def _results() -> tuple[Results, PerfConfig]:
+    cfg = PerfConfig(scales=(100, 1000), messages=2, queries=2, dialogs=2, users=1)
+    res = Results(machine={"cpu_count": 2, "kernel": "6", "python": "3.11", "postgres": "18"})
+    res.notify = {"notify_rtt_ms": 0.5, "select_rtt_ms": 0.05}
+    res.loads = {100: Loaded(100, 110, 0.1), 1000: Loaded(1000, 1100, 0.5)}
+    res.bare_search = {100: [1.0, 3.0], 1000: [2.0, 4.0]}
+    res.context = {100: [10.0, 12.0], 1000: [20.0, 30.0]}
+    res.chat = [Outcome("r1", "t1", 20.0), Outcome("r2", "t1", 32.0)]
+    res.timings = [
+        {"queue": 1, "analyzer": 2, "assembler": 3, "responder": 4, "total": 12},
+        {"queue": 3, "analyzer": 4, "assembler": 5, "responder": 6, "total": 22},
     ]
-    machine = {"cpu_count": 2, "platform": "x", "python": "3.11", "event_loop": "asyncio"}
-    machine |= {"postgres": "18", "database": "embedded"}
-    floor = {"notify_rtt_ms": 0.1, "select_rtt_ms": 0.05}
-    cfg = BenchConfig(3, 2, 100, Path("x.json"))
-    return Report(cfg, machine, 100, 0.5, outcomes, timings, floor)
+    res.load = [Outcome("r3", "t2", 40.0), Outcome(None, None, 5.0, "HTTP 500 None: boom")]
+    res.load_wall_s = 0.5
+    res.archivist = (100, 40, 0.25)
+    res.cold_start_s, res.bare_pg_start_s, res.erase_s = 2.0, 0.5, 0.4
+    res.erased_memories, res.rss_mb = 1000, 120.0
+    return res, cfg
 
 
-def test_report_figures_and_json_shape() -> None:
-    report = _report()
-    assert report.completed == 2 and report.failures == 1
-    assert report.messages_per_s == pytest.approx(4.0)
-    data = to_json(report)
-    assert set(data["chat_latency_ms"]) >= {"p50", "p95", "p99"}
+def test_report_json_has_the_issue_keys_and_ratios() -> None:
+    data = to_json(*_results())
+    assert {"chat_latency_ms", "context_latency_ms", "messages_per_s", "archivist_turns_per_s",
+            "cold_start_s", "erase_10k_s", "rss_mb", "floor"} <= set(data)  # fmt: skip
     assert data["chat_latency_ms"]["p50"] == pytest.approx(26.0)
-    assert set(data["stages_ms"]) >= set(STAGES)
-    assert data["stages_ms"]["total"]["p50"] == pytest.approx(17.0)
+    assert data["chat_latency_ms"]["memories"] == 1000  # the scale nearest 10k
+    assert data["context_latency_ms"]["1000"]["p50"] == pytest.approx(25.0)
+    assert data["floor"]["bare_search_ms"]["100"]["p50"] == pytest.approx(2.0)
+    assert data["messages_per_s"] == pytest.approx(2.0)  # 1 ok in 0.5 s
+    assert data["archivist_turns_per_s"] == pytest.approx(400.0)
     assert data["stages_ms"]["handoffs"]["p50"] == pytest.approx(3.0)  # 12-10, 22-18 -> 2, 4
     assert data["stages_ms"]["api"]["p50"] == pytest.approx(9.0)  # 20-12, 32-22 -> 8, 10
-    assert data["memories_used_per_answer"] == pytest.approx(4.0)
-    assert data["failures"] == 1 and data["memories"] == 100
-    assert data["messages"] == 3 and data["concurrency"] == 2
-    assert data["floor"]["notify_rtt_ms"] == pytest.approx(0.1)
-    assert data["machine"]["cpu_count"] == 2
+    chat = next(f for f in data["figures"] if f["name"].startswith("chat e2e p50"))
+    assert chat["floor"] == pytest.approx(3.0 + 4 * 0.5)  # bare search p50 + 4 NOTIFY hops
+    assert chat["ratio"] == pytest.approx(26.0 / 5.0, rel=1e-3) and chat["met"] is False
+    cold = next(f for f in data["figures"] if f["name"] == "cold start")
+    assert cold["ratio"] == pytest.approx(4.0) and cold["met"] is True
 
 
-def test_render_is_an_aligned_table() -> None:
-    text = render(_report())
-    assert "scripted zero-latency LLM" in text
-    assert "messages/s" in text and "failures     1" in text and "HTTP 500" in text
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if "latency (ms)" in line)
-    table = lines[start : lines.index("", start)]
-    assert [line.split()[0] for line in table[1:]] == [
-        "queue", "analyzer", "assembler", "responder", "stage", "total", "HTTP", "chat",
-    ]  # fmt: skip
-    assert len({len(line) for line in table}) == 1  # header and rows share the column widths
+def test_render_shows_every_figure_beside_its_floor() -> None:
+    text = render(*_results())
+    assert "NOTIFY round trip 0.500 ms" in text
+    for name in ("chat e2e p50 @1000", "context p95 @100", "messages/s", "archivist turns/s",
+                 "cold start", "erase user", "peak RSS"):  # fmt: skip
+        assert name in text
+    assert "5.2x" in text  # chat p50 over its floor

@@ -1,0 +1,412 @@
+"""The performance harness behind `maas bench pipeline` (#9).
+
+One command, offline mode (the in-process extractive model: a zero-latency "LLM" with no HTTP
+hop), `maas serve` as its own process on an embedded data dir, and in the same run:
+
+- cold start of `maas serve` on the existing data dir until /health is ok (vs a bare Postgres
+  start on the same dir);
+- users preloaded with each --scale of memories (bulk, see preload.py);
+- the floor: a bare asyncpg NOTIFY round trip, and the assembler's search SQL run bare on the
+  same tables with the same arguments;
+- /v1/context latency at every scale; POST /v1/chat latency and per-stage spans at 10k (or the
+  scale nearest it); messages/s with many dialogs over many users; archivist turns/s;
+  erasing the 10k user; peak RSS of the service process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from maas.agents.assembler import search_terms
+from maas.bench import THREAD_LEN, Outcome, make_facts, make_questions, notify_floor, send_chat
+from maas.benchmarks.preload import SESSION_TURNS, Loaded, preload_history
+from maas.benchmarks.serve_proc import ADMIN_KEY, ServeProcess, serve_env, start_serve
+from maas.db.embedded import start_embedded, stop_embedded
+from maas.db.pool import connect
+from maas.db.queries import q
+from maas.llm.offline import entities, keywords
+from maas.llm.types import Analysis
+from maas.memory.search import trigram_terms
+from maas.params import ParamSet, defaults
+
+WARMUP = 10
+SPEAKERS = ("Caroline", "Melanie")
+CHITCHAT = (
+    "Haha, that sounds like so much fun!", "Wow, I had no idea.", "How are you doing lately?",
+    "That's wonderful news, congratulations!", "Oh no, I'm sorry to hear that.",
+    "What did you think of it?", "Same here, honestly.", "Tell me more about that.",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    scales: tuple[int, ...] = (1000, 10000, 100000)
+    messages: int = 200  # sequential chat messages at the chat scale
+    queries: int = 100  # /v1/context queries (and bare searches) per scale
+    dialogs: int = 50  # concurrent dialogs of the throughput phase
+    users: int = 10  # over this many users (each with load_memories)
+    load_memories: int = 1000
+    load_s: float = 20.0
+    turns: int = 1000  # imported turns the archivist ingests
+    json_path: Path | None = None
+
+    @property
+    def chat_scale(self) -> int:
+        return min(self.scales, key=lambda n: (abs(n - 10_000), n))
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any] = field(default_factory=dict)
+    first_start_s: float = 0.0
+    cold_start_s: float = 0.0
+    bare_pg_start_s: float = 0.0
+    notify: dict[str, float] = field(default_factory=dict)
+    loads: dict[int, Loaded] = field(default_factory=dict)
+    bare_search: dict[int, list[float]] = field(default_factory=dict)
+    context: dict[int, list[float]] = field(default_factory=dict)
+    chat: list[Outcome] = field(default_factory=list)
+    timings: list[dict[str, float]] = field(default_factory=list)
+    load: list[Outcome] = field(default_factory=list)
+    load_wall_s: float = 0.0
+    archivist: tuple[int, int, float] = (0, 0, 0.0)  # turns, memories made, seconds
+    erase_s: float = 0.0
+    erased_memories: int = 0
+    rss_mb: float = 0.0
+    wall_s: float = 0.0
+
+
+class Progress:
+    """Phase lines on stderr with the time since the start."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.perf_counter() - self.t0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    key: str
+
+
+def client(base_url: str, key: str | None) -> httpx.AsyncClient:
+    headers = {"X-MaaS-Client": "bench"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(120.0))
+
+
+async def new_user(base_url: str, name: str) -> User:
+    async with client(base_url, ADMIN_KEY) as http:
+        resp = await http.post("/v1/admin/users", json={"name": name})
+        resp.raise_for_status()
+        body = resp.json()
+    return User(str(body["user_id"]), str(body["api_key"]))
+
+
+def ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+# --------------------------------------------------------------------------- phases
+
+
+async def start_phase(res: Results, data_dir: Path, say: Progress) -> ServeProcess:
+    """First start (initdb + migrations, not measured), stop, bare Postgres start, cold start."""
+    env = serve_env()
+    served, res.first_start_s = await start_serve(data_dir, env)
+    say(f"first start (initdb + migrations) {res.first_start_s:.2f} s; stopping")
+    await served.stop()
+    t0 = time.perf_counter()
+    await asyncio.to_thread(start_embedded, data_dir)
+    res.bare_pg_start_s = time.perf_counter() - t0
+    await asyncio.to_thread(stop_embedded, data_dir)
+    served, res.cold_start_s = await start_serve(data_dir, env)
+    say(f"cold start {res.cold_start_s:.2f} s (bare Postgres start {res.bare_pg_start_s:.2f} s)")
+    return served
+
+
+async def preload_user(
+    base_url: str, dsn: str, name: str, count: int, seed: int
+) -> tuple[User, Loaded, list[str]]:
+    """A user with `count` memories and questions about them."""
+    user = await new_user(base_url, name)
+    facts = make_facts(count + count // 6 + 10, seed)  # ~10% only fill a slot: no turn memory
+    loaded = await preload_history(dsn, user.user_id, [f.text for f in facts], seed, count)
+    questions = make_questions(facts[:count], 2_000, seed + 1)
+    return user, loaded, questions
+
+
+def search_args(user_id: str, question: str, params: ParamSet) -> list[Any]:
+    """The assembler's search_memories arguments for an offline analysis of `question`."""
+    found = keywords(question, int(params["llm.analyzer_max_keywords"]))
+    terms = search_terms(Analysis(keywords=found, entities=entities(question)))
+    return [
+        user_id,
+        " ".join([question, *terms]),
+        trigram_terms(terms, params),
+        None,
+        int(params["retrieval.candidate_limit"]),
+        bool(params["retrieval.include_superseded"]),
+        params.num("retrieval.bm25_k1"),
+        params.num("retrieval.bm25_b"),
+    ]
+
+
+async def bare_search(dsn: str, user_id: str, questions: Sequence[str]) -> list[float]:
+    """The search SQL alone on one connection (prepared once), as the floor of /v1/context."""
+    conn = await connect(dsn)
+    params = defaults()
+    try:
+        stmt = await conn.prepare(q("search_memories"))
+        out = []
+        for i, question in enumerate(questions):
+            t0 = time.perf_counter()
+            await stmt.fetch(*search_args(user_id, question, params))
+            if i >= WARMUP:
+                out.append(ms_since(t0))
+        return out
+    finally:
+        await conn.close()
+
+
+async def context_latency(base_url: str, key: str, questions: Sequence[str]) -> list[float]:
+    out = []
+    async with client(base_url, key) as http:
+        for i, question in enumerate(questions):
+            t0 = time.perf_counter()
+            resp = await http.post("/v1/context", json={"query": question})
+            elapsed = ms_since(t0)
+            if resp.status_code != 200 or resp.json().get("status") != "READY":
+                raise RuntimeError(f"/v1/context failed: {resp.status_code} {resp.text[:200]}")
+            if i >= WARMUP:
+                out.append(elapsed)
+    return out
+
+
+async def chat_sequence(
+    http: httpx.AsyncClient, messages: Sequence[str], out: list[Outcome]
+) -> None:
+    """One client, one message at a time, a new thread every THREAD_LEN messages."""
+    thread_id: str | None = None
+    for i, message in enumerate(messages):
+        if i % THREAD_LEN == 0:
+            thread_id = None
+        outcome = await send_chat(http, message, thread_id)
+        thread_id = outcome.thread_id
+        out.append(outcome)
+
+
+async def chat_latency(
+    base_url: str, key: str, questions: Sequence[str]
+) -> tuple[list[Outcome], list[dict[str, float]]]:
+    async with client(base_url, key) as http:
+        await chat_sequence(http, questions[:WARMUP], [])
+        outcomes: list[Outcome] = []
+        await chat_sequence(http, questions[WARMUP:], outcomes)
+        timings = []
+        for o in outcomes:
+            if o.error is None and o.run_id:
+                resp = await http.get(f"/v1/runs/{o.run_id}")
+                timings.append(dict(resp.json()["timings_ms"]))
+    return outcomes, timings
+
+
+async def dialog(
+    http: httpx.AsyncClient, questions: Sequence[str], until: float, out: list[Outcome]
+) -> None:
+    thread_id: str | None = None
+    i = 0
+    while time.monotonic() < until:
+        if i % THREAD_LEN == 0:
+            thread_id = None
+        outcome = await send_chat(http, questions[i % len(questions)], thread_id)
+        thread_id = outcome.thread_id
+        out.append(outcome)
+        i += 1
+
+
+async def throughput(
+    base_url: str, users: Sequence[tuple[User, list[str]]], dialogs: int, seconds: float
+) -> tuple[list[Outcome], float]:
+    """`dialogs` concurrent dialogs spread over the users, each a chat client, for `seconds`."""
+    clients = [client(base_url, u.key) for u, _ in users]
+    out: list[Outcome] = []
+    try:
+        t0 = time.monotonic()
+        until = t0 + seconds
+        await asyncio.gather(
+            *(
+                dialog(clients[n % len(users)], users[n % len(users)][1][n:], until, out)
+                for n in range(dialogs)
+            )
+        )
+        return out, time.monotonic() - t0
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+def dialog_turns(count: int, seed: int) -> list[dict[str, Any]]:
+    """A two-person dialog: mostly facts about their lives, some small talk and questions."""
+    facts = make_facts(count, seed)
+    turns = []
+    for i, fact in enumerate(facts):
+        text = fact.text if i % 4 else f"{CHITCHAT[i % len(CHITCHAT)]} {fact.text}"
+        if i % 7 == 3:
+            text = CHITCHAT[i % len(CHITCHAT)]
+        turns.append({"role": "user" if i % 2 == 0 else "other", "speaker": SPEAKERS[i % 2],
+                      "text": text})  # fmt: skip
+    return turns
+
+
+async def import_threads(http: httpx.AsyncClient, turns: list[dict[str, Any]]) -> list[str]:
+    threads = []
+    for start in range(0, len(turns), SESSION_TURNS):
+        resp = await http.post("/v1/threads", json={"title": f"dialog {start}"})
+        thread_id = resp.json()["thread_id"]
+        batch = turns[start : start + SESSION_TURNS]
+        (
+            await http.post(f"/v1/threads/{thread_id}/messages", json={"messages": batch})
+        ).raise_for_status()
+        threads.append(thread_id)
+    return threads
+
+
+async def archivist_rate(base_url: str, dsn: str, turns: int) -> tuple[int, int, float]:
+    """Import `turns` turns, close every thread at once, time until every archive job is done."""
+    user = await new_user(base_url, "archivist")
+    async with client(base_url, user.key) as http:
+        threads = await import_threads(http, dialog_turns(turns, 31))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(http.post(f"/v1/threads/{t}/close") for t in threads))
+        conn = await connect(dsn)
+        try:
+            # The jobs run in the service's process: poll their rows.
+            while await conn.fetchval(q("bench_archive_pending"), user.user_id):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            seconds = time.perf_counter() - t0
+            done = await conn.fetchrow(q("bench_archive_done"), user.user_id)
+        finally:
+            await conn.close()
+    return turns, int(done["memories"]), seconds
+
+
+async def erase(base_url: str, key: str) -> float:
+    async with client(base_url, key) as http:
+        t0 = time.perf_counter()
+        resp = await http.delete("/v1/users/me")
+        seconds = time.perf_counter() - t0
+        resp.raise_for_status()
+    return seconds
+
+
+# --------------------------------------------------------------------------- the run
+
+
+async def measure_scales(
+    res: Results, cfg: PerfConfig, served: ServeProcess, dsn: str, say: Progress
+) -> User:
+    """Preload each scale, then its bare searches and /v1/context; returns the chat-scale user."""
+    chat_user: User | None = None
+    n = WARMUP + cfg.queries
+    for i, count in enumerate(cfg.scales):
+        user, res.loads[count], questions = await preload_user(
+            served.base_url, dsn, f"scale-{count}", count, 100 + i
+        )
+        say(f"preloaded {res.loads[count].memories} memories in {res.loads[count].seconds:.1f} s")
+        res.bare_search[count] = await bare_search(dsn, user.user_id, questions[:n])
+        res.context[count] = await context_latency(served.base_url, user.key, questions[:n])
+        say(f"  {count}: /v1/context and bare search, {cfg.queries} queries each")
+        if count == cfg.chat_scale:
+            chat_user = user
+            res.chat, res.timings = await chat_latency(
+                served.base_url, user.key, questions[n : n + WARMUP + cfg.messages]
+            )
+            say(f"  {count}: {cfg.messages} chat messages, one at a time")
+    assert chat_user is not None
+    return chat_user
+
+
+async def measure_load(
+    res: Results, cfg: PerfConfig, served: ServeProcess, dsn: str, say: Progress
+) -> None:
+    users = []
+    for i in range(cfg.users):
+        user, _, questions = await preload_user(
+            served.base_url, dsn, f"load-{i}", cfg.load_memories, 500 + i
+        )
+        users.append((user, questions))
+    say(f"{cfg.users} load users with {cfg.load_memories} memories each; "
+        f"{cfg.dialogs} dialogs for {cfg.load_s:g} s")  # fmt: skip
+    res.load, res.load_wall_s = await throughput(served.base_url, users, cfg.dialogs, cfg.load_s)
+
+
+async def run_phases(res: Results, cfg: PerfConfig, data_dir: Path, say: Progress) -> None:
+    served = await start_phase(res, data_dir, say)
+    dsn = await asyncio.to_thread(start_embedded, data_dir)  # the same server, shared
+    try:
+        say(f"service pid {served.pid} at {served.base_url}")
+        res.notify = await notify_floor(dsn)
+        chat_user = await measure_scales(res, cfg, served, dsn, say)
+        await measure_load(res, cfg, served, dsn, say)
+        res.archivist = await archivist_rate(served.base_url, dsn, cfg.turns)
+        say(f"archivist: {res.archivist[0]} turns in {res.archivist[2]:.2f} s")
+        res.erased_memories = res.loads[cfg.chat_scale].memories
+        res.erase_s = await erase(served.base_url, chat_user.key)
+        res.rss_mb = served.peak_rss_mb()
+        res.machine = await machine(dsn)
+    finally:
+        await served.stop()
+        await asyncio.to_thread(stop_embedded, data_dir)
+
+
+async def machine(dsn: str) -> dict[str, Any]:
+    import os
+    import platform
+
+    conn = await connect(dsn)
+    try:
+        version = str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+    return {
+        "cpu_count": os.cpu_count(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": version,
+        "database": "embedded (pgserver), unix socket",
+    }
+
+
+async def run_perf(cfg: PerfConfig) -> Results:
+    say = Progress()
+    res = Results()
+    with tempfile.TemporaryDirectory(prefix="maas-perf-", ignore_cleanup_errors=True) as tmp:
+        await run_phases(res, cfg, Path(tmp) / "data", say)
+    res.wall_s = time.perf_counter() - say.t0
+    say(f"done in {res.wall_s:.0f} s")
+    return res
+
+
+def run(cfg: PerfConfig) -> int:
+    """Run the harness, print the tables (and write --json); 1 if any chat failed."""
+    from maas.bench import publish
+    from maas.benchmarks.perf_report import render, to_json
+
+    results = asyncio.run(run_perf(cfg))
+    publish(render(results, cfg), to_json(results, cfg), cfg.json_path)
+    return 1 if any(o.error for o in (*results.chat, *results.load)) else 0
