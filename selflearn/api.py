@@ -36,6 +36,7 @@ class EmulatorRunIn(BaseModel):
     dialogs: int = Field(default=100, ge=1, le=10_000)
     concurrency: int = Field(default=8, ge=1, le=64)
     seed: int = Field(default=1, ge=0, le=2**31 - 1)
+    paraphrase: bool = False  # rewrite turns in each persona's voice with MaaS's LLM
 
 
 def emulator_runs(request: Request) -> EmulatorRuns:
@@ -61,7 +62,8 @@ async def start_emulator_run(body: EmulatorRunIn, runs: Runs) -> dict[str, Any]:
     """Start a User Emulator run in the background (dialogs rounded up to whole episodes of
     three threads); follow it with GET …/runs/{id}."""
     try:
-        row = await runs.start(Config(body.seed, body.dialogs, body.concurrency))
+        config = Config(body.seed, body.dialogs, body.concurrency, paraphrase=body.paraphrase)
+        row = await runs.start(config)
     except SeedError as exc:
         raise SeedInvalid(str(exc)) from exc
     return await get_emulator_run(row["id"], runs)

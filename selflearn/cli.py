@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     emulate.add_argument("--seed", type=int, default=1)
     emulate.add_argument("--url", default=None, help="MaaS URL (default http://HOST:PORT)")
     emulate.add_argument("--json", type=Path, default=None, help="write the summary here")
+    emulate.add_argument(
+        "--paraphrase", action="store_true", help="rewrite turns with the service's LLM"
+    )
     emulate.add_argument("--data-dir", type=Path, help="where credentials.json is (admin key)")
     emulate.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     emulate.set_defaults(func=run)
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     url = args.url or f"http://{settings.host}:{settings.port}"
     body = {"dialogs": args.dialogs, "concurrency": args.concurrency, "seed": args.seed}
+    body["paraphrase"] = args.paraphrase
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as h:
         started = _ok(h.post("/v1/selflearn/emulator/runs", json=body))
         print(f"emulator run {started['id']} on {url}", file=sys.stderr)

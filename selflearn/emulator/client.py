@@ -22,6 +22,7 @@ class MaasUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Reply:
+    message: str  # what was sent
     run_id: str | None
     thread_id: str | None
     status: str
@@ -62,7 +63,8 @@ class MaasClient:
     async def chat(self, user: SyntheticUser, message: str, thread_id: str | None) -> Reply:
         body = {"message": message, "thread_id": thread_id}
         data = await self._request("POST", "/v1/chat", user.key, body)
-        return Reply(data["run_id"], data["thread_id"], data["status"], data.get("answer") or "")
+        answer = data.get("answer") or ""
+        return Reply(message, data["run_id"], data["thread_id"], data["status"], answer)
 
     async def retrieved_sources(self, user: SyntheticUser, run_id: str) -> list[set[int]]:
         """Provenance (source message ids) of every memory the run retrieved, used or not."""

@@ -35,6 +35,7 @@ class Config:
     dialogs: int = 100
     concurrency: int = 8
     label: str = "emulator"  # prefix of the synthetic users' names
+    paraphrase: bool = False  # rewrite turns in the persona's voice with an LLM
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,12 @@ class Tally:
     episodes: int = 0
     probes: list[Expectation] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+
+
+class Rewriter(Protocol):
+    rewritten: int
+
+    async def __call__(self, persona: Persona, text: str, keep: str | None) -> str: ...
 
 
 class Recorder(Protocol):
@@ -116,8 +123,10 @@ class Emulation:
         scenarios: list[Scenario],
         personas: list[Persona],
         stop: asyncio.Event | None = None,
+        rewriter: Rewriter | None = None,
     ) -> None:
         self.client = client
+        self.rewriter = rewriter
         self.recorder = recorder
         self.config = config
         self.episodes = plan(config.seed, config.dialogs, scenarios, personas)
@@ -128,7 +137,10 @@ class Emulation:
         started = time.monotonic()
         gate = asyncio.Semaphore(self.config.concurrency)
         await asyncio.gather(*(self._bounded(gate, ep) for ep in self.episodes))
-        return summary(self.tally, time.monotonic() - started, self.stop.is_set())
+        result = summary(self.tally, time.monotonic() - started, self.stop.is_set())
+        if self.rewriter is not None:
+            result["paraphrased_turns"] = self.rewriter.rewritten
+        return result
 
     async def _bounded(self, gate: asyncio.Semaphore, ep: Episode) -> None:
         async with gate:
@@ -151,9 +163,13 @@ class Emulation:
             await self._plant_thread(state, turns)
         await self._probe_thread(state, ep.threads[-1])
 
-    async def _say(self, state: _Episode, text: str, thread_id: str | None) -> Reply:
+    async def _say(
+        self, state: _Episode, text: str, thread_id: str | None, keep: str | None = None
+    ) -> Reply:
         if self.stop.is_set():
             raise Stopped()
+        if self.rewriter is not None:
+            text = await self.rewriter(state.persona, text, keep)
         self.tally.turns += 1
         try:
             reply = await self.client.chat(state.user, text, thread_id)
@@ -170,7 +186,7 @@ class Emulation:
         thread_id: str | None = None
         planting: dict[str, str] = {}  # run id -> the fact its message states
         for turn in turns:
-            reply = await self._say(state, turn.text, thread_id)
+            reply = await self._say(state, turn.text, thread_id, turn.keep)
             thread_id = reply.thread_id
             if turn.fact_id and reply.run_id:
                 planting[reply.run_id] = turn.fact_id
@@ -201,14 +217,12 @@ class Emulation:
         for attempt in range(1, state.persona.patience + 2):
             reply = await self._say(state, text, thread_id)
             thread_id = reply.thread_id
-            if await self._score(state, question, attempt, text, reply):
+            if await self._score(state, question, attempt, reply):
                 return thread_id, voice(state.rng, state.persona, "on_hit")
             text = voice(state.rng, state.persona, "ask_again", ask=question.ask)
         return thread_id, voice(state.rng, state.persona, "on_miss")
 
-    async def _score(
-        self, state: _Episode, question: Question, attempt: int, text: str, reply: Reply
-    ) -> bool:
+    async def _score(self, state: _Episode, question: Question, attempt: int, reply: Reply) -> bool:
         if reply.run_id is None:
             return False
         sources = await self.client.retrieved_sources(state.user, reply.run_id)
@@ -220,7 +234,7 @@ class Emulation:
             scenario=state.plan.scenario.id,
             ability=question.ability,
             attempt=attempt,
-            question=text,
+            question=reply.message,
             expected=question.answer,
             fact_ids=list(question.facts),
             planted={f: state.planted.get(f, []) for f in question.facts},

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from selflearn.emulator.seeds import Persona, Question, Scenario
+from selflearn.emulator.seeds import Fact, Persona, Question, Scenario
 
 THREADS_PER_EPISODE = 3
 _LOWER_FIRST = frozenset(
@@ -28,6 +28,7 @@ class Turn:
     text: str
     fact_id: str | None = None  # the fact this turn plants (fact, update)
     question: Question | None = None  # the question this turn asks (probe)
+    keep: str | None = None  # words a paraphrase must keep (a planted fact's expected answer)
 
 
 @dataclass(frozen=True)
@@ -62,18 +63,17 @@ def _chatter(rng: random.Random, persona: Persona, text: str) -> str:
     return text
 
 
-def _facts(rng: random.Random, p: Persona, facts: list[tuple[str, str, str]]) -> list[Turn]:
+def _facts(rng: random.Random, p: Persona, facts: list[tuple[str, Fact]]) -> list[Turn]:
     return [
-        Turn(kind, _chatter(rng, p, voice(rng, p, "fact", fact=text)), fact_id)
-        for kind, fact_id, text in facts
+        Turn(kind, _chatter(rng, p, voice(rng, p, "fact", fact=f.text)), f.id, keep=f.answer)
+        for kind, f in facts
     ]
 
 
 def _plant_threads(rng: random.Random, p: Persona, s: Scenario) -> list[tuple[Turn, ...]]:
     half = (len(s.facts) + 1) // 2
-    first = [("fact", f.id, f.text) for f in s.facts[:half]]
-    later = [("fact", f.id, f.text) for f in s.facts[half:]]
-    later += [("update", u.id, u.text) for u in s.updates]
+    first = [("fact", f) for f in s.facts[:half]]
+    later = [("fact", f) for f in s.facts[half:]] + [("update", u) for u in s.updates]
     opening = Turn("opening", _chatter(rng, p, voice(rng, p, "opener", opening=s.opening)))
     back = Turn("opening", voice(rng, p, "opener", opening=f"Let's continue with {s.topic}."))
     one, two = [opening, *_facts(rng, p, first)], [back, *_facts(rng, p, later)]

@@ -4,6 +4,7 @@ selflearn.emulator_runs, stopped on request or at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -11,9 +12,11 @@ from typing import Any
 
 import httpx
 
+from maas.errors import Conflict
 from maas.service import Service
 from selflearn.emulator.client import MaasClient
 from selflearn.emulator.engine import Config, Emulation, Expectation, Tally, summary
+from selflearn.emulator.paraphrase import LLMConfig, Paraphraser
 from selflearn.emulator.seeds import load_personas, load_scenarios
 from selflearn.queries import q
 from selflearn.settings import SelflearnSettings
@@ -67,22 +70,32 @@ class EmulatorRuns:
 
     async def start(self, config: Config) -> dict[str, Any]:
         scenarios, personas = load_scenarios(), load_personas()  # a bad seed fails here, loudly
+        rewriter = self._paraphraser() if config.paraphrase else None
         row = await self.pool().fetchrow(
             q("emulator_create_run"), config.seed, config.dialogs, config.concurrency, self.url
         )
         run_id: uuid.UUID = row["id"]
         label = f"emulator {run_id.hex[:8]}"  # the synthetic users' names start with it
-        config = Config(config.seed, config.dialogs, config.concurrency, label)
+        config = dataclasses.replace(config, label=label)
         emulation = Emulation(
             MaasClient(self._http(config), self.service.admin_key or "", self._archive_s()),
             PoolRecorder(self.pool(), run_id),
             config,
             scenarios,
             personas,
+            rewriter=rewriter,
         )
         task = asyncio.create_task(self._run(run_id, emulation), name=f"emulator-{run_id}")
         self.running[run_id] = (task, emulation.stop)
         return dict(row)
+
+    def _paraphraser(self) -> Paraphraser:
+        """Paraphrasing uses the LLM MaaS is configured with; offline there is none."""
+        cfg = self.service.settings
+        if cfg.offline:
+            raise Conflict("paraphrasing needs an LLM: MaaS runs in offline mode")
+        key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else "not-needed"
+        return Paraphraser(LLMConfig(cfg.llm_base_url, key, cfg.llm_model, cfg.llm_timeout_s))
 
     def _http(self, config: Config) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -106,6 +119,8 @@ class EmulatorRuns:
             result = summary(emulation.tally, 0.0, emulation.stop.is_set())
         finally:
             await emulation.client.http.aclose()
+            if isinstance(emulation.rewriter, Paraphraser):
+                await emulation.rewriter.close()
             self.running.pop(run_id, None)
         await self._finish(run_id, status, result, error)
 

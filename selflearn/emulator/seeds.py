@@ -52,6 +52,7 @@ class Scenario:
 class Persona:
     id: str
     name: str
+    style: str
     verbosity: int
     patience: int
     register: str
@@ -139,6 +140,7 @@ def _persona(raw: dict[str, Any]) -> Persona:
     return Persona(
         raw["id"],
         raw["name"],
+        raw["style"],
         raw["verbosity"],
         raw["patience"],
         raw["register"],

@@ -8,6 +8,9 @@ from typing import Any
 
 import httpx
 
+from maas.testing.scripted_llm import Reply, ScriptedLLM, default_reply
+from selflearn.emulator.paraphrase import STAGE, LLMConfig, Paraphraser
+from selflearn.emulator.seeds import load_personas
 from tests.conftest import ADMIN_KEY
 from tests.helpers import eventually
 
@@ -80,3 +83,48 @@ async def test_emulator_route_errors_have_the_house_shape(learn_api: Any) -> Non
             bad = await api.client.post(RUNS, json=body, headers=ADMIN)
             assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
         assert (await api.client.get(f"{RUNS}/not-a-uuid", headers=ADMIN)).status_code == 422
+
+
+def rewrite_in_voice(stage: str | None, body: dict[str, Any]) -> Reply:
+    """The scripted LLM: paraphrase requests get a recognisable rewrite that keeps every word;
+    MaaS's own stages get the server's defaults."""
+    if stage != STAGE:
+        return default_reply(stage, body)
+    prompt = body["messages"][-1]["content"]
+    return Reply(content="Rephrased: " + prompt.split("Message: ", 1)[1])
+
+
+async def test_paraphrasing_with_the_configured_llm(learn_api: Any, scripted: ScriptedLLM) -> None:
+    scripted.set_handler(rewrite_in_voice)
+    llm = {"llm_base_url": scripted.base_url, "llm_api_key": "sk-test", "llm_model": "scripted"}
+    async with learn_api(**llm) as api:
+        body = {"dialogs": 3, "concurrency": 1, "paraphrase": True}
+        resp = await api.client.post(RUNS, json=body, headers=ADMIN)
+        assert resp.status_code == 202, resp.text
+        view = await finished(api.client, resp.json()["id"])
+        assert view["status"] == "completed" and view["summary"]["failures"] == 0
+        pool = api.service.runtime.pool
+        said = await pool.fetch("SELECT content FROM maas.messages WHERE role = 'user'")
+        assert said and all(m["content"].startswith("Rephrased: ") for m in said)
+        assert view["summary"]["paraphrased_turns"] == len(said) == view["summary"]["turns"]
+        asked = await pool.fetch("SELECT question FROM selflearn.emulator_expectations")
+        assert asked and all(a["question"].startswith("Rephrased: ") for a in asked)
+        paraphrase_calls = scripted.requests_for(STAGE)
+        assert len(paraphrase_calls) == len(said)
+
+
+async def test_paraphrasing_needs_an_llm_and_keeps_the_planted_words() -> None:
+    rewriter = Paraphraser(LLMConfig("http://127.0.0.1:9/v1", "k", "m"))
+    assert rewriter._checked("My dog is Rex.", "Rex is my dog!", "Rex") == "Rex is my dog!"
+    assert rewriter._checked("My dog is Rex.", "I have a dog.", "Rex") == "My dog is Rex."
+    assert rewriter._checked("Hi.", "", None) == "Hi."
+    persona = load_personas()[0]
+    assert await rewriter(persona, "My dog is Rex.", "Rex") == "My dog is Rex."  # unreachable
+    await rewriter.close()
+
+
+async def test_paraphrasing_is_refused_offline(learn_api: Any) -> None:
+    async with learn_api(sensor=False) as api:
+        body = {"dialogs": 3, "paraphrase": True}
+        resp = await api.client.post(RUNS, json=body, headers=ADMIN)
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
