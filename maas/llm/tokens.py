@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import platformdirs
@@ -47,3 +47,10 @@ def encoding(name: str = "cl100k_base") -> tiktoken.Encoding:
 
 def count_tokens(text: str, encoding_name: str = "cl100k_base") -> int:
     return len(encoding(encoding_name).encode(text, disallowed_special=()))
+
+
+@lru_cache(maxsize=65_536)
+def count_line_tokens(text: str, encoding_name: str = "cl100k_base") -> int:
+    """count_tokens, remembered: the packer counts every candidate memory's line and date header
+    on every run, and a memory's text never changes, so each line is encoded once per process."""
+    return count_tokens(text, encoding_name)

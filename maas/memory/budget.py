@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from maas.llm.tokens import count_tokens
+from maas.llm.tokens import count_line_tokens, count_tokens
 from maas.llm.types import PackedMemory
 from maas.llm.when import day
 from maas.memory.search import Candidate
@@ -57,24 +57,26 @@ def pack(
     line_tokens: dict[int, int] = {}
     for cand in candidates:
         date = day(cand.when) if include_dates else None
-        cost = count_tokens(memory_line(_INDEX_PLACEHOLDER, cand.text) + "\n", encoding)
+        cost = count_line_tokens(memory_line(_INDEX_PLACEHOLDER, cand.text) + "\n", encoding)
         line_tokens[cand.id] = cost
         if date not in state.dates and date is not None:
-            cost += count_tokens(date_header(date) + "\n", encoding)
+            cost += count_line_tokens(date_header(date) + "\n", encoding)
         if state.total + cost <= max_tokens:
             state.chosen.append(_Chosen(cand, PackedMemory(cand.text, date), cand.when))
             state.dates.add(date)
             state.total += cost
     text = render(state.chosen, include_dates)
-    while state.chosen and count_tokens(text, encoding) > max_tokens:  # BPE merges across lines
+    tokens = count_tokens(text, encoding)
+    while state.chosen and tokens > max_tokens:  # BPE merges across lines
         state.chosen.pop()
         text = render(state.chosen, include_dates)
+        tokens = count_tokens(text, encoding)
     return Packed(
         memories=[c.memory for c in state.chosen],
         used_ids={c.cand.id for c in state.chosen},
         line_tokens=line_tokens,
         text=text,
-        tokens=count_tokens(text, encoding) if text else 0,
+        tokens=tokens,
     )
 
 
