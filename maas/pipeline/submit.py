@@ -9,9 +9,13 @@ from typing import Any
 
 from maas.db.queries import q
 from maas.errors import NotFound
-from maas.pipeline.status import is_done
+from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
 from maas.runtime.signals import wait_any
+
+# The statuses a run can end at (stop_at is READY or COMPLETED): only these wake a waiter, so
+# it does not read the row once per stage. The poll interval still catches a lost one.
+ENDS = frozenset({Status.READY, Status.COMPLETED, Status.FAILED})
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
     """
     deadline = time.monotonic() + timeout_s
     draining = False
-    async with rt.signals.watch(str(run_id)) as event:
+    async with rt.signals.watch(str(run_id), ENDS) as event:
         while True:
             event.clear()
             if rt.stopping.is_set() and not draining:

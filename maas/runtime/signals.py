@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from maas.pipeline.status import QUEUED, TERMINAL
@@ -45,7 +45,8 @@ class Doorbell:
 class Signals:
     def __init__(self) -> None:
         self.stage = {name: Doorbell() for name in STAGES}
-        self._runs: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Per run: each waiter's event and the statuses that wake it (None = every status).
+        self._runs: dict[str, dict[asyncio.Event, Collection[str] | None]] = defaultdict(dict)
         self.probe = asyncio.Event()
 
     def on_run(self, status: str, run_id: str) -> None:
@@ -54,8 +55,9 @@ class Signals:
             self.stage[stage].ring()
         elif status in TERMINAL:  # the next message of that thread may now be claimed
             self.stage["analyzer"].ring()
-        for event in self._runs.get(run_id, ()):
-            event.set()
+        for event, statuses in self._runs.get(run_id, {}).items():
+            if statuses is None or status in statuses:
+                event.set()
 
     def on_archive(self) -> None:
         self.stage["archivist"].ring()
@@ -69,13 +71,18 @@ class Signals:
                 event.set()
 
     @asynccontextmanager
-    async def watch(self, run_id: str) -> AsyncIterator[asyncio.Event]:
+    async def watch(
+        self, run_id: str, statuses: Collection[str] | None = None
+    ) -> AsyncIterator[asyncio.Event]:
+        """An event set by the run's notifications: all of them, or only those whose status is
+        in `statuses` (a waiter for the end skips waking for each stage in between). A reconnect
+        (wake_all) sets it whatever the status, since notifications may have been lost."""
         event = asyncio.Event()
-        self._runs[run_id].add(event)
+        self._runs[run_id][event] = statuses
         try:
             yield event
         finally:
-            self._runs[run_id].discard(event)
+            self._runs[run_id].pop(event, None)
             if not self._runs[run_id]:
                 del self._runs[run_id]
 
