@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from maas import __version__
-from maas.api.deps import require_admin, runtime, service
+from maas.api.deps import get_runtime, get_service, require_admin
 from maas.api.inputs import NonBlank
 from maas.api.users import erase
 from maas.credentials import create_user
@@ -22,7 +22,7 @@ from maas.runtime.context import Runtime
 from maas.service import Service
 
 router = APIRouter(tags=["admin"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
 class UserIn(BaseModel):
@@ -53,7 +53,7 @@ async def erase_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
+async def metrics(svc: Annotated[Service, Depends(get_service)]) -> Response:
     """Prometheus exposition: stage latency, failures, inferences and tokens, queue depth,
     listener health. Counts only, no user data; keep it on the operators' network."""
     rt = svc.runtime
@@ -67,7 +67,7 @@ async def metrics(svc: Annotated[Service, Depends(service)]) -> Response:
 
 
 @router.get("/health")
-async def health(svc: Annotated[Service, Depends(service)]) -> JSONResponse:
+async def health(svc: Annotated[Service, Depends(get_service)]) -> JSONResponse:
     rt = svc.runtime
     assert rt is not None and svc.listener is not None
     database = "ok"

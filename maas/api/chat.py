@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from maas.api.deps import User, current_user, runtime
+from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
@@ -30,7 +30,7 @@ class ContextIn(BaseModel):
     max_tokens: int | None = Field(default=None, ge=50, le=32_000)
 
 
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 ClientType = Annotated[str | None, Header(alias="X-MaaS-Client", max_length=40)]

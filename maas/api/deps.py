@@ -31,6 +31,16 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+# For Depends: FastAPI runs a sync dependency in its thread pool (two thread hand-offs and a
+# GIL tussle per request), an async one inline. service() and runtime() stay sync for direct calls.
+async def get_service(request: Request) -> Service:
+    return service(request)
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime(request)
+
+
 def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.encoders import jsonable_encoder
 
-from maas.api.deps import User, current_user, runtime
+from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import BIGINT_MAX, Text
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
 
 

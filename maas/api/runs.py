@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 
-from maas.api.deps import User, runtime
+from maas.api.deps import User, get_runtime
 from maas.api.principal import Principal, principal
 from maas.api.views import full_run
 from maas.db.queries import q
@@ -21,7 +21,7 @@ from maas.runtime.context import Runtime
 from maas.runtime.signals import wait_any
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Viewer = Annotated[Principal, Depends(principal)]
 
 

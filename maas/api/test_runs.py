@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maas.api.deps import runtime
+from maas.api.deps import get_runtime
 from maas.api.principal import Principal, principal
 from maas.db.queries import q
 from maas.errors import NotFound
@@ -22,7 +22,7 @@ from maas.testsuite.manager import TestRuns
 from maas.testsuite.suite import Suite, load_all, parse
 
 router = APIRouter(tags=["test runs"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Who = Annotated[Principal, Depends(principal)]
 
 

@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, field_validator
 
-from maas.api.deps import User, current_user, runtime
+from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import NonBlank, Text
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
 
 

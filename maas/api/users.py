@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 
-from maas.api.deps import User, current_user, runtime
+from maas.api.deps import User, current_user, get_runtime
 from maas.db.queries import q
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
 
 # Export key -> named query; the keys are the table names, so a test can check every table.
