@@ -6,6 +6,7 @@ its own source in at the composition root, so maas never imports selflearn.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,7 +109,10 @@ def defaults() -> ParamSet:
 
 
 class ParamSource(Protocol):
-    async def active(self) -> ParamSet: ...
+    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
+        """The set a new run (or archive job) of this thread uses. A source may give threads
+        different sets (the Tuner's experiment arms, assigned by thread); None = no thread."""
+        ...
 
 
 class BuiltinParams:
@@ -117,5 +121,5 @@ class BuiltinParams:
     def __init__(self, overrides: dict[str, Any] | None = None, version: str = "builtin") -> None:
         self._set = ParamSet(version, validate(overrides or {}))
 
-    async def active(self) -> ParamSet:
+    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
         return self._set

@@ -3,6 +3,7 @@
 
 -- name: sensor_capture_ids
 -- $1 run ids (uuid[]) named by notifications: record those that are finished.
+WITH recorded AS (
 INSERT INTO selflearn.sensor_events
   (run_id, user_id, thread_id, client_type, mode, param_version, experiment_arm, status, stop_at,
    error_class, failed_stage, started_at, finished_at, latency_ms, queue_ms, analyzer_ms,
@@ -15,9 +16,18 @@ SELECT run_id, user_id, thread_id, client_type, mode, param_version, experiment_
 FROM selflearn.finished_runs WHERE run_id = ANY($1::uuid[])
 ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
+), retrieved AS (
+  -- and the run's retrieved memories with their provenance (migration 0008)
+  INSERT INTO selflearn.sensor_retrievals (run_id, memory_id, rank, used, tokens, source_message_ids)
+  SELECT x.run_id, x.memory_id, x.rank, x.used, x.tokens, x.source_message_ids
+  FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
+  ON CONFLICT DO NOTHING
+)
+SELECT run_id FROM recorded
 
 -- name: sensor_capture_missed
 -- Backfill and lost notifications: up to $1 finished runs not recorded yet, oldest first.
+WITH recorded AS (
 INSERT INTO selflearn.sensor_events
   (run_id, user_id, thread_id, client_type, mode, param_version, experiment_arm, status, stop_at,
    error_class, failed_stage, started_at, finished_at, latency_ms, queue_ms, analyzer_ms,
@@ -34,6 +44,14 @@ ORDER BY f.started_at
 LIMIT $1
 ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
+), retrieved AS (
+  -- and the run's retrieved memories with their provenance (migration 0008)
+  INSERT INTO selflearn.sensor_retrievals (run_id, memory_id, rank, used, tokens, source_message_ids)
+  SELECT x.run_id, x.memory_id, x.rank, x.used, x.tokens, x.source_message_ids
+  FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
+  ON CONFLICT DO NOTHING
+)
+SELECT run_id FROM recorded
 
 -- name: sensor_stats
 -- Finished runs MaaS still holds (retention prunes them; the sensor keeps its copies), rows

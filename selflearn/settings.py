@@ -15,3 +15,12 @@ class SelflearnSettings(BaseSettings):
     emulator_url: str | None = None
     emulator_archive_timeout_s: float = 120.0  # wait for a closed thread's memories
     emulator_request_timeout_s: float = 180.0  # a chat waits up to MAAS_CHAT_WAIT_S server-side
+    # Tuner (#7): MaaS reads its parameters from selflearn.experiment_parameters
+    tuner: bool = True
+    params_poll_s: float = 2.0  # a parameter switch reaches new runs within this
+    experiment_sensor_timeout_s: float = 60.0  # wait for the sensor after an experiment's arms
+    # Automatic rollback: every auto_rollback_s, compare the active version's last
+    # auto_rollback_window runs with the last good version's (guardrails: teacher/guardrails.py)
+    auto_rollback: bool = True
+    auto_rollback_s: float = 60.0
+    auto_rollback_window: int = 50

@@ -10,7 +10,7 @@ from maas.runtime.context import Runtime
 
 
 async def analyze(rt: Runtime, run: Claim) -> Commit:
-    params = await rt.params.active()
+    params = await rt.params.active(run.thread_id)
     model = rt.model_for(run.mode)
     analysis = await model.analyze(run.query, params, rt.recorder(run.user_id, run.id))
 

@@ -28,7 +28,7 @@ class Job:
 
 async def archive(rt: Runtime, job: Job) -> Any:
     """Extract facts outside any transaction; return the commit that writes them at once."""
-    params = await rt.params.active()
+    params = await rt.params.active(job.thread_id)
     rows = await rt.pool.fetch(q("archive_messages"), job.thread_id, job.upto_message_id)
     lines = [
         TranscriptLine(i, r["role"], r["speaker"], r["content"], r["created_at"])

@@ -20,6 +20,19 @@ ADMIN_ONLY: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/selflearn/emulator/runs/{run_id}"): None,
     ("POST", "/v1/selflearn/emulator/runs/{run_id}/stop"): None,
     ("GET", "/v1/selflearn/sensor/stats"): None,
+    ("POST", "/v1/selflearn/experiments"): {"spec": {"name": "probe"}},
+    ("GET", "/v1/selflearn/experiments"): None,
+    ("GET", "/v1/selflearn/experiments/{experiment_id}"): None,
+    ("GET", "/v1/selflearn/experiments/{experiment_id}/verdict"): None,
+    ("POST", "/v1/selflearn/experiments/{experiment_id}/stop"): None,
+    ("GET", "/v1/selflearn/parameters/active"): None,
+    ("GET", "/v1/selflearn/parameters/versions"): None,
+    ("POST", "/v1/selflearn/parameters/versions"): {"params": {}, "reason": "probe"},
+    ("GET", "/v1/selflearn/parameters/versions/{version}"): None,
+    ("GET", "/v1/selflearn/parameters/diff"): None,
+    ("POST", "/v1/selflearn/parameters/activate"): {"version": 1, "reason": "probe"},
+    ("POST", "/v1/selflearn/parameters/rollback"): {"reason": "probe"},
+    ("GET", "/v1/selflearn/audit"): None,
 }
 
 
@@ -41,7 +54,7 @@ async def test_selflearn_routes_are_admin_only(db_url: str, tmp_path: Path) -> N
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         await api.client.post(f"/v1/admin/users/{me}/revoke", headers=admin)
         keys = [{}, {"Authorization": "Bearer maas_wrong"}, dict(revoked.headers)]
-        url_ids = {"run_id": str(uuid.uuid4())}
+        url_ids = {"run_id": str(uuid.uuid4()), "experiment_id": str(uuid.uuid4()), "version": "1"}
         for (method, path), body in ADMIN_ONLY.items():
             url = path.format(**url_ids)
             for headers in keys:
@@ -53,3 +66,6 @@ async def test_selflearn_routes_are_admin_only(db_url: str, tmp_path: Path) -> N
         assert await api.service.runtime.pool.fetchval(
             "SELECT count(*) FROM selflearn.emulator_runs"
         ) == 0  # fmt: skip
+        for table in ("experiments", "experiment_parameters", "parameter_audit"):
+            count = f"SELECT count(*) FROM selflearn.{table}"
+            assert await api.service.runtime.pool.fetchval(count) == 0, table

@@ -1,0 +1,105 @@
+"""The Tuner's ParamSource: MaaS reads its active parameters from selflearn.experiment_parameters.
+
+Plugged in by the extension (maas never imports selflearn). The state (active version, running
+experiment) is cached and re-read at most every `poll_s`, so a switch made anywhere reaches new
+runs within one poll interval, without a restart; a switch made in this process invalidates the
+cache at once. With no active version, or when the database cannot be read, MaaS's own source
+(built-in defaults + MAAS_PARAMS) answers: self-learning never stops MaaS from serving.
+
+While an experiment runs it steers the parameters: a paired experiment gives every new run its
+live arm; a split experiment assigns each thread to an arm by a hash of (experiment, thread), so
+every run of a thread uses the same arm and the assignment is reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from maas.params import ParamSet, ParamSource, validate
+from selflearn.queries import q
+
+log = logging.getLogger(__name__)
+
+
+def arm_for(experiment_id: uuid.UUID | str, thread_id: uuid.UUID | str) -> str:
+    """Deterministic 50/50 arm of a thread in an experiment."""
+    digest = hashlib.sha256(f"{experiment_id}:{thread_id}".encode()).digest()
+    return "variant" if int.from_bytes(digest[:8], "big") % 2 else "baseline"
+
+
+def _set(raw: dict[str, Any] | None) -> ParamSet | None:
+    if not raw:
+        return None
+    return ParamSet(raw["label"], validate(raw["params"]))  # guarded again on the way in
+
+
+@dataclass(frozen=True)
+class SourceState:
+    active: ParamSet | None = None
+    experiment_id: str | None = None
+    mode: str | None = None
+    live_arm: str | None = None
+    arms: dict[str, ParamSet] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Any) -> SourceState:
+        exp = row["experiment"] or {}
+        arms = {arm: _set(raw) for arm, raw in (exp.get("arms") or {}).items()}
+        return cls(
+            _set(row["active"]),
+            exp.get("id"),
+            exp.get("mode"),
+            exp.get("live_arm"),
+            {arm: s for arm, s in arms.items() if s is not None},
+        )
+
+    def pick(self, thread_id: uuid.UUID | None) -> ParamSet | None:
+        if self.mode == "paired" and self.live_arm in self.arms:
+            return self.arms[self.live_arm]
+        if self.mode == "split" and thread_id is not None and self.experiment_id is not None:
+            return self.arms.get(arm_for(self.experiment_id, thread_id), self.active)
+        return self.active
+
+
+@dataclass
+class TunerParams:
+    pool: Callable[[], Any]  # MaaS's pool, available once the service has started
+    fallback: ParamSource
+    poll_s: float = 2.0
+    state: SourceState = field(default_factory=SourceState)
+    _loaded_at: float | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
+        state = await self._current()
+        return state.pick(thread_id) or await self.fallback.active(thread_id)
+
+    def invalidate(self) -> None:
+        """A change was made in this process: read the state again on the next run."""
+        self._loaded_at = None
+
+    async def _current(self) -> SourceState:
+        if self._fresh():
+            return self.state
+        async with self._lock:  # one reader refreshes; the others wait for it
+            if not self._fresh():
+                await self._load()
+        return self.state
+
+    def _fresh(self) -> bool:
+        return self._loaded_at is not None and time.monotonic() - self._loaded_at < self.poll_s
+
+    async def _load(self) -> None:
+        try:
+            row = await self.pool().fetchrow(q("tuner_source_state"))
+            self.state = SourceState.from_row(row)
+        except Exception as exc:  # keep serving with what we had (or MaaS's own parameters)
+            log.warning("tuner parameters unreadable, keeping the last known: %s", exc)
+        self._loaded_at = time.monotonic()

@@ -1,0 +1,1 @@
+"""The Teacher: metrics, judge, experiment specs, statistics and verdicts (#7)."""

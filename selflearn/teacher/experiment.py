@@ -1,0 +1,253 @@
+"""Running an experiment inside the MaaS process (POST /v1/selflearn/experiments).
+
+Paired design: the Tuner prepares a baseline and a variant parameter version; each arm in turn
+becomes the experiment's live arm (every new run gets its parameters, through the ParamSource)
+while the User Emulator plays the same seed, so both arms see the same scenarios × personas.
+The arm order follows the seed (even: baseline first) so a warm-up effect does not always favour
+the same arm. Then the Teacher waits for the sensor, judges the probe answers, analyses and
+stores the verdict. The live arm is cleared when the experiment ends, however it ends, and the
+active version serves again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from maas.errors import BadRequest, Conflict
+from maas.params import ParamSource
+from maas.service import Service
+from selflearn import tuner
+from selflearn.emulator.engine import Config
+from selflearn.emulator.runs import EmulatorRuns
+from selflearn.queries import q
+from selflearn.settings import SelflearnSettings
+from selflearn.teacher import judge as judging
+from selflearn.teacher.analysis import Inputs, Verdict, analyse
+from selflearn.teacher.metrics import ArmData, Judged, Probe, Retrieved, RunCost
+from selflearn.teacher.spec import ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+
+class ExperimentFailed(Exception):
+    """An arm could not be played or measured; recorded on the experiment."""
+
+
+def arm_order(seed: int) -> tuple[str, str]:
+    return ("baseline", "variant") if seed % 2 == 0 else ("variant", "baseline")
+
+
+async def arm_data(conn: Any, emulator_run: uuid.UUID, judged: dict[str, Judged]) -> ArmData:
+    """One arm's probes, retrievals and run costs, from sensor tables + emulator expectations."""
+    retrieved: dict[str, list[Retrieved]] = {}
+    for r in await conn.fetch(q("teacher_probe_retrievals"), emulator_run):
+        item = Retrieved(r["used"], frozenset(r["source_message_ids"]))
+        retrieved.setdefault(str(r["run_id"]), []).append(item)
+    probes = [
+        Probe(
+            str(p["run_id"]),
+            str(p["user_id"]),
+            p["scenario"],
+            p["persona"],
+            p["ability"],
+            tuple(p["fact_ids"]),
+            dict(p["planted"]),
+            p["answer_hit"],
+            tuple(retrieved.get(str(p["run_id"]), [])),
+        )  # fmt: skip
+        for p in await conn.fetch(q("teacher_probes"), emulator_run)
+    ]
+    runs = [
+        RunCost(str(r["user_id"]), str(r["thread_id"]), r["latency_ms"], r["tokens"])
+        for r in await conn.fetch(q("teacher_episode_runs"), emulator_run)
+    ]
+    return ArmData(probes, runs, judged)
+
+
+@dataclass
+class Experiments:
+    service: Service
+    emulator: EmulatorRuns
+    settings: SelflearnSettings
+    params: ParamSource | None = None  # the TunerParams, invalidated after each switch
+    running: dict[uuid.UUID, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
+
+    def pool(self) -> Any:
+        assert self.service.runtime is not None, "service not started"
+        return self.service.runtime.pool
+
+    def judge(self, spec: ExperimentSpec) -> judging.Judge:
+        cfg = self.service.settings
+        kind = spec.judge if spec.judge != "auto" else ("heuristic" if cfg.offline else "llm")
+        if kind == "heuristic":
+            return judging.HeuristicJudge()
+        if cfg.offline:
+            raise BadRequest("judge kind 'llm' needs an LLM; this MaaS runs in offline mode")
+        key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else "not-needed"
+        complete = judging.openai_complete(cfg.llm_base_url, key, cfg.llm_model, cfg.llm_timeout_s)
+        return judging.LLMJudge(complete, cfg.llm_model)
+
+    async def start(self, spec: ExperimentSpec, who: str) -> dict[str, Any]:
+        judge = self.judge(spec)  # refuse before anything is stored
+        async with self.pool().acquire() as conn, conn.transaction():
+            try:
+                row = await conn.fetchrow(
+                    q("teacher_create_experiment"), spec.name, spec.raw, spec.hash, "paired"
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("another experiment is running; stop it or wait") from exc
+            base = await self._base(conn)
+            await tuner.prepare_experiment(conn, spec, row["id"], base, who)
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run(row["id"], spec, judge, stop), name="experiment")
+        self.running[row["id"]] = (task, stop)
+        return dict(row)
+
+    async def _base(self, conn: Any) -> dict[str, Any]:
+        """The parameters in force: the active version, else MaaS's own (built-in/MAAS_PARAMS)."""
+        current = await tuner.active(conn)
+        if current is not None:
+            return dict(current["params"])
+        assert self.service.runtime is not None
+        return dict((await self.service.runtime.params.active()).values)
+
+    def stop(self, experiment_id: uuid.UUID) -> bool:
+        entry = self.running.get(experiment_id)
+        if entry is not None:
+            entry[1].set()
+        return entry is not None
+
+    async def _run(
+        self, exp_id: uuid.UUID, spec: ExperimentSpec, judge: judging.Judge, stop: asyncio.Event
+    ) -> None:
+        status, error = "failed", None
+        try:
+            emulator_runs = {}
+            for arm in arm_order(spec.seed):
+                if not stop.is_set():
+                    emulator_runs[arm] = await self._play(exp_id, arm, spec, stop)
+            status = "stopped" if stop.is_set() else "done"
+            if status == "done":
+                await self._conclude(exp_id, spec, judge, emulator_runs)
+        except Exception as exc:  # task boundary: recorded on the experiment
+            log.warning("experiment %s failed: %s: %s", exp_id, type(exc).__name__, exc)
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        finally:
+            self.running.pop(exp_id, None)
+            await self._finish(exp_id, status, error)
+
+    async def _switch(self, exp_id: uuid.UUID, arm: str | None, spec: ExperimentSpec) -> None:
+        async with self.pool().acquire() as conn, conn.transaction():
+            await conn.fetchval(q("teacher_set_live_arm"), exp_id, arm)
+            reason = f"experiment {spec.name}: {arm or 'no'} arm live"
+            change = tuner.Change("teacher", "teacher", reason, exp_id)
+            await tuner.audit(conn, "experiment_arm", change, None, None)
+        self._invalidate()
+        # Other MaaS processes see the switch within one poll interval: wait it out.
+        await asyncio.sleep(self.settings.params_poll_s if arm else 0)
+
+    def _invalidate(self) -> None:
+        invalidate = getattr(self.params, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+
+    async def _play(
+        self, exp_id: uuid.UUID, arm: str, spec: ExperimentSpec, stop: asyncio.Event
+    ) -> uuid.UUID:
+        await self._switch(exp_id, arm, spec)
+        row = await self.emulator.start(Config(spec.seed, spec.dialogs, spec.concurrency))
+        run_id: uuid.UUID = row["id"]
+        await self.pool().execute(q("teacher_set_emulator_run"), exp_id, arm, run_id)
+        task = self.emulator.running[run_id][0]
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if stop.is_set():
+            self.emulator.stop(run_id)
+        await task
+        await self._switch(exp_id, None, spec)
+        ended = await self.pool().fetchrow(q("emulator_get_run"), run_id)
+        if ended["status"] not in ("completed", "stopped"):
+            raise ExperimentFailed(f"{arm} arm: emulator run {run_id} {ended['status']}: "
+                                   f"{ended['error']}")  # fmt: skip
+        return run_id
+
+    async def _wait_for_sensor(self, emulator_runs: dict[str, uuid.UUID]) -> None:
+        deadline = time.monotonic() + self.settings.experiment_sensor_timeout_s
+        while True:
+            left = [await self.pool().fetchval(q("teacher_unrecorded"), r)
+                    for r in emulator_runs.values()]  # fmt: skip
+            if not any(left):
+                return
+            if time.monotonic() > deadline:
+                raise ExperimentFailed(f"the sensor did not record {sum(left)} run(s) in time")
+            await asyncio.sleep(0.2)
+
+    async def _judge(
+        self, exp_id: uuid.UUID, judge: judging.Judge, emulator_run: uuid.UUID, repeats: int
+    ) -> tuple[dict[str, Judged], list[judging.Score]]:
+        rows = await self.pool().fetch(q("teacher_judge_inputs"), emulator_run)
+        inputs = [judging.JudgeInput(
+            str(r["run_id"]), str(r["user_id"]), r["query"], r["answer"], r["context_text"],
+            tuple((m["memory_id"], m["text"]) for m in r["used_memories"]),
+        ) for r in rows]  # fmt: skip
+        scores = await judging.judge_all(judge, inputs, repeats)
+        users = {i.run_id: i.user_id for i in inputs}
+        await self.pool().executemany(q("teacher_insert_judgement"), [
+            (uuid.UUID(s.run_id), uuid.UUID(users[s.run_id]), exp_id, judge.version, s.aspect,
+             s.memory_id, s.score, s.swapped, s.repeat) for s in scores
+        ])  # fmt: skip
+        judged = {run: Judged(h, u) for run, (h, u) in judging.per_run(scores).items()}
+        return judged, scores
+
+    async def _conclude(
+        self,
+        exp_id: uuid.UUID,
+        spec: ExperimentSpec,
+        judge: judging.Judge,
+        emulator_runs: dict[str, uuid.UUID],
+    ) -> Verdict:
+        await self._wait_for_sensor(emulator_runs)
+        data, all_scores = {}, []
+        for arm, run in emulator_runs.items():
+            judged, scores = await self._judge(exp_id, judge, run, spec.judge_repeats)
+            all_scores += scores
+            async with self.pool().acquire() as conn:
+                data[arm] = await arm_data(conn, run, judged)
+        agreement = judging.agreement(all_scores)
+        verdict = analyse(Inputs(spec, data["baseline"], data["variant"], True, agreement))
+        await store_verdict(self.pool(), exp_id, spec, verdict, judge.version)
+        return verdict
+
+    async def _finish(self, exp_id: uuid.UUID, status: str, error: str | None) -> None:
+        try:
+            await self.pool().execute(q("teacher_finish_experiment"), exp_id, status, error)
+        except Exception as exc:  # shutting down: the pool may be closed already
+            log.warning("experiment %s: could not record its end: %s", exp_id, exc)
+        self._invalidate()
+
+    async def stop_all_at_shutdown(self, stop: asyncio.Event) -> None:
+        """Supervised job: at shutdown, stop every experiment (its live arm is cleared)."""
+        await stop.wait()
+        for _task, event in list(self.running.values()):
+            event.set()
+        tasks = [t for t, _ in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 1.0, 0.5))
+
+
+async def store_verdict(
+    pool: Any, exp_id: uuid.UUID, spec: ExperimentSpec, verdict: Verdict, judge_version: str | None
+) -> Any:
+    out = verdict.as_json()
+    return await pool.fetchrow(
+        q("teacher_insert_verdict"), exp_id, spec.hash, verdict.verdict, verdict.reasons,
+        verdict.recommendations, out["metrics"], out["checks"], judge_version,
+    )  # fmt: skip

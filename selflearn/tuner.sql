@@ -1,0 +1,94 @@
+-- The Tuner: versioned parameter sets, the one active version, and the audit log of every change
+-- (migration 0008). Every change runs in one transaction that first takes tuner_lock.
+
+-- name: tuner_lock
+-- Serialises parameter changes (activate, rollback, prepare) across processes.
+SELECT pg_advisory_xact_lock(hashtext('selflearn.tuner'))
+
+-- name: tuner_insert_version
+-- $1 params (full set, guarded), $2 parent version, $3 reason, $4 created_by, $5 experiment,
+-- $6 arm (baseline / variant / null).
+INSERT INTO selflearn.experiment_parameters (params, parent, reason, created_by, experiment_id, arm)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING version, label
+
+-- name: tuner_get_version
+-- $1 version.
+SELECT version, label, params, active, parent, reason, created_by, experiment_id, arm,
+       activated_at, rolled_back_at, created_at
+FROM selflearn.experiment_parameters WHERE version = $1
+
+-- name: tuner_active
+-- The active version, if any.
+SELECT version, label, params, active, parent, reason, created_by, experiment_id, arm,
+       activated_at, rolled_back_at, created_at
+FROM selflearn.experiment_parameters WHERE active
+
+-- name: tuner_deactivate
+-- Clear the active flag (at most one row has it); returns the version that had it.
+UPDATE selflearn.experiment_parameters SET active = false WHERE active RETURNING version
+
+-- name: tuner_activate
+-- $1 version becomes the active one (after tuner_deactivate in the same transaction).
+UPDATE selflearn.experiment_parameters SET active = true, activated_at = clock_timestamp()
+WHERE version = $1
+RETURNING version
+
+-- name: tuner_mark_rolled_back
+-- $1 version was rolled back from: it is never a "last good" version again.
+UPDATE selflearn.experiment_parameters SET rolled_back_at = clock_timestamp()
+WHERE version = $1
+
+-- name: tuner_last_good
+-- The most recently activated version other than $1 (may be null) never rolled back from.
+SELECT version, label, params, active, parent, reason, created_by, experiment_id, arm,
+       activated_at, rolled_back_at, created_at
+FROM selflearn.experiment_parameters
+WHERE activated_at IS NOT NULL AND rolled_back_at IS NULL AND version IS DISTINCT FROM $1
+ORDER BY activated_at DESC
+LIMIT 1
+
+-- name: tuner_versions
+-- Newest first: $1 limit, $2 offset.
+SELECT version, label, params, active, parent, reason, created_by, experiment_id, arm,
+       activated_at, rolled_back_at, created_at
+FROM selflearn.experiment_parameters
+ORDER BY version DESC
+LIMIT $1 OFFSET $2
+
+-- name: tuner_audit
+-- $1 action, $2 actor, $3 who, $4 reason, $5 experiment, $6 version, $7 previous version,
+-- $8 diff {parameter: [before, after]}, $9 details.
+INSERT INTO selflearn.parameter_audit
+  (action, actor, who, reason, experiment_id, version, previous_version, diff, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id
+
+-- name: tuner_audit_log
+-- Newest first: $1 experiment (null: all), $2 limit.
+SELECT id, at, action, actor, who, reason, experiment_id, version, previous_version, diff, details
+FROM selflearn.parameter_audit
+WHERE $1::uuid IS NULL OR experiment_id = $1
+ORDER BY id DESC
+LIMIT $2
+
+-- name: tuner_source_state
+-- What the parameter source serves: the active version and the running experiment's arms.
+SELECT (SELECT jsonb_build_object('label', a.label, 'params', a.params)
+        FROM selflearn.experiment_parameters a WHERE a.active) AS active,
+       (SELECT jsonb_build_object(
+                 'id', x.id, 'mode', x.mode, 'live_arm', x.live_arm,
+                 'arms', (SELECT jsonb_object_agg(p.arm, jsonb_build_object(
+                                   'label', p.label, 'params', p.params))
+                          FROM selflearn.experiment_parameters p
+                          WHERE p.experiment_id = x.id AND p.arm IS NOT NULL))
+        FROM selflearn.experiments x WHERE x.status = 'running') AS experiment
+
+-- name: tuner_window
+-- Guardrail window of one parameter version: its last $2 finished runs ($1 its label) that are
+-- not /v1/context calls, oldest first within the window.
+SELECT status, latency_ms, found_anything, prompt_tokens + completion_tokens AS tokens
+FROM selflearn.sensor_events
+WHERE param_version = $1 AND stop_at = 'COMPLETED'
+ORDER BY finished_at DESC
+LIMIT $2
