@@ -64,6 +64,13 @@ SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.tex
 FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2
 WHERE rm.run_id = $1 ORDER BY rm.rank
 
+-- name: used_run_memories
+-- The packed memories of run $1 (run_memories with `used`): all a chat answer shows. $2 owner
+SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
+       m.source_message_ids, m.source_thread_id, m.event_time
+FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2
+WHERE rm.run_id = $1 AND rm.used ORDER BY rm.rank
+
 -- name: run_llm_calls
 -- $1 run, $2 owner
 SELECT id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error, created_at

@@ -77,7 +77,7 @@ async def _answer(
     await wait_done(rt, run_id, rt.settings.chat_wait_s)
     async with rt.pool.acquire() as conn:
         run = await conn.fetchrow(q("get_run"), run_id, user.id)
-        memories = await run_memories(conn, run_id, user.id)
+        memories = await run_memories(conn, run_id, user.id, used_only=run["stop_at"] != "READY")
     done = run["status"] in ("COMPLETED", "FAILED") or run["status"] == run["stop_at"]
     return JSONResponse(_payload(run, memories), status_code=200 if done else 202)
 

@@ -43,8 +43,13 @@ def memory_view(row: Any) -> dict[str, Any]:
     }
 
 
-async def run_memories(conn: Any, run_id: Any, owner: Any) -> list[dict[str, Any]]:
-    return [memory_view(r) for r in await conn.fetch(q("run_memories"), run_id, owner)]
+async def run_memories(
+    conn: Any, run_id: Any, owner: Any, used_only: bool = False
+) -> list[dict[str, Any]]:
+    """Every candidate of the run, or only the packed ones (a chat answer shows no others: ~60
+    rows instead of up to 200, each with its JSON components decoded)."""
+    query = q("used_run_memories") if used_only else q("run_memories")
+    return [memory_view(r) for r in await conn.fetch(query, run_id, owner)]
 
 
 async def full_run(conn: Any, run: Any) -> dict[str, Any]:
