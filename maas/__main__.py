@@ -212,7 +212,10 @@ def _plugin_commands(sub: Any) -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="maas.commands"):
-        ep.load()(sub)
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken extension must not take the core commands down
+            print(f"maas: command plugin {ep.name!r} not loaded: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
