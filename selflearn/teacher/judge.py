@@ -31,7 +31,7 @@ TEMPLATE = "judge-v1"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _FRAMING = re.compile(r"^(from memory:|i have nothing in memory about that\.?|- )", re.I)
-_IGNORED = frozenset({"said"})  # the offline answer's "(said <date>)" is framing, not a claim
+_SAID = re.compile(r"\(said [^)]*\)")  # the offline answer's memory date: metadata, not a claim
 
 
 class JudgeError(Exception):
@@ -65,12 +65,12 @@ class Judge(Protocol):
 
 
 def words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and w not in _IGNORED}
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
 
 
 def claims(answer: str) -> list[str]:
     """The answer's sentences that state something (the offline label and framing removed)."""
-    text = answer.replace(OFFLINE_LABEL, "")
+    text = _SAID.sub("", answer.replace(OFFLINE_LABEL, ""))
     parts = (_FRAMING.sub("", s.strip()) for s in _SENTENCE.split(text))
     return [p for p in parts if words(p)]
 

@@ -1,0 +1,133 @@
+"""An experiment end to end, in-process: both arms through the emulator (paired), the sensor,
+the heuristic judge, a verdict stored with its spec hash; runs record their arm's version."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selflearn.experiment_cli import table
+from tests.conftest import ADMIN_KEY
+from tests.helpers import eventually
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+BASE = "/v1/selflearn/experiments"
+EXAMPLE = Path(__file__).resolve().parents[2] / "experiments" / "min-score-strict.yaml"
+
+
+def small_spec(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    spec["emulator"] = {"dialogs": 6, "concurrency": 2, "seed": 2}
+    spec["bootstrap_resamples"] = 500
+    spec.update(changes)
+    return spec
+
+
+async def finished(client: Any, exp_id: str, timeout: float = 120) -> dict[str, Any]:
+    async def ended() -> dict[str, Any] | None:
+        await asyncio.sleep(0.3)  # the admin key is rate-limited like any other
+        resp = await client.get(f"{BASE}/{exp_id}", headers=ADMIN)
+        assert resp.status_code == 200, resp.text
+        view: dict[str, Any] = resp.json()
+        return None if view["status"] == "running" else view
+
+    result: dict[str, Any] = await eventually(ended, timeout)
+    return result
+
+
+async def test_paired_experiment_reaches_a_verdict(learn_api: Any) -> None:
+    async with learn_api() as api:
+        pool = api.service.runtime.pool
+        resp = await api.client.post(BASE, json={"spec": small_spec(min_sample=2)}, headers=ADMIN)
+        assert resp.status_code == 202, resp.text
+        started = resp.json()
+        assert started["status"] == "running" and len(started["spec_hash"]) == 64
+        again = await api.client.post(BASE, json={"spec": small_spec()}, headers=ADMIN)
+        assert again.status_code == 409  # one experiment steers the parameters at a time
+        assert again.json()["error"]["code"] == "conflict"
+        view = await finished(api.client, started["id"])
+        assert view["status"] == "done", view
+        assert view["live_arm"] is None and set(view["versions"]) == {"baseline", "variant"}
+
+        verdict = (await api.client.get(f"{BASE}/{view['id']}/verdict", headers=ADMIN)).json()
+        assert verdict["spec_hash"] == started["spec_hash"]
+        assert verdict["verdict"] in ("SHIP", "HOLD", "ROLLBACK")
+        assert verdict["judge_version"] == "heuristic-lexical/1"  # offline: labelled as such
+        assert verdict["checks"]["paired"] and verdict["checks"]["srm_p"] > 0.001
+        precision = verdict["metrics"]["retrieval_precision"]
+        assert precision["role"] == "primary" and precision["n_baseline"] == 2
+        assert {"baseline", "variant", "delta", "ci", "p_value"} <= set(precision)
+
+        # Every run of each arm recorded that arm's version, and the sensor names the arm.
+        arms = await pool.fetch(
+            """SELECT s.experiment_arm AS arm, s.param_version AS label, count(*) AS n
+               FROM selflearn.sensor_events s
+               WHERE s.client_type = 'emulator' GROUP BY 1, 2 ORDER BY 1"""
+        )
+        labels = {a: f"tuner-{v}" for a, v in view["versions"].items()}
+        assert [(r["arm"], r["label"]) for r in arms] == sorted(labels.items())
+        assert arms[0]["n"] == arms[1]["n"] > 10
+        judged = await pool.fetchval(
+            "SELECT count(DISTINCT (run_id, swapped, repeat)) FROM selflearn.judgements "
+            "WHERE judge_version = 'heuristic-lexical/1'"
+        )
+        assert judged == 2 * 2 * 2 * 8  # arms x repeats x swaps x probes per arm
+
+        audit = await api.client.get(f"/v1/selflearn/audit?experiment_id={view['id']}",
+                                     headers=ADMIN)  # fmt: skip
+        assert audit.status_code == 200, audit.text
+        actions = [a["action"] for a in reversed(audit.json())]
+        assert actions[:2] == ["prepare", "prepare"] and actions.count("experiment_arm") == 4
+        served = (await api.client.get("/v1/selflearn/parameters/active", headers=ADMIN)).json()
+        assert served["active"] is None and served["serving"]["version"] == "builtin"
+        listed = (await api.client.get(BASE, headers=ADMIN)).json()
+        assert listed[0]["id"] == view["id"] and listed[0]["verdict"] == verdict["verdict"]
+
+
+async def test_an_invalid_spec_is_refused_in_the_house_shape(learn_api: Any) -> None:
+    async with learn_api(sensor=False) as api:
+        bad = small_spec(variant={"retrieval.min_score": 99})
+        resp = await api.client.post(BASE, json={"spec": bad}, headers=ADMIN)
+        assert resp.status_code == 422
+        error = resp.json()["error"]
+        assert (
+            error["code"] == "invalid_spec"
+            and "retrieval.min_score=99 is outside" in error["message"]
+        )
+        count = "SELECT count(*) FROM selflearn.experiments"
+        assert await api.service.runtime.pool.fetchval(count) == 0
+        missing = await api.client.get(f"{BASE}/{uuid.uuid4()}/verdict", headers=ADMIN)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_cli_refuses_a_bad_file_before_contacting_maas(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(small_spec(alpha=0.9)))
+    maas = Path(sys.executable).with_name("maas")
+    done = subprocess.run([str(maas), "experiment", "run", str(bad), "--url", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert "bad.yaml: alpha: 0.9 is greater than the maximum of 0.2" in done.stderr
+
+
+def test_cli_table_lists_every_metric_with_ci_and_p() -> None:
+    metric = {"role": "primary", "baseline": 0.4, "variant": 0.5, "delta": 0.1, "ci": [0.05, 0.15],
+              "p_value": 0.01, "p_holm": 0.02, "n_baseline": 12, "n_variant": 12}  # fmt: skip
+    result = {
+        "name": "x",
+        "spec_hash": "ab" * 32,
+        "verdict": "SHIP",
+        "reasons": ["r"],
+        "recommendations": ["ship it"],
+        "metrics": {"retrieval_precision": metric},
+    }
+    text = table(result)
+    assert (
+        "verdict: SHIP" in text and "[+0.05, +0.15]" in text and "recommendation: ship it" in text
+    )

@@ -1,0 +1,159 @@
+"""Experiment specs (validation errors, hash), the judges and the metric formulas, without a
+database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from selflearn.teacher import judge as judging
+from selflearn.teacher.metrics import ArmData, Probe, Retrieved, RunCost, precision, unit_values
+from selflearn.teacher.spec import SpecError, load, parse, spec_hash
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def base() -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load((EXAMPLES / "min-score-strict.yaml").read_text())
+    return raw
+
+
+def test_every_shipped_experiment_file_is_valid() -> None:
+    files = sorted(EXAMPLES.glob("*.yaml"))
+    assert files
+    for path in files:
+        spec = load(path)
+        assert spec.variant != spec.baseline and len(spec.hash) == 64
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": None}, "name: None is not of type 'string'"),
+        ({"primary_metric": "vibes"}, "primary_metric: 'vibes' is not one of"),
+        ({"variant": {"retrieval.min_scor": 1}}, "variant: 'retrieval.min_scor' is not one of"),
+        ({"variant": {"retrieval.min_score": 9}}, "variant: retrieval.min_score=9 is outside"),
+        ({"variant": {"context.max_tokens": 1.5}}, "context.max_tokens must be an integer"),
+        ({"guardrails": [{"metric": "latency_p95_ms", "margin": -1}]}, "guardrails[0].margin"),
+        ({"guardrails": [{"metric": "retrieval_precision", "margin": 1}]}, "not the primary"),
+        ({"alpha": 0.5}, "alpha: 0.5 is greater than the maximum of 0.2"),
+        ({"emulator": {"dialogs": 1}}, "emulator.dialogs: 1 is less than the minimum of 3"),
+        ({"surprise": 1}, "Additional properties are not allowed ('surprise' was unexpected)"),
+    ],
+)
+def test_spec_errors_name_the_field(change: dict[str, Any], message: str) -> None:
+    raw = {**base(), **change}
+    with pytest.raises(SpecError) as err:
+        parse(raw, "bad.yaml")
+    assert str(err.value).startswith("bad.yaml: ") and message in str(err.value)
+
+
+def test_missing_fields_and_broken_files_are_clear(tmp_path: Path) -> None:
+    raw = base()
+    del raw["alpha"]
+    with pytest.raises(SpecError, match="'alpha' is a required property"):
+        parse(raw, "x.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="broken.yaml: not valid YAML"):
+        load(broken)
+    with pytest.raises(SpecError, match="file not found"):
+        load(tmp_path / "missing.yaml")
+
+
+def test_spec_hash_ignores_key_order_but_not_values() -> None:
+    raw = base()
+    shuffled = dict(reversed(list(raw.items())))
+    assert spec_hash(raw) == spec_hash(shuffled) == parse(raw).hash
+    assert spec_hash({**raw, "alpha": 0.01}) != spec_hash(raw)
+
+
+OFFLINE = "[offline mode: extractive answer, no LLM]"
+MEMORIES = ((7, "My cat Miso is allergic to chicken."), (9, "I moved to Lisbon in May."))
+
+
+def _input(answer: str) -> judging.JudgeInput:
+    context = "1. My cat Miso is allergic to chicken.\n2. I moved to Lisbon in May.\n"
+    return judging.JudgeInput("r1", "u1", "What is Miso allergic to?", answer, context, MEMORIES)
+
+
+async def test_heuristic_judge_finds_unsupported_sentences_and_used_memories() -> None:
+    judge = judging.HeuristicJudge()
+    assert judge.version.startswith("heuristic")  # labelled as such
+    quoted = f"{OFFLINE} From memory:\n- My cat Miso is allergic to chicken. (said 8 May 2023)"
+    scores = await judge.judge(_input(quoted), swapped=False, repeat=1)
+    by = {(s.aspect, s.memory_id): s.score for s in scores}
+    assert by[("hallucination", None)] == 0.0
+    assert by[("uses_memory", 7)] == 1.0 and by[("uses_memory", 9)] == 0.0
+    assert by[("relevance", 7)] == 1.0 and by[("relevance", 9)] == 0.0
+    invented = "Miso is allergic to chicken. Miso also won a swimming medal in Berlin."
+    scores = await judge.judge(_input(invented), swapped=True, repeat=1)
+    assert [s.score for s in scores if s.aspect == "hallucination"] == [1.0]
+    abstains = await judge.judge(_input(f"{OFFLINE} I have nothing in memory about that."),
+                                 False, 1)  # fmt: skip
+    assert [s.score for s in abstains if s.aspect == "hallucination"] == [0.0]
+
+
+async def test_llm_judge_maps_numbers_back_swaps_positions_and_drops_bad_replies() -> None:
+    prompts: list[str] = []
+    replies = iter(['{"hallucination": false, "uses": [1, 5], "relevant": [1]}',
+                    '```json\n{"hallucination": true, "uses": [2], "relevant": [2]}\n```',
+                    "I think it is fine."])  # fmt: skip
+
+    async def complete(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(replies)
+
+    judge = judging.LLMJudge(complete, "gpt-test")
+    assert judge.version == "llm:gpt-test/judge-v1"
+    plain = await judge.judge(_input("Chicken."), swapped=False, repeat=1)
+    swapped = await judge.judge(_input("Chicken."), swapped=True, repeat=1)
+    assert "1. My cat Miso" in prompts[0] and "1. I moved to Lisbon" in prompts[1]
+    uses = {(s.swapped, s.memory_id): s.score for s in plain + swapped if s.aspect == "uses_memory"}
+    assert uses == {(False, 7): 1.0, (False, 9): 0.0, (True, 7): 1.0, (True, 9): 0.0}  # 5 dropped
+    with pytest.raises(judging.JudgeError):
+        await judge.judge(_input("Chicken."), swapped=False, repeat=1)
+
+
+async def test_orchestrator_repeats_swaps_and_measures_agreement() -> None:
+    calls = {"n": 0}
+
+    async def flaky(prompt: str) -> str:  # changes its mind on every other call
+        calls["n"] += 1
+        return f'{{"hallucination": {"true" if calls["n"] % 2 else "false"}, "uses": [1]}}'
+
+    scores = await judging.judge_all(judging.LLMJudge(flaky, "m"), [_input("x")], repeats=2)
+    assert calls["n"] == 4 and {(s.swapped, s.repeat) for s in scores} == {
+        (False, 1), (True, 1), (False, 2), (True, 2)}  # fmt: skip
+    agreement = judging.agreement(scores)
+    assert agreement is not None and agreement < 1.0  # hallucination verdicts disagree
+    steady = await judging.judge_all(judging.HeuristicJudge(), [_input("Chicken.")], repeats=2)
+    assert judging.agreement(steady) == 1.0
+    assert judging.per_run(steady)["r1"] == (0.0, 0.0)
+
+
+def _probe(retrieved: tuple[Retrieved, ...], facts: tuple[str, ...] = ("a", "b")) -> Probe:
+    planted = {"a": [10], "b": [11, 12]}
+    ability = "abstention" if not facts else "multi_hop"
+    return Probe("r", "u", "s", "p", ability, facts, planted, True, retrieved)
+
+
+def test_metric_formulas_on_a_hand_made_probe() -> None:
+    retrieved = (Retrieved(True, frozenset({10})), Retrieved(False, frozenset({12, 99})),
+                 Retrieved(True, frozenset({50})), Retrieved(False, frozenset({51})))  # fmt: skip
+    probe = _probe(retrieved)
+    assert precision(probe) == pytest.approx(2 / 4)
+    assert precision(_probe(())) is None and precision(_probe(retrieved, ())) is None
+    data = ArmData([probe, _probe((), ())], [RunCost("u", "t1", 100.0, 30),
+                   RunCost("u", "t1", 300.0, 20), RunCost("u", "t2", 200.0, 10)])  # fmt: skip
+    values = unit_values(data)
+    assert values["retrieval_recall"][("s", "p")] == 1.0  # a (id 10) and b (id 12) retrieved
+    assert values["budget_recall"][("s", "p")] == 0.5  # only a's memory was packed
+    assert values["found_anything_rate"][("s", "p")] == 0.5  # the abstention probe found none
+    assert values["abstention_correctness"][("s", "p")] == 1.0
+    assert values["latency_p50_ms"][("s", "p")] == 200.0
+    assert values["tokens_per_dialog"][("s", "p")] == 30.0  # (50 + 10) / 2 threads
+    assert ("s", "p") not in values["hallucination_rate"]  # not judged: undefined, not zero
