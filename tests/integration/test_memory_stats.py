@@ -1,0 +1,68 @@
+"""maas.memory_stats (BM25 corpus size and length per user) stays exact whatever the statement:
+multi-row inserts, upserts, validity changes, deletes, and a user's erasure by cascade."""
+
+from __future__ import annotations
+
+import uuid
+
+from maas.db.pool import connect
+
+TRUTH = """
+SELECT user_id, count(*) AS docs, sum(length(search)) AS total_len FROM maas.memories
+WHERE valid_to IS NULL GROUP BY user_id ORDER BY user_id
+"""
+STATS = "SELECT user_id, docs, total_len FROM maas.memory_stats WHERE docs <> 0 ORDER BY user_id"
+INSERT = """
+INSERT INTO maas.memories (user_id, text, fact_key)
+SELECT $1, t, md5(t) FROM unnest($2::text[]) AS t
+ON CONFLICT (user_id, fact_key) DO UPDATE SET source_message_ids = '{1}'
+"""
+
+
+async def _user(conn: object, name: str) -> uuid.UUID:
+    sql = (
+        "INSERT INTO maas.users (name, api_key_hash, key_prefix) VALUES ($1, $1, 'p') RETURNING id"
+    )
+    user: uuid.UUID = await conn.fetchval(sql, name)  # type: ignore[attr-defined]
+    return user
+
+
+async def test_memory_stats_stay_exact(db_url: str) -> None:
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        texts = [f"fact number {i} about the garden and the {i % 7} roses" for i in range(300)]
+        await conn.execute(INSERT, alice, texts)
+        await conn.execute(INSERT, bob, texts[:50])
+        await conn.execute(INSERT, alice, texts[:10] + ["one more thing about tea"])  # 10 upserts
+        assert [tuple(r) for r in await conn.fetch(STATS)] == [
+            tuple(r) for r in await conn.fetch(TRUTH)
+        ]
+        await conn.execute(
+            "UPDATE maas.memories SET valid_to = now() WHERE user_id = $1 AND text LIKE '%1 roses'",
+            alice,
+        )
+        await conn.execute(
+            "UPDATE maas.memories SET text = text || ' and tulips' WHERE user_id = $1 AND "
+            "text LIKE '%2 roses'",
+            alice,
+        )
+        await conn.execute(
+            "DELETE FROM maas.memories WHERE user_id = $1 AND text LIKE '%3 roses'", bob
+        )
+        await conn.execute(
+            "DELETE FROM maas.memories WHERE user_id = $1 AND text LIKE '%4 roses'", alice
+        )
+        assert [tuple(r) for r in await conn.fetch(STATS)] == [
+            tuple(r) for r in await conn.fetch(TRUTH)
+        ]
+        await conn.execute("DELETE FROM maas.users WHERE id = $1", bob)  # erasure cascades
+        rows = await conn.fetch(
+            "SELECT docs, total_len FROM maas.memory_stats WHERE user_id = $1", bob
+        )
+        assert [tuple(r) for r in rows] in ([(0, 0)], [])
+        assert [tuple(r) for r in await conn.fetch(STATS)] == [
+            tuple(r) for r in await conn.fetch(TRUTH)
+        ]
+    finally:
+        await conn.close()
