@@ -69,17 +69,27 @@ def _ci(ci: Any) -> str:
     return "n/a" if not ci or ci[0] is None else f"[{ci[0]:+.4g}, {ci[1]:+.4g}]"
 
 
+_COLUMNS = (("metric", 24, "<"), ("role", 10, "<"), ("baseline", 10, ">"), ("variant", 10, ">"),
+            ("delta", 10, ">"), ("CI (1-α)", 24, ">"), ("p", 10, ">"), ("p Holm", 10, ">"),
+            ("n", 5, ">"))  # fmt: skip
+
+
+def _row(cells: list[str]) -> str:
+    return " ".join(
+        f"{c:{align}{width}}" for c, (_, width, align) in zip(cells, _COLUMNS, strict=True)
+    )
+
+
 def table(result: dict[str, Any]) -> str:
-    head = f"{'metric':<24}{'role':<11}{'baseline':>10}{'variant':>10}{'delta':>10}  "
-    head += f"{'CI':<22}{'p':>8}{'p Holm':>8}{'n':>5}"
+    head = _row([name for name, _, _ in _COLUMNS])
     lines = [f"experiment {result['name']}  spec {result['spec_hash'][:12]}  "
              f"verdict: {result['verdict']}", head, "-" * len(head)]  # fmt: skip
     for name, m in result["metrics"].items():
-        lines.append(
-            f"{name:<24}{m['role']:<11}{_num(m['baseline']):>10}{_num(m['variant']):>10}"
-            f"{_num(m['delta'], '+.4g'):>10}  {_ci(m['ci']):<22}{_num(m['p_value'], '.3g'):>8}"
-            f"{_num(m['p_holm'], '.3g'):>8}{min(m['n_baseline'], m['n_variant']):>5}"
-        )
+        lines.append(_row([
+            name, m["role"], _num(m["baseline"]), _num(m["variant"]), _num(m["delta"], "+.4g"),
+            _ci(m["ci"]), _num(m["p_value"], ".3g"), _num(m["p_holm"], ".3g"),
+            str(min(m["n_baseline"], m["n_variant"])),
+        ]))  # fmt: skip
     lines += [f"reason: {r}" for r in result["reasons"]]
     lines += [f"recommendation: {r}" for r in result["recommendations"]]
     return "\n".join(lines)

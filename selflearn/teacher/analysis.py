@@ -60,9 +60,9 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, float):
-            out[k] = None if np.isnan(v) else round(v, 6)
+            out[k] = None if np.isnan(v) else float(f"{v:.6g}")
         elif isinstance(v, tuple | list):
-            out[k] = [None if np.isnan(x) else round(x, 6) for x in v]
+            out[k] = [None if np.isnan(x) else float(f"{x:.6g}") for x in v]
         else:
             out[k] = v
     return out
@@ -226,11 +226,30 @@ def _reasons(spec: ExperimentSpec, verdict: str, results: dict[str, MetricResult
                 if r.p_holm is not None and r.p_holm < spec.alpha]  # fmt: skip
     if verdict == stats.SHIP:
         return [f"primary better: {_fmt(primary)}", "every guardrail non-inferior"]
-    held = [r.name for r in guards if (r.p_noninferior or 1.0) >= spec.alpha]
-    why = [f"primary not significantly better at α={spec.alpha}: {_fmt(primary)}"]
-    if held:
-        why.append(f"non-inferiority not shown for: {', '.join(held)}")
+    held = _not_shown(spec, results)
+    if _primary_better(spec, results):
+        why = [f"primary better: {_fmt(primary)}"]
+    else:
+        why = [f"primary not significantly better at α={spec.alpha}: {_fmt(primary)}"]
+    why += [f"non-inferiority not shown for {r.name}: CI {_ci_text(r)} reaches past the margin "
+            f"{r.margin:g} (p={r.p_noninferior:.3g})" for r in held]  # fmt: skip
     return why
+
+
+def _ci_text(r: MetricResult) -> str:
+    return f"[{r.ci[0]:+.4g}, {r.ci[1]:+.4g}]" if r.ci else "[n/a]"
+
+
+def _not_shown(spec: ExperimentSpec, results: dict[str, MetricResult]) -> list[MetricResult]:
+    """Guardrails whose non-inferiority was not shown at α."""
+    guards = [results[g.metric] for g in spec.guardrails]
+    return [r for r in guards if r.p_noninferior is None or r.p_noninferior >= spec.alpha]
+
+
+def _primary_better(spec: ExperimentSpec, results: dict[str, MetricResult]) -> bool:
+    primary = results[spec.primary_metric]
+    better = (primary.delta or 0.0) * METRICS[primary.name].direction > 0
+    return better and primary.p_holm is not None and primary.p_holm < spec.alpha
 
 
 def recommend(
@@ -251,5 +270,11 @@ def recommend(
     if verdict == stats.SHIP:
         return [f"Ship the variant: it improves {primary.name} and keeps every guardrail within "
                 "its margin. Activate its parameter version through the Tuner."]  # fmt: skip
+    held = [r.name for r in _not_shown(spec, results)]
+    if _primary_better(spec, results):
+        return [f"Keep the baseline for now: {primary.name} improved, but "
+                f"{', '.join(held)} could not be shown to stay within the margin.",
+                "Run more dialogs to narrow the guardrail intervals, or accept the risk "
+                "explicitly (a person activates the variant's version)."]  # fmt: skip
     return [f"Keep the baseline for now: no significant change in {primary.name}.",
             "Run more dialogs to narrow the interval, or try a larger change."]  # fmt: skip

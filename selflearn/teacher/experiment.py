@@ -129,6 +129,7 @@ class Experiments:
     ) -> None:
         status, error = "failed", None
         try:
+            await self._warm_up(spec, stop)
             emulator_runs = {}
             for arm in arm_order(spec.seed):
                 if not stop.is_set():
@@ -178,6 +179,14 @@ class Experiments:
             raise ExperimentFailed(f"{arm} arm: emulator run {run_id} {ended['status']}: "
                                    f"{ended['error']}")  # fmt: skip
         return run_id
+
+    async def _warm_up(self, spec: ExperimentSpec, stop: asyncio.Event) -> None:
+        """A few dialogs before the first arm, not analysed, so one-time costs (loading the
+        embedding model, cold caches) do not land on whichever arm goes first."""
+        if spec.warmup_dialogs and not stop.is_set():
+            config = Config(spec.seed + 1, spec.warmup_dialogs, spec.concurrency)
+            row = await self.emulator.start(config)
+            await self.emulator.running[row["id"]][0]
 
     async def _wait_for_sensor(self, emulator_runs: dict[str, uuid.UUID]) -> None:
         deadline = time.monotonic() + self.settings.experiment_sensor_timeout_s

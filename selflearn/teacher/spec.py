@@ -58,6 +58,7 @@ SCHEMA: dict[str, Any] = {
                 "dialogs": {"type": "integer", "minimum": 3, "maximum": 630},
                 "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
                 "seed": {"type": "integer", "minimum": 0},
+                "warmup_dialogs": {"type": "integer", "minimum": 0, "maximum": 30},
             },
         },
         "judge": {
@@ -95,6 +96,7 @@ class ExperimentSpec:
     dialogs: int = 30
     concurrency: int = 4
     seed: int = 1
+    warmup_dialogs: int = 3  # played first, not analysed: model loads, caches, JIT
     judge: str = "auto"
     judge_repeats: int = 2
     judge_min_agreement: float = 0.8
@@ -159,6 +161,7 @@ def parse(raw: Any, source: str = "spec") -> ExperimentSpec:
         dialogs=emulator.get("dialogs", 30),
         concurrency=emulator.get("concurrency", 4),
         seed=emulator.get("seed", 1),
+        warmup_dialogs=emulator.get("warmup_dialogs", 3),
         judge=judge.get("kind", "auto"),
         judge_repeats=judge.get("repeats", 2),
         judge_min_agreement=float(judge.get("min_agreement", 0.8)),

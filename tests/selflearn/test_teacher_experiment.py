@@ -25,6 +25,7 @@ def small_spec(**changes: Any) -> dict[str, Any]:
     spec: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     spec["emulator"] = {"dialogs": 6, "concurrency": 2, "seed": 2}
     spec["bootstrap_resamples"] = 500
+    spec["variant"] = {"retrieval.min_score": 0.9}  # tests run without the vector arm
     spec.update(changes)
     return spec
 
@@ -68,11 +69,14 @@ async def test_paired_experiment_reaches_a_verdict(learn_api: Any) -> None:
         arms = await pool.fetch(
             """SELECT s.experiment_arm AS arm, s.param_version AS label, count(*) AS n
                FROM selflearn.sensor_events s
-               WHERE s.client_type = 'emulator' GROUP BY 1, 2 ORDER BY 1"""
+               WHERE s.client_type = 'emulator' GROUP BY 1, 2 ORDER BY 1 NULLS LAST"""
         )
         labels = {a: f"tuner-{v}" for a, v in view["versions"].items()}
-        assert [(r["arm"], r["label"]) for r in arms] == sorted(labels.items())
-        assert arms[0]["n"] == arms[1]["n"] > 10
+        assert [(r["arm"], r["label"]) for r in arms] == [
+            *sorted(labels.items()),
+            (None, "builtin"),
+        ]
+        assert arms[0]["n"] == arms[1]["n"] > 10 and arms[2]["n"] > 0  # the last: the warm-up
         judged = await pool.fetchval(
             "SELECT count(DISTINCT (run_id, swapped, repeat)) FROM selflearn.judgements "
             "WHERE judge_version = 'heuristic-lexical/1'"
