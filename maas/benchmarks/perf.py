@@ -29,7 +29,14 @@ import httpx
 from maas.agents.assembler import search_terms
 from maas.bench import THREAD_LEN, Outcome, make_facts, make_questions, notify_floor, send_chat
 from maas.benchmarks.preload import SESSION_TURNS, Loaded, preload_history
-from maas.benchmarks.serve_proc import ADMIN_KEY, ServeProcess, serve_env, start_serve
+from maas.benchmarks.serve_proc import (
+    ADMIN_KEY,
+    ServeProcess,
+    cpu_seconds,
+    postgres_cpu_seconds,
+    serve_env,
+    start_serve,
+)
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.pool import connect
 from maas.db.queries import q
@@ -78,6 +85,7 @@ class Results:
     timings: list[dict[str, float]] = field(default_factory=list)
     load: list[Outcome] = field(default_factory=list)
     load_wall_s: float = 0.0
+    load_cpu_s: dict[str, float] = field(default_factory=dict)  # service / postgres CPU seconds
     archivist: tuple[int, int, float] = (0, 0, 0.0)  # turns, memories made, seconds
     erase_s: float = 0.0
     erased_memories: int = 0
@@ -343,6 +351,7 @@ async def measure_scales(
 async def measure_load(
     res: Results, cfg: PerfConfig, served: ServeProcess, dsn: str, say: Progress
 ) -> None:
+    """Throughput with CPU seconds of the service and of Postgres: which one is the limit."""
     users = []
     for i in range(cfg.users):
         user, _, questions = await preload_user(
@@ -351,7 +360,12 @@ async def measure_load(
         users.append((user, questions))
     say(f"{cfg.users} load users with {cfg.load_memories} memories each; "
         f"{cfg.dialogs} dialogs for {cfg.load_s:g} s")  # fmt: skip
+    before = cpu_seconds(served.pid), postgres_cpu_seconds(served.data_dir)
     res.load, res.load_wall_s = await throughput(served.base_url, users, cfg.dialogs, cfg.load_s)
+    res.load_cpu_s = {
+        "service": cpu_seconds(served.pid) - before[0],
+        "postgres": postgres_cpu_seconds(served.data_dir) - before[1],
+    }
 
 
 async def run_phases(res: Results, cfg: PerfConfig, data_dir: Path, say: Progress) -> None:

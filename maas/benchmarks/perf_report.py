@@ -169,9 +169,15 @@ def render(res: Results, cfg: PerfConfig) -> str:
             header,
             *(_figure_row(f) for f in figures(res, cfg)),
             "",
+            f"  CPU per message at load: {_cpu_line(res)}",
             f"  wall time {res.wall_s:.0f} s",
         ]
     )
+
+
+def _cpu_line(res: Results) -> str:
+    per = cpu_ms_per_message(res)
+    return ", ".join(f"{k} {_num(v)} ms" for k, v in per.items()) or "-"
 
 
 def _pcts(values: list[float], keys: tuple[str, ...] = ("p50", "p95")) -> dict[str, float | None]:
@@ -225,6 +231,11 @@ def _figure_json(f: Figure) -> dict[str, Any]:
     }
 
 
+def cpu_ms_per_message(res: Results) -> dict[str, float | None]:
+    ok = sum(o.error is None for o in res.load)
+    return {k: round(v / ok * 1000, 2) if ok else None for k, v in res.load_cpu_s.items()}
+
+
 def _load_json(res: Results, cfg: PerfConfig) -> dict[str, Any]:
     ok = [o.latency_ms for o in res.load if o.error is None]
     return {
@@ -234,4 +245,5 @@ def _load_json(res: Results, cfg: PerfConfig) -> dict[str, Any]:
         "completed": len(ok),
         "failures": len(res.load) - len(ok),
         "latency_ms": _pcts(ok, ("p50", "p95", "p99")),
+        "cpu_ms_per_message": cpu_ms_per_message(res),
     }

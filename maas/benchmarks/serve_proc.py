@@ -35,6 +35,26 @@ def serve_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env | (extra or {})
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """CPU time so far of the embedded postmaster and its live children (backends, walwriter...)."""
+    postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                total += cpu_seconds(int(stat.parent.name))
+        except (OSError, ValueError):  # the process ended meanwhile
+            continue
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,6 +66,7 @@ class ServeProcess:
     proc: asyncio.subprocess.Process
     base_url: str
     log_path: Path
+    data_dir: Path
 
     @property
     def pid(self) -> int:
@@ -79,7 +100,7 @@ async def start_serve(data_dir: Path, env: dict[str, str]) -> tuple[ServeProcess
             sys.executable, "-m", "maas", "serve", "--data-dir", str(data_dir), "--port", str(port),
             env=env, cwd=str(data_dir.parent), stdout=log, stderr=log,
         )  # fmt: skip
-    served = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path)
+    served = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path, data_dir)
     try:
         await until_healthy(served)
     except BaseException:
