@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from maas.service import Service, params_from_settings
 from selflearn import api, tuning_api
 from selflearn.emulator.runs import EmulatorRuns
+from selflearn.manager.extension import mount as mount_manager
 from selflearn.paramsource import TunerParams
 from selflearn.sensor import Sensor
 from selflearn.settings import SelflearnSettings
@@ -32,6 +33,7 @@ def extend(app: FastAPI, service: Service, settings: SelflearnSettings | None = 
     experiments = Experiments(service, runs, settings, source)
     app.state.selflearn_experiments = experiments
     service.add_task("selflearn-experiments", experiments.stop_all_at_shutdown)
+    mount_manager(app, service, settings, runs, experiments, source)  # goals, cycles (#8)
     if settings.auto_rollback:
         monitor = Monitor(
             lambda: service.runtime.pool if service.runtime else None,

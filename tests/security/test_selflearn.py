@@ -33,6 +33,23 @@ ADMIN_ONLY: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/selflearn/parameters/activate"): {"version": 1, "reason": "probe"},
     ("POST", "/v1/selflearn/parameters/rollback"): {"reason": "probe"},
     ("GET", "/v1/selflearn/audit"): None,
+    # the Manager (#8)
+    ("POST", "/v1/selflearn/goals"): {"name": "probe", "metric": "answer_accuracy", "target": 1},
+    ("GET", "/v1/selflearn/goals"): None,
+    ("GET", "/v1/selflearn/goals/{goal_id}"): None,
+    ("PATCH", "/v1/selflearn/goals/{goal_id}"): {"target": 0.5},
+    ("DELETE", "/v1/selflearn/goals/{goal_id}"): None,
+    ("GET", "/v1/selflearn/goals/{goal_id}/series"): None,
+    ("POST", "/v1/selflearn/cycles"): {"kind": "micro"},
+    ("GET", "/v1/selflearn/cycles"): None,
+    ("GET", "/v1/selflearn/cycles/{cycle_id}"): None,
+    ("POST", "/v1/selflearn/cycles/{cycle_id}/stop"): None,
+    ("GET", "/v1/selflearn/proposals"): None,
+    ("GET", "/v1/selflearn/proposals/{proposal_id}"): None,
+    ("POST", "/v1/selflearn/proposals/{proposal_id}/approve"): {"who": "probe"},
+    ("POST", "/v1/selflearn/proposals/{proposal_id}/reject"): {"who": "probe"},
+    ("GET", "/v1/selflearn/reports"): None,
+    ("GET", "/v1/selflearn/reports/{cycle_id}"): None,
 }
 
 
@@ -54,7 +71,8 @@ async def test_selflearn_routes_are_admin_only(db_url: str, tmp_path: Path) -> N
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         await api.client.post(f"/v1/admin/users/{me}/revoke", headers=admin)
         keys = [{}, {"Authorization": "Bearer maas_wrong"}, dict(revoked.headers)]
-        url_ids = {"run_id": str(uuid.uuid4()), "experiment_id": str(uuid.uuid4()), "version": "1"}
+        url_ids = {"run_id": str(uuid.uuid4()), "experiment_id": str(uuid.uuid4()), "version": "1",
+                   "goal_id": "1", "cycle_id": str(uuid.uuid4()), "proposal_id": "1"}  # fmt: skip
         for (method, path), body in ADMIN_ONLY.items():
             url = path.format(**url_ids)
             for headers in keys:
@@ -66,6 +84,6 @@ async def test_selflearn_routes_are_admin_only(db_url: str, tmp_path: Path) -> N
         assert await api.service.runtime.pool.fetchval(
             "SELECT count(*) FROM selflearn.emulator_runs"
         ) == 0  # fmt: skip
-        for table in ("experiments", "experiment_parameters", "parameter_audit"):
+        for table in ("experiments", "experiment_parameters", "parameter_audit", "goals", "cycles"):
             count = f"SELECT count(*) FROM selflearn.{table}"
             assert await api.service.runtime.pool.fetchval(count) == 0, table

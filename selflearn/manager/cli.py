@@ -1,0 +1,115 @@
+"""`maas cycle run micro|macro|deep [--goal ID]`: start a learning cycle on a running MaaS,
+follow its progress, print its report. Registered through the entry point group maas.commands
+(maas never imports this). The cycle runs inside the MaaS process (POST /v1/selflearn/cycles);
+Ctrl-C asks it to stop.
+
+Exit status: 0 the cycle finished (whatever its outcome), 1 it failed, stopped or was aborted,
+2 no admin key or MaaS refused to start it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from maas.settings import Settings
+from selflearn.cli import admin_key
+
+BASE = "/v1/selflearn/cycles"
+
+
+def register(sub: Any) -> None:
+    """Add `cycle run` to maas's argparse subparsers."""
+    cycle = sub.add_parser("cycle", help="Manager learning cycles (self-learning)")
+    inner = cycle.add_subparsers(dest="cycle_command", required=True)
+    run_p = inner.add_parser("run", help="run a micro, macro or deep cycle and print its report")
+    run_p.add_argument("kind", choices=("micro", "macro", "deep"))
+    run_p.add_argument("--goal", type=int, default=None, help="goal id (macro and deep need one)")
+    run_p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="macro: the variant to test (repeatable); default: the next step toward the goal",
+    )  # fmt: skip
+    run_p.add_argument("--dialogs", type=int, default=None, help="dialogs per arm / batch")
+    run_p.add_argument("--seed", type=int, default=None)
+    run_p.add_argument("--trials", type=int, default=None, help="deep: Optuna trials")
+    run_p.add_argument("--url", default=None, help="MaaS URL (default http://HOST:PORT)")
+    run_p.add_argument("--report", type=Path, default=None, help="write the Markdown report here")
+    run_p.add_argument("--data-dir", type=Path, help="where credentials.json is (admin key)")
+    run_p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    run_p.set_defaults(func=run)
+
+
+def variant(pairs: list[str]) -> dict[str, Any] | None:
+    """NAME=VALUE pairs; values parsed as JSON (numbers, true/false), else kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"maas cycle: --set wants NAME=VALUE, not {pair!r}")
+        try:
+            out[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name.strip()] = raw
+    return out or None
+
+
+def body_of(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": args.kind, "goal_id": args.goal, "who": "cli"}
+    extra = {"variant": variant(args.set), "dialogs": args.dialogs, "seed": args.seed,
+             "trials": args.trials}  # fmt: skip
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def _ok(resp: httpx.Response) -> Any:
+    if resp.status_code >= 300:
+        print(f"maas cycle: HTTP {resp.status_code}: {resp.text[:500]}", file=sys.stderr)
+        raise SystemExit(2)
+    return resp.json()
+
+
+def bar(view: dict[str, Any], width: int = 30) -> str:
+    done = int(width * float(view["progress"]))
+    return f"[{'#' * done}{'.' * (width - done)}] {view['progress']:.0%}  {view['phase']:<32}"
+
+
+def follow(http: httpx.Client, cycle_id: str, poll: float) -> dict[str, Any]:
+    """Poll until the cycle ends, drawing a bar on stderr; Ctrl-C asks it to stop."""
+    while True:
+        try:
+            view: dict[str, Any] = _ok(http.get(f"{BASE}/{cycle_id}"))
+            print(f"\r{bar(view)}", end="", file=sys.stderr, flush=True)
+            if view["status"] != "running":
+                print(file=sys.stderr)
+                return view
+            time.sleep(poll)
+        except KeyboardInterrupt:
+            print("\nstopping…", file=sys.stderr)
+            http.post(f"{BASE}/{cycle_id}/stop")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    key = admin_key(settings)
+    if not key:
+        print("maas cycle: no admin key: set MAAS_ADMIN_KEY or pass --data-dir", file=sys.stderr)
+        return 2
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        started = _ok(http.post(BASE, json=body_of(args)))
+        print(f"{args.kind} cycle {started['id']} on {url}", file=sys.stderr)
+        view = follow(http, started["id"], args.poll)
+        report = http.get(f"/v1/selflearn/reports/{view['id']}")
+    text = report.text if report.status_code == 200 else ""
+    print(text or json.dumps(view, indent=2, default=str))
+    if args.report and text:
+        args.report.write_text(text)
+    print(f"cycle {view['status']}: {view['outcome'] or view['error']}", file=sys.stderr)
+    return 0 if view["status"] == "done" else 1

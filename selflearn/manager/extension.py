@@ -1,0 +1,38 @@
+"""Mount the Manager on the app (called by selflearn.extension with the pieces it built)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from maas.service import Service
+from selflearn.emulator.runs import EmulatorRuns
+from selflearn.manager import api
+from selflearn.manager.cycles import Manager
+from selflearn.manager.settings import ManagerSettings
+from selflearn.paramsource import TunerParams
+from selflearn.settings import SelflearnSettings
+from selflearn.teacher.experiment import Experiments
+
+
+def mount(
+    app: FastAPI,
+    service: Service,
+    settings: SelflearnSettings,
+    emulator: EmulatorRuns,
+    experiments: Experiments,
+    source: TunerParams | None,
+) -> Manager:
+    """Routes, the recovery loop (and optional schedule) as a supervised task; the Manager is
+    app.state.selflearn_manager (tests may replace its settings before the app starts)."""
+    manager = Manager(
+        service,
+        emulator,
+        experiments,
+        ManagerSettings(),
+        source.invalidate if source else (lambda: None),
+        sensor_timeout_s=settings.experiment_sensor_timeout_s,
+    )
+    app.include_router(api.router)
+    app.state.selflearn_manager = manager
+    service.add_task("selflearn-manager", manager.run_forever)
+    return manager

@@ -1,0 +1,130 @@
+"""The Manager's adapter to the Teacher and the Tuner (#7): build an experiment spec for a goal,
+run it through `Experiments` (paired arms through the User Emulator) while reporting progress,
+read its verdict, and activate or roll back parameter versions. Nothing here decides: the
+verdict is the Teacher's, stored by it in selflearn.verdicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from maas.service import Service
+from selflearn import tuner
+from selflearn.emulator.plan import THREADS_PER_EPISODE
+from selflearn.manager.goals import constraints
+from selflearn.manager.settings import ManagerSettings
+from selflearn.queries import q
+from selflearn.teacher.experiment import Experiments
+from selflearn.teacher.spec import ExperimentSpec, parse
+
+Tick = Callable[[float], Awaitable[bool]]  # progress 0..1 of this step → stop asked?
+
+
+@dataclass(frozen=True)
+class Size:
+    dialogs: int
+    seed: int
+    concurrency: int = 4
+
+
+def spec_for(
+    goal: dict[str, Any], name: str, variant: dict[str, Any], size: Size, cfg: ManagerSettings
+) -> ExperimentSpec:
+    """Baseline = the parameters in force, variant = them with `variant` overlaid; the goal's
+    metric is primary, each constraint on another metric a guardrail (margin: a share of its
+    bound)."""
+    guards: dict[str, float] = {}
+    for c in constraints(goal):
+        if c.metric != goal["metric"]:
+            guards.setdefault(c.metric, round(abs(c.value) * cfg.constraint_margin, 6))
+    raw = {
+        "name": name,
+        "goal": f"goal {goal['id']}: {goal['name']}",
+        "description": f"Manager: {goal['metric']} toward {goal['target']:g}",
+        "baseline": {},
+        "variant": variant,
+        "primary_metric": goal["metric"],
+        "guardrails": [{"metric": m, "margin": g} for m, g in sorted(guards.items())],
+        "min_sample": cfg.min_sample,
+        "alpha": cfg.alpha,
+        "test": "t",
+        "emulator": {"dialogs": size.dialogs, "concurrency": size.concurrency, "seed": size.seed},
+        "judge": {"kind": "auto"},
+        "bootstrap_resamples": cfg.bootstrap_resamples,
+    }
+    return parse(raw, name)
+
+
+async def _arm_share(pool: Any, exp_id: uuid.UUID) -> float:
+    """0..1: both arms played = 0.9 (the judge and analysis take the rest)."""
+    row = await pool.fetchrow(q("mgr_experiment_runs"), exp_id)
+    if row is None:
+        return 0.0
+    done = 0.0
+    for run in (row["baseline_emulator_run"], row["variant_emulator_run"]):
+        if run is not None:
+            r = await pool.fetchrow(q("mgr_emulator_progress"), run)
+            planned = -(-r["dialogs_requested"] // THREADS_PER_EPISODE) * THREADS_PER_EPISODE
+            done += 1.0 if r["status"] != "running" else min(r["dialogs"] / planned, 1.0)
+    return 0.45 * done
+
+
+async def run_experiment(
+    exps: Experiments,
+    spec: ExperimentSpec,
+    who: str,
+    tick: Tick,
+    started: Callable[[uuid.UUID], Awaitable[None]],
+    every: float = 0.5,
+) -> tuple[uuid.UUID, str]:
+    """Start the experiment and wait for it, reporting progress; a stop asked through `tick`
+    stops it (both arms' parameters are released by the Teacher however it ends)."""
+    row = await exps.start(spec, who)
+    exp_id: uuid.UUID = row["id"]
+    await started(exp_id)
+    entry = exps.running.get(exp_id)
+    if entry is not None:
+        task = entry[0]
+        while not task.done():
+            await asyncio.wait({task}, timeout=every)
+            if await tick(await _arm_share(exps.pool(), exp_id)):
+                exps.stop(exp_id)
+        await asyncio.gather(task, return_exceptions=True)
+    status = (await exps.pool().fetchrow(q("mgr_experiment_runs"), exp_id))["status"]
+    return exp_id, str(status)
+
+
+async def verdict(pool: Any, exp_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await pool.fetchrow(q("mgr_verdict"), exp_id)
+    return None if row is None else dict(row)
+
+
+async def arm_versions(pool: Any, exp_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """{arm: {version, label, params}} of an experiment's prepared parameter versions."""
+    return {r["arm"]: dict(r) for r in await pool.fetch(q("mgr_experiment_versions"), exp_id)}
+
+
+async def params_in_force(service: Service) -> tuple[str, dict[str, Any]]:
+    """(label, parameters) in force: the active version's, else MaaS's own (built-in /
+    MAAS_PARAMS)."""
+    assert service.runtime is not None, "service not started"
+    async with service.runtime.pool.acquire() as conn:
+        row = await tuner.active(conn)
+    if row is not None:
+        return str(row["label"]), dict(tuner.view(row)["params"] or {})
+    serving = await service.runtime.params.active()
+    return serving.version, dict(serving.values)
+
+
+async def activate(pool: Any, version: int, change: tuner.Change) -> int | None:
+    async with pool.acquire() as conn:
+        return await tuner.activate_parameter_version(conn, version, change)
+
+
+async def rollback(pool: Any, change: tuner.Change) -> int | None:
+    async with pool.acquire() as conn:
+        return await tuner.rollback_parameters(conn, change)
