@@ -6,7 +6,7 @@ Changes made here are made by a person (the admin key holder): actor `person`, `
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -41,6 +41,11 @@ Exps = Annotated[Experiments, Depends(experiments)]
 
 class ExperimentIn(BaseModel):
     spec: dict[str, Any] = Field(description="the experiment file's content (experiments/*.yaml)")
+    mode: Literal["paired", "split"] = Field(
+        default="paired",
+        description="paired: both arms through the User Emulator; split: live traffic split by "
+        "thread until stopped",
+    )
     who: str = Field(default="admin api", min_length=1, max_length=200)
 
 
@@ -72,9 +77,9 @@ async def start_experiment(body: ExperimentIn, exps: Exps) -> Any:
     arms through the User Emulator in the background; follow it with GET …/experiments/{id}."""
     try:
         spec = parse(body.spec, body.spec.get("name", "spec") if body.spec else "spec")
+        row = await exps.start(spec, body.who, body.mode)
     except SpecError as exc:
         raise InvalidSpec(str(exc)) from exc
-    row = await exps.start(spec, body.who)
     return await get_experiment(row["id"], exps)
 
 
@@ -108,8 +113,14 @@ async def get_verdict(experiment_id: uuid.UUID, exps: Exps) -> Any:
 
 
 @router.post("/experiments/{experiment_id}/stop")
-async def stop_experiment(experiment_id: uuid.UUID, exps: Exps) -> Any:
+async def stop_experiment(experiment_id: uuid.UUID, exps: Exps, request: Request) -> Any:
+    """Paired: ask the running experiment to stop (no verdict). Split: end the split and
+    analyse it now (the verdict is stored)."""
     view = await get_experiment(experiment_id, exps)
+    if view["mode"] == "split" and view["status"] == "running":
+        await exps.end_split(experiment_id)
+        _invalidate(request)
+        return await get_experiment(experiment_id, exps)
     view["stop_requested"] = exps.stop(experiment_id)
     return view
 

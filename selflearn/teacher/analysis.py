@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from selflearn.teacher import stats
-from selflearn.teacher.metrics import METRICS, ArmData, Unit, unit_values
+from selflearn.teacher.metrics import METRICS, SENSOR_METRICS, ArmData, Unit, unit_values
 from selflearn.teacher.spec import ExperimentSpec
 
 NAN = float("nan")
@@ -131,6 +131,11 @@ def roles(spec: ExperimentSpec) -> dict[str, str]:
     return out
 
 
+def split_roles(spec: ExperimentSpec) -> dict[str, str]:
+    """A split experiment measures the sensor metrics only."""
+    return {m: r for m, r in roles(spec).items() if m in SENSOR_METRICS}
+
+
 @dataclass
 class Inputs:
     spec: ExperimentSpec
@@ -146,7 +151,8 @@ def analyse(inp: Inputs) -> Verdict:
     margins = {g.metric: g.margin for g in spec.guardrails}
     results: dict[str, MetricResult] = {}
     pvals: dict[str, stats.PValues] = {}
-    for name, role in roles(spec).items():
+    wanted = split_roles(spec) if inp.baseline.by_thread else roles(spec)
+    for name, role in wanted.items():
         s = _sample(ub.get(name, {}), uv.get(name, {}), inp.paired)
         pvals[name] = _pvalues(s, METRICS[name].direction, margins.get(name, 0.0), spec.test)
         results[name] = _result(name, role, s, pvals[name], spec)
@@ -162,7 +168,8 @@ def _checks(inp: Inputs, results: dict[str, MetricResult]) -> tuple[dict[str, An
     n_b, n_v = _probe_count(inp.baseline), _probe_count(inp.variant)
     srm = stats.srm_pvalue(n_b, n_v)
     if srm < stats.SRM_ALPHA:
-        problems.append(f"sample ratio mismatch: {n_b} vs {n_v} probes (p={srm:.2g})")
+        what = "threads" if inp.baseline.by_thread else "probes"
+        problems.append(f"sample ratio mismatch: {n_b} vs {n_v} {what} (p={srm:.2g})")
     for r in results.values():
         if r.role != "secondary" and min(r.n_baseline, r.n_variant) < spec.min_sample:
             n = min(r.n_baseline, r.n_variant)
@@ -179,7 +186,7 @@ def _checks(inp: Inputs, results: dict[str, MetricResult]) -> tuple[dict[str, An
 
 
 def _probe_count(data: ArmData) -> int:
-    return len(data.probes)
+    return data.units
 
 
 def _decide(

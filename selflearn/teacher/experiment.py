@@ -30,14 +30,25 @@ from selflearn.queries import q
 from selflearn.settings import SelflearnSettings
 from selflearn.teacher import judge as judging
 from selflearn.teacher.analysis import Inputs, Verdict, analyse
-from selflearn.teacher.metrics import ArmData, Judged, Probe, Retrieved, RunCost
-from selflearn.teacher.spec import ExperimentSpec
+from selflearn.teacher.metrics import SENSOR_METRICS, ArmData, Judged, Probe, Retrieved, RunCost
+from selflearn.teacher.spec import ExperimentSpec, SpecError, parse
 
 log = logging.getLogger(__name__)
 
 
 class ExperimentFailed(Exception):
     """An arm could not be played or measured; recorded on the experiment."""
+
+
+def check_split(spec: ExperimentSpec) -> None:
+    """A split experiment runs on live traffic: no planted facts, no judge; sensor metrics only."""
+    asked = [spec.primary_metric, *(g.metric for g in spec.guardrails)]
+    bad = [m for m in asked if m not in SENSOR_METRICS]
+    if bad:
+        raise SpecError(
+            f"{spec.name}: a split experiment measures live traffic with sensor "
+            f"metrics only ({', '.join(SENSOR_METRICS)}), not {', '.join(bad)}"
+        )
 
 
 def arm_order(seed: int) -> tuple[str, str]:
@@ -94,17 +105,24 @@ class Experiments:
         complete = judging.openai_complete(cfg.llm_base_url, key, cfg.llm_model, cfg.llm_timeout_s)
         return judging.LLMJudge(complete, cfg.llm_model)
 
-    async def start(self, spec: ExperimentSpec, who: str) -> dict[str, Any]:
-        judge = self.judge(spec)  # refuse before anything is stored
+    async def start(self, spec: ExperimentSpec, who: str, mode: str = "paired") -> dict[str, Any]:
+        """Paired: both arms through the emulator in the background. Split: live traffic is
+        split by thread from now on, until the experiment is stopped (end_split)."""
+        if mode == "split":
+            check_split(spec)
+        judge = self.judge(spec) if mode == "paired" else None  # refuse before storing anything
         async with self.pool().acquire() as conn, conn.transaction():
             try:
                 row = await conn.fetchrow(
-                    q("teacher_create_experiment"), spec.name, spec.raw, spec.hash, "paired"
+                    q("teacher_create_experiment"), spec.name, spec.raw, spec.hash, mode
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("another experiment is running; stop it or wait") from exc
             base = await self._base(conn)
             await tuner.prepare_experiment(conn, spec, row["id"], base, who)
+        if judge is None:
+            self._invalidate()  # the split starts with the next run
+            return dict(row)
         stop = asyncio.Event()
         task = asyncio.create_task(self._run(row["id"], spec, judge, stop), name="experiment")
         self.running[row["id"]] = (task, stop)
@@ -117,6 +135,36 @@ class Experiments:
             return dict(current["params"])
         assert self.service.runtime is not None
         return dict((await self.service.runtime.params.active()).values)
+
+    async def end_split(self, exp_id: uuid.UUID) -> Verdict:
+        """Stop splitting traffic and analyse it: unpaired (Welch / Mann-Whitney) per thread,
+        from the sensor rows of each arm's version since the experiment started."""
+        row = await self.pool().fetchrow(q("teacher_get_experiment"), exp_id)
+        spec = parse(row["spec"], row["name"])
+        labels = {arm: f"tuner-{v}" for arm, v in row["versions"].items()}
+        await self._finish(exp_id, "done", None)  # first: new runs get the active version again
+        await asyncio.sleep(self.settings.params_poll_s)  # … in every process
+        await self._wait_for_sensor_split()
+        runs = await self.pool().fetch(
+            q("teacher_split_runs"), labels["baseline"], labels["variant"], row["started_at"]
+        )
+        arms = {arm: ArmData(by_thread=True) for arm in labels}
+        by_label = {label: arm for arm, label in labels.items()}
+        for r in runs:
+            cost = RunCost(str(r["user_id"]), str(r["thread_id"]), r["latency_ms"], r["tokens"],
+                           r["found_anything"])  # fmt: skip
+            arms[by_label[r["param_version"]]].runs.append(cost)
+        verdict = analyse(Inputs(spec, arms["baseline"], arms["variant"], paired=False))
+        await store_verdict(self.pool(), exp_id, spec, verdict, None)
+        return verdict
+
+    async def _wait_for_sensor_split(self) -> None:
+        deadline = time.monotonic() + self.settings.experiment_sensor_timeout_s
+        while time.monotonic() < deadline:
+            lag = await self.pool().fetchval(q("sensor_stats_lag"))
+            if not lag:
+                return
+            await asyncio.sleep(0.2)
 
     def stop(self, experiment_id: uuid.UUID) -> bool:
         entry = self.running.get(experiment_id)

@@ -72,6 +72,7 @@ class RunCost:
     thread_id: str | None
     latency_ms: float
     tokens: int
+    found: bool | None = None  # found_anything (split experiments' unit values)
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,23 @@ class Judged:
     utilisation: float | None  # share of used memories the answer uses; None: none used
 
 
+# What a split experiment (live traffic, no planted facts) can measure: sensor tables only.
+SENSOR_METRICS = ("found_anything_rate", "latency_p50_ms", "latency_p95_ms", "tokens_per_dialog")
+
+
 @dataclass
 class ArmData:
     probes: list[Probe] = field(default_factory=list)
     runs: list[RunCost] = field(default_factory=list)
     judged: dict[str, Judged] = field(default_factory=dict)
+    by_thread: bool = False  # split experiments: the unit is the thread (dialog), not the episode
+
+    @property
+    def units(self) -> int:
+        """Sample size for the SRM check: probes (paired) or threads (split)."""
+        if self.by_thread:
+            return len({r.thread_id for r in self.runs})
+        return len(self.probes)
 
 
 def _facts_hit(p: Probe, used_only: bool) -> float | None:
@@ -143,8 +156,29 @@ def _cost_values(data: ArmData, units: dict[str, Unit]) -> dict[str, dict[Unit, 
     }
 
 
+def thread_values(data: ArmData) -> dict[str, dict[Unit, float]]:
+    """Split experiments: the sensor metrics per thread (unit = (thread, thread))."""
+    by: dict[Unit, list[RunCost]] = defaultdict(list)
+    for run in data.runs:
+        by[(str(run.thread_id), str(run.thread_id))].append(run)
+    return {
+        "found_anything_rate": {
+            u: float(np.mean([bool(r.found) for r in rs])) for u, rs in by.items()
+        },
+        "latency_p50_ms": {
+            u: float(np.percentile([r.latency_ms for r in rs], 50)) for u, rs in by.items()
+        },
+        "latency_p95_ms": {
+            u: float(np.percentile([r.latency_ms for r in rs], 95)) for u, rs in by.items()
+        },
+        "tokens_per_dialog": {u: float(sum(r.tokens for r in rs)) for u, rs in by.items()},
+    }
+
+
 def unit_values(data: ArmData) -> dict[str, dict[Unit, float]]:
     """{metric: {unit: value}} over the arm's units; a unit without a defined value is absent."""
+    if data.by_thread:
+        return thread_values(data)
     rows = [(p.unit, _probe_values(p, data.judged.get(p.run_id))) for p in data.probes]
     out = {
         name: _mean_by_unit((unit, values[name]) for unit, values in rows)

@@ -101,3 +101,17 @@ SELECT id, experiment_id, spec_hash, verdict, reasons, recommendations, metrics,
        judge_version, created_at
 FROM selflearn.verdicts WHERE experiment_id = $1
 ORDER BY id DESC LIMIT 1
+
+-- name: teacher_split_runs
+-- Finished chat runs of a split experiment's arms: $1 baseline label, $2 variant label, $3 the
+-- experiment's start; one row per run with its thread (the unit of a split experiment).
+SELECT param_version, user_id, thread_id, latency_ms, prompt_tokens + completion_tokens AS tokens,
+       found_anything
+FROM selflearn.sensor_events
+WHERE param_version IN ($1, $2) AND started_at >= $3 AND stop_at = 'COMPLETED'
+  AND thread_id IS NOT NULL
+
+-- name: sensor_stats_lag
+-- Finished runs the sensor has not recorded yet (any user).
+SELECT count(*) AS n FROM selflearn.finished_runs f
+WHERE NOT EXISTS (SELECT 1 FROM selflearn.sensor_events s WHERE s.run_id = f.run_id)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from selflearn.experiment_cli import table
+from selflearn.paramsource import arm_for
 from tests.conftest import ADMIN_KEY
 from tests.helpers import eventually
 
@@ -135,3 +136,47 @@ def test_cli_table_lists_every_metric_with_ci_and_p() -> None:
     assert (
         "verdict: SHIP" in text and "[+0.05, +0.15]" in text and "recommendation: ship it" in text
     )
+
+
+async def test_split_experiment_assigns_threads_by_hash_and_analyses_unpaired(
+    learn_api: Any,
+) -> None:
+    async with learn_api() as api:
+        pool = api.service.runtime.pool
+        refused = await api.client.post(BASE, json={"spec": small_spec(), "mode": "split"},
+                                        headers=ADMIN)  # fmt: skip
+        assert refused.status_code == 422 and "sensor metrics only" in refused.text
+        spec = small_spec(
+            name="split-probe",
+            primary_metric="found_anything_rate",
+            guardrails=[{"metric": "latency_p95_ms", "margin": 500}],
+            min_sample=2,
+        )
+        resp = await api.client.post(BASE, json={"spec": spec, "mode": "split"}, headers=ADMIN)
+        assert resp.status_code == 202, resp.text
+        view = resp.json()
+        assert view["mode"] == "split" and view["status"] == "running"
+        labels = {arm: f"tuner-{v}" for arm, v in view["versions"].items()}
+
+        alice = await api.user("alice")
+        for i in range(10):  # ten new threads, one run each
+            sent = await alice.post("/v1/chat", json={"message": f"My note number {i} is here."})
+            run = (await alice.get(f"/v1/runs/{sent.json()['run_id']}")).json()
+            arm = arm_for(view["id"], sent.json()["thread_id"])
+            assert run["param_version"] == labels[arm]  # the thread's hash decides, every time
+
+        ended = await api.client.post(f"{BASE}/{view['id']}/stop", headers=ADMIN)
+        assert ended.status_code == 200 and ended.json()["status"] == "done"
+        verdict = (await api.client.get(f"{BASE}/{view['id']}/verdict", headers=ADMIN)).json()
+        assert verdict["checks"]["paired"] is False and sum(verdict["checks"]["probes"]) == 10
+        assert set(verdict["metrics"]) == {"found_anything_rate", "latency_p50_ms",
+                                           "latency_p95_ms", "tokens_per_dialog"}  # fmt: skip
+        assert verdict["metrics"]["found_anything_rate"]["test"] == "welch"
+        recorded = await pool.fetch(
+            "SELECT DISTINCT experiment_arm, param_version FROM selflearn.sensor_events"
+        )
+        assert {(r["experiment_arm"], r["param_version"]) for r in recorded} <= {
+            (a, label) for a, label in labels.items()}  # fmt: skip
+        after = await alice.post("/v1/chat", json={"message": "And after the split?"})
+        run = (await alice.get(f"/v1/runs/{after.json()['run_id']}")).json()
+        assert run["param_version"] == "builtin"  # the split ended with the experiment
