@@ -1,0 +1,53 @@
+"""store.write's near-duplicate merge, served by the (user, trigram) GiST index of migration 0012:
+same result as before — per user, valid memories only, threshold from the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from maas.db.pool import connect
+from maas.db.queries import q
+from maas.memory import store
+
+
+def memory(user: uuid.UUID, text: str, source: int) -> store.NewMemory:
+    return store.NewMemory(user, text, "fact", None, 0.5, datetime.now(UTC), [source], None)
+
+
+async def _user(conn: Any, name: str) -> uuid.UUID:
+    sql = (
+        "INSERT INTO maas.users (name, api_key_hash, key_prefix) VALUES ($1, $1, 'p') RETURNING id"
+    )
+    user: uuid.UUID = await conn.fetchval(sql, name)
+    return user
+
+
+async def test_near_duplicates_merge_per_user_and_only_into_valid_memories(db_url: str) -> None:
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        async with conn.transaction():
+            await conn.execute(q("set_trgm_thresholds"), "0.8", "0.8")
+            for i in range(200):  # enough rows for the index to matter
+                await store.write(conn, memory(alice, f"Alice note {i}: the {i} blue herons", i))
+            text = "Caroline adopted a tabby cat named Pixel in March 2021."
+            assert await store.write(conn, memory(alice, text, 1000)) is True
+            assert (
+                await store.write(conn, memory(alice, text.replace("2021.", "2021 too."), 1001))
+                is False
+            )
+            assert (
+                await store.write(conn, memory(bob, text + " Indeed", 2000)) is True
+            )  # other user
+            merged = await conn.fetchval(
+                "SELECT source_message_ids FROM maas.memories WHERE user_id = $1 AND text = $2",
+                alice,
+                text,
+            )
+            assert merged == [1000, 1001]
+            await conn.execute("UPDATE maas.memories SET valid_to = now() WHERE text = $1", text)
+            assert await store.write(conn, memory(alice, text + " Really", 1002)) is True
+    finally:
+        await conn.close()
