@@ -634,7 +634,12 @@ async def near_duplicates(
     same user)."""
     conn = await connect(dsn)
     try:
-        row = await conn.fetchrow(NEAR_DUP_SQL, list(user_ids), threshold)
+        # Fresh tables may not be analyzed yet: estimated at a few rows, the prefix self-join ran
+        # as a nested loop for minutes. Statistics first, and a hash join either way.
+        await conn.execute("ANALYZE maas.memories")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_nestloop = off")
+            row = await conn.fetchrow(NEAR_DUP_SQL, list(user_ids), threshold)
     finally:
         await conn.close()
     return int(row["memories"]), int(row["near_dups"])
