@@ -49,20 +49,17 @@ async def search(
 ) -> list[Candidate]:
     """Candidates from every arm, fused by weighted reciprocal rank, best first. `names` are the
     people the query mentions: what they said gets `retrieval.w_speaker` more."""
-    threshold = params.num("retrieval.trgm_threshold")
-    async with conn.transaction():
-        await conn.execute(q("set_trgm_thresholds"), str(threshold), str(threshold))
-        rows = await conn.fetch(
-            q("search_memories"),
-            user_id,
-            " ".join([query, *keywords]),
-            trigram_terms(keywords, params),
-            vector_text(embedding),
-            int(params["retrieval.candidate_limit"]),
-            bool(params["retrieval.include_superseded"]),
-            params.num("retrieval.bm25_k1"),
-            params.num("retrieval.bm25_b"),
-        )
+    args = (
+        user_id,
+        " ".join([query, *keywords]),
+        trigram_terms(keywords, params),
+        vector_text(embedding),
+        int(params["retrieval.candidate_limit"]),
+        bool(params["retrieval.include_superseded"]),
+        params.num("retrieval.bm25_k1"),
+        params.num("retrieval.bm25_b"),
+    )
+    rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
     found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
     prefer_speakers(found, names or [], params.num("retrieval.w_speaker"))
     kept = sorted(
@@ -70,6 +67,17 @@ async def search(
         key=lambda c: (-c.score, -c.id),
     )
     return await with_siblings(conn, user_id, kept, params)
+
+
+async def _search_rows(conn: Any, args: tuple[Any, ...], threshold: float) -> list[Any]:
+    """search_memories; the trigram threshold is set (transaction-local) only when the trigram
+    arm has terms: with none (its weight is 0 by default) it would cost BEGIN, SET and COMMIT,
+    three round trips, for an operator that is never evaluated."""
+    if not args[2]:
+        return list(await conn.fetch(q("search_memories"), *args))
+    async with conn.transaction():
+        await conn.execute(q("set_trgm_thresholds"), str(threshold), str(threshold))
+        return list(await conn.fetch(q("search_memories"), *args))
 
 
 async def with_siblings(
