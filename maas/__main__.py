@@ -194,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     locomo = bench.add_parser("locomo", help="LoCoMo retrieval through /v1/context vs BM25")
     locomo.add_argument("--data", type=Path, required=True, help="directory of LoCoMo *.json")
     locomo.add_argument("--json", type=Path, default=None)
-    locomo.add_argument("--embedder", choices=("none", "local"), default="none")
+    locomo.add_argument(
+        "--embedder",
+        choices=("auto", "none", "local"),
+        default="auto",
+        help="auto (default): local when installed, as `maas serve` does",
+    )
     locomo.add_argument("--budgets", default="500,2000", help="token budgets, comma-separated")
     locomo.add_argument("--limit-conversations", type=int, default=None)
     locomo.add_argument("--concurrency", type=int, default=4)

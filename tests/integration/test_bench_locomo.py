@@ -280,7 +280,12 @@ def test_bench_locomo_end_to_end_on_the_mini_conversation(
             assert all(set(cells) == GROUPS for cells in tree[key].values())
             assert _in_unit_range(tree[key])
             assert all(cells["3"] is None for cells in tree[key].values())  # no category 3
-    assert data["config"] == {"llm_mode": "offline", "embedder": "none", "param_version": "builtin"}
+    # --embedder defaults to auto: the local model the README's install brings (as maas serve)
+    assert data["config"] == {
+        "llm_mode": "offline",
+        "embedder": "local:all-minilm-l6-v2",
+        "param_version": "builtin",
+    }
 
     extras = data["extras"]
     assert extras["questions"] == 7 and extras["evidence_ids_missing"] == 1
