@@ -74,6 +74,7 @@ LIMIT $2
 
 -- name: tuner_source_state
 -- What the parameter source serves: the active version and the running experiment's arms.
+-- (teacher_hold_experiment takes the lock a paired experiment is alive by.)
 SELECT (SELECT jsonb_build_object('label', a.label, 'params', a.params)
         FROM selflearn.experiment_parameters a WHERE a.active) AS active,
        (SELECT jsonb_build_object(
@@ -82,7 +83,14 @@ SELECT (SELECT jsonb_build_object('label', a.label, 'params', a.params)
                                    'label', p.label, 'params', p.params))
                           FROM selflearn.experiment_parameters p
                           WHERE p.experiment_id = x.id AND p.arm IS NOT NULL))
-        FROM selflearn.experiments x WHERE x.status = 'running') AS experiment
+        FROM selflearn.experiments x
+        WHERE x.status = 'running'
+          -- a paired experiment steers only while the process running it holds its lock
+          AND (x.mode = 'split' OR EXISTS (
+                SELECT 1 FROM pg_locks l
+                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                  AND l.classid = hashtext('selflearn.experiment')::oid
+                  AND l.objid = hashtext(x.id::text)::oid))) AS experiment
 
 -- name: tuner_window
 -- Guardrail window of one parameter version: its last $2 finished runs ($1 its label) that are

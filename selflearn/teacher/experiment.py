@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from maas.db.pool import connect
 from maas.errors import BadRequest, Conflict
 from maas.params import ParamSource
 from maas.service import Service
@@ -111,21 +112,42 @@ class Experiments:
         if mode == "split":
             check_split(spec)
         judge = self.judge(spec) if mode == "paired" else None  # refuse before storing anything
+        exp_id = uuid.uuid4()
+        holder = await self._hold(exp_id) if judge is not None else None
+        try:
+            row = await self._create(spec, who, mode, exp_id)
+        except BaseException:
+            await _close(holder)
+            raise
+        if judge is None:
+            self._invalidate()  # the split starts with the next run
+            return row
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._run(exp_id, spec, judge, stop, holder), name="experiment")
+        self.running[exp_id] = (task, stop)
+        return row
+
+    async def _hold(self, exp_id: uuid.UUID) -> Any:
+        """A paired experiment lives while this connection holds its lock: if the process dies,
+        the lock goes with it and the live arm stops steering (tuner_source_state)."""
+        holder = await connect(self.service.dsn, application_name="selflearn-experiment")
+        await holder.fetchval(q("teacher_hold_experiment"), str(exp_id))
+        return holder
+
+    async def _create(
+        self, spec: ExperimentSpec, who: str, mode: str, exp_id: uuid.UUID
+    ) -> dict[str, Any]:
         async with self.pool().acquire() as conn, conn.transaction():
+            for gone in await conn.fetch(q("teacher_fail_abandoned")):
+                log.warning("experiment %s was abandoned by its process: marked failed", gone["id"])
             try:
                 row = await conn.fetchrow(
-                    q("teacher_create_experiment"), spec.name, spec.raw, spec.hash, mode
+                    q("teacher_create_experiment"), spec.name, spec.raw, spec.hash, mode, exp_id
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("another experiment is running; stop it or wait") from exc
             base = await self._base(conn)
-            await tuner.prepare_experiment(conn, spec, row["id"], base, who)
-        if judge is None:
-            self._invalidate()  # the split starts with the next run
-            return dict(row)
-        stop = asyncio.Event()
-        task = asyncio.create_task(self._run(row["id"], spec, judge, stop), name="experiment")
-        self.running[row["id"]] = (task, stop)
+            await tuner.prepare_experiment(conn, spec, exp_id, base, who)
         return dict(row)
 
     async def _base(self, conn: Any) -> dict[str, Any]:
@@ -173,7 +195,12 @@ class Experiments:
         return entry is not None
 
     async def _run(
-        self, exp_id: uuid.UUID, spec: ExperimentSpec, judge: judging.Judge, stop: asyncio.Event
+        self,
+        exp_id: uuid.UUID,
+        spec: ExperimentSpec,
+        judge: judging.Judge,
+        stop: asyncio.Event,
+        holder: Any = None,
     ) -> None:
         status, error = "failed", None
         try:
@@ -191,6 +218,7 @@ class Experiments:
         finally:
             self.running.pop(exp_id, None)
             await self._finish(exp_id, status, error)
+            await _close(holder)
 
     async def _switch(self, exp_id: uuid.UUID, arm: str | None, spec: ExperimentSpec) -> None:
         async with self.pool().acquire() as conn, conn.transaction():
@@ -298,6 +326,15 @@ class Experiments:
         tasks = [t for t, _ in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 1.0, 0.5))
+
+
+async def _close(conn: Any) -> None:
+    if conn is None or conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), 2.0)
+    except Exception:  # a dead socket: terminate instead
+        conn.terminate()
 
 
 async def store_verdict(

@@ -2,9 +2,9 @@
 -- judgements and verdicts (migration 0008).
 
 -- name: teacher_create_experiment
--- $1 name, $2 spec (jsonb, frozen), $3 spec hash, $4 mode (paired / split).
-INSERT INTO selflearn.experiments (name, spec, spec_hash, mode)
-VALUES ($1, $2, $3, $4)
+-- $1 name, $2 spec (jsonb, frozen), $3 spec hash, $4 mode (paired / split), $5 id.
+INSERT INTO selflearn.experiments (name, spec, spec_hash, mode, id)
+VALUES ($1, $2, $3, $4, $5)
 RETURNING id, name, spec_hash, mode, status, started_at
 
 -- name: teacher_set_live_arm
@@ -115,3 +115,20 @@ WHERE param_version IN ($1, $2) AND started_at >= $3 AND stop_at = 'COMPLETED'
 -- Finished runs the sensor has not recorded yet (any user).
 SELECT count(*) AS n FROM selflearn.finished_runs f
 WHERE NOT EXISTS (SELECT 1 FROM selflearn.sensor_events s WHERE s.run_id = f.run_id)
+
+-- name: teacher_hold_experiment
+-- $1 experiment: the session lock a paired experiment is alive by (released when its process,
+-- or its connection, goes away). True when taken.
+SELECT pg_try_advisory_lock(hashtext('selflearn.experiment'), hashtext($1::text))
+
+-- name: teacher_fail_abandoned
+-- Paired experiments still 'running' whose process is gone (nobody holds their lock).
+UPDATE selflearn.experiments x
+SET status = 'failed', live_arm = NULL, finished_at = now(),
+    error = 'abandoned: the process running it stopped'
+WHERE x.status = 'running' AND x.mode = 'paired'
+  AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                    AND l.classid = hashtext('selflearn.experiment')::oid
+                    AND l.objid = hashtext(x.id::text)::oid)
+RETURNING x.id

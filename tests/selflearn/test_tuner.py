@@ -12,12 +12,14 @@ import asyncpg
 import pytest
 
 from maas.db.pool import connect
-from maas.params import defaults
+from maas.params import BuiltinParams, defaults
 from selflearn import tuner
-from selflearn.paramsource import SourceState, arm_for
+from selflearn.paramsource import SourceState, TunerParams, arm_for
+from selflearn.queries import q
 from selflearn.teacher import guardrails
 from selflearn.teacher.spec import parse
 from tests.conftest import ADMIN_KEY
+from tests.helpers import eventually
 from tests.selflearn.test_teacher_stats import SPEC
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -233,3 +235,28 @@ async def test_a_switch_reaches_new_runs_without_restart(learn_api: Any) -> None
         assert run["param_version"] == "builtin"
         audit = (await api.client.get("/v1/selflearn/audit", headers=ADMIN)).json()
         assert [a["action"] for a in audit] == ["deactivate", "activate", "store"]
+
+
+async def test_a_paired_experiment_steers_only_while_its_process_holds_its_lock(
+    conn: Any, db_url: str
+) -> None:
+    spec = parse(SPEC)
+    exp = await _experiment(conn, spec)
+    _, variant = await tuner.prepare_experiment(conn, spec, exp, defaults().values)
+    await conn.execute("UPDATE selflearn.experiments SET live_arm = 'variant' WHERE id = $1", exp)
+    source = TunerParams(lambda: conn, BuiltinParams(), poll_s=0.0)
+    assert (await source.active()).version == "builtin"  # nobody holds it: abandoned, ignored
+
+    holder = await connect(db_url)
+    assert await holder.fetchval(q("teacher_hold_experiment"), str(exp)) is True
+    assert (await source.active()).version == f"tuner-{variant}"
+    assert await conn.fetch(q("teacher_fail_abandoned")) == []  # alive: left alone
+    await holder.close()  # the process running it dies
+
+    async def released() -> bool:
+        return (await source.active()).version == "builtin"
+
+    await eventually(released, timeout=5)
+    assert [r["id"] for r in await conn.fetch(q("teacher_fail_abandoned"))] == [exp]
+    status = await conn.fetchval("SELECT status FROM selflearn.experiments WHERE id = $1", exp)
+    assert status == "failed"
