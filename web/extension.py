@@ -13,7 +13,7 @@ from maas.api import errors
 from maas.service import Service
 from web.auth import LoginRequired, ReadOnly, login_redirect, viewer
 from web.render import render
-from web.routes import chat, login, memories, runs, testruns
+from web.routes import chat, dashboard, login, memories, runs, testruns
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -35,7 +35,7 @@ def extend(app: FastAPI, service: Service) -> None:
     """Pages under /ui (and `/`), static files under /ui/static; the service is reached per
     request through app.state, as the API does."""
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    for module in (login, chat, runs, memories, testruns):
+    for module in (login, chat, runs, memories, testruns, dashboard):
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(ReadOnly, _read_only)

@@ -329,6 +329,7 @@ class Manager:
     async def recover(self) -> list[tuple[uuid.UUID, str]]:
         """Cycles whose process died: a macro whose verdict was stored is resumed (the decision
         and the report are made here); every other one is marked aborted."""
+        await self._end_stale_experiments()
         handled = []
         for row in await self.pool().fetch(q("mgr_cycle_orphans")):
             adopted = await self.pool().fetchval(
@@ -357,15 +358,23 @@ class Manager:
         has_verdict = await teaching.verdict(self.pool(), exp_id) is not None
         return row is not None and row["status"] == "done" and has_verdict
 
-    async def _abort_orphan(self, cycle: Cycle, phase: str) -> None:
-        """The experiments the dead process was running are ended too, or none could start."""
-        for exp in await self.pool().fetch(q("mgr_orphan_experiments"), cycle.id):
+    async def _end_experiments(self, rows: list[Any]) -> None:
+        """Experiments a dead process was running for a cycle are ended too: one left
+        'running' would steer parameters and block every later experiment."""
+        for exp in rows:
             if exp["id"] not in self.experiments.running:
                 await self.pool().execute(
                     q("teacher_finish_experiment"), exp["id"], "failed",
                     "interrupted: the process running it stopped (its cycle was aborted)",
                 )  # fmt: skip
-        self.invalidate()
+        if rows:
+            self.invalidate()
+
+    async def _end_stale_experiments(self) -> None:
+        await self._end_experiments(await self.pool().fetch(q("mgr_stale_experiments")))
+
+    async def _abort_orphan(self, cycle: Cycle, phase: str) -> None:
+        await self._end_experiments(await self.pool().fetch(q("mgr_orphan_experiments"), cycle.id))
         error = f"interrupted during '{phase}': the process running it stopped; not resumable"
         await self._finish(cycle, "aborted", "interrupted", {}, error)
 
@@ -394,9 +403,13 @@ class Manager:
         return 0.0
 
     async def _shutdown(self) -> None:
+        """Record each cycle of this process as aborted first (the pool closes after a short
+        grace, maybe before an experiment has wound down), then stop them."""
         for _task, cycle in list(self.running.values()):
             cycle.shutdown = True
             cycle.stop.set()
+            error = f"shut down during '{cycle.phase}'"
+            await self._finish(cycle, "aborted", "stopped", {}, error)
         tasks = [t for t, _ in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 0.5, 0.5))

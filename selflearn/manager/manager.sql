@@ -268,3 +268,11 @@ FROM selflearn.parameter_audit
 WHERE action <> 'experiment_arm'
 ORDER BY id DESC
 LIMIT $1
+
+-- name: mgr_stale_experiments
+-- Experiments still marked running whose cycle has ended (it was aborted at a shutdown while
+-- the experiment wound down, and the process went away before recording the experiment's end).
+SELECT DISTINCT x.id FROM selflearn.cycle_experiments ce
+JOIN selflearn.cycles c ON c.id = ce.cycle_id
+JOIN selflearn.experiments x ON x.id = ce.experiment_id
+WHERE c.status <> 'running' AND x.status = 'running'

@@ -77,6 +77,7 @@ def steps(lever: Lever, current: float) -> list[float | int]:
     """Candidate values of a lever from the current value: halfway to the end it points at
     (both ends for a goal's own space), nearest first."""
     ends = {1: [lever.high], -1: [lever.low]}.get(lever.way, [lever.low, lever.high])
+    current = min(max(current, lever.low), lever.high)  # from outside the range: its edge
     out = []
     for end in ends:
         for share in (0.5, 1.0):

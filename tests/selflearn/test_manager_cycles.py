@@ -1,0 +1,106 @@
+"""Micro and deep cycles in offline mode, and the Manager's pure parts (levers, the critical
+rule, plot geometry, Markdown escaping)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from selflearn.manager import plots, policy, reports
+from selflearn.manager.deep import holdout_seed, scenarios_of, storage_url
+from tests.selflearn.manager_helpers import (
+    BASE,
+    BROKEN,
+    activate,
+    ended,
+    goal,
+    managed,
+    manager_settings,
+)
+
+
+async def test_micro_cycle_measures_the_parameters_in_force(db_url: str, tmp_path: Path) -> None:
+    async with managed(db_url, tmp_path) as api:
+        c = api.client
+        g = await goal(c, constraints=[{"metric": "answer_accuracy", "op": ">=", "value": 0.99}])
+        started = (
+            await c.post(f"{BASE}/cycles", json={"kind": "micro", "goal_id": g["id"]})
+        ).json()
+        view = await ended(c, started["id"], 90)
+        assert view["status"] == "done" and view["outcome"] in ("healthy", "degraded"), view
+        facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
+        micro = facts["micro"]
+        assert micro["sensor"]["runs"] == micro["sensor"]["recorded"] > 0  # a row for every run
+        found = micro["metrics"]["found_anything_rate"]
+        assert 0 <= found["value"] <= 1 and found["n"] == 2 and len(found["ci"]) == 2
+        now = (await c.get(f"{BASE}/goals/{g['id']}")).json()
+        assert now["current"] == found["value"] and now["current_version"] == "builtin"
+        if micro["metrics"]["answer_accuracy"]["value"] < 0.99:
+            assert view["outcome"] == "degraded" and micro["problems"]
+
+
+async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: Path) -> None:
+    async with managed(db_url, tmp_path) as api:
+        c = api.client
+        await activate(c, BROKEN, "a bad change made by hand")
+        g = await goal(c, search_space={"retrieval.min_score": [0.0, 0.1]})
+        body = {"kind": "deep", "goal_id": g["id"], "trials": 2}
+        started = (await c.post(f"{BASE}/cycles", json=body)).json()
+        view = await ended(c, started["id"], 180)
+        assert view["status"] == "done", view
+        roles = [x["role"] for x in view["experiments"]]
+        assert roles == ["trial", "trial", "confirm"], view
+        assert view["outcome"] == "proposed"  # a deep search's best waits for a person
+        facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
+        assert [t["number"] for t in facts["trials"]] == [0, 1]
+        cycle = (await c.get(f"{BASE}/cycles/{view['id']}")).json()
+        result = (await api.service.runtime.pool.fetchval(
+            "SELECT result FROM selflearn.cycles WHERE id = $1", cycle["id"]))  # fmt: skip
+        assert not set(result["searched_scenarios"]) & set(result["confirm_scenarios"])
+        trials = await api.service.runtime.pool.fetchval(
+            "SELECT count(*) FROM selflearn_optuna.trials t JOIN selflearn_optuna.studies s "
+            "USING (study_id) WHERE s.study_name = $1", f"cycle-{view['id']}"
+        )  # fmt: skip
+        assert trials == 2  # the study is stored in our Postgres
+
+
+def test_levers_and_the_critical_rule() -> None:
+    g = {"metric": "retrieval_precision", "search_space": {}}
+    base = {"retrieval.min_score": 0.05, "retrieval.candidate_limit": 200}
+    first = policy.next_variant(g, base, [])
+    assert first == {"retrieval.min_score": 0.525}
+    assert policy.next_variant(g, base, [first]) == {"retrieval.min_score": 1.0}
+    assert policy.next_variant(g, base, [first, {"retrieval.min_score": 1.0}]) == {
+        "retrieval.candidate_limit": 105
+    }
+    cfg = manager_settings()
+    assert (
+        policy.critical_reasons(cfg, {"context.max_tokens": 1500}, {"context.max_tokens": 2000})
+        == []
+    )
+    [why] = policy.critical_reasons(cfg, {"context.max_tokens": 1500}, {"context.max_tokens": 9000})
+    assert "outside the bound" in why
+    assert policy.critical_reasons(cfg, {"llm.temperature": 0.2}, {"llm.temperature": 0.3})
+
+
+def test_plot_geometry_and_markdown_escaping() -> None:
+    [bar] = plots.forest([{"name": "latency_p95_ms", "delta": -10.0, "ci": [-20.0, 0.0]}], 200,
+                         {"latency_p95_ms": -1})  # fmt: skip
+    assert bar.zero == 100 and bar.low == 4.0 and bar.high == 100 and bar.better is True
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    later = t0 + timedelta(hours=1)
+    series = plots.goal_series(
+        [{"measured_at": t0, "value": 0.2, "source": "baseline", "in_force": True},
+         {"measured_at": later, "value": 0.9, "source": "variant", "in_force": True}],
+        [{"at": t0 + timedelta(minutes=30), "action": "activate", "version": 3}], 0.8, 200, 100,
+    )  # fmt: skip
+    assert series.points[0][:2] == (24.0, 76.0) and series.points[1][0] == 176.0
+    assert series.marks == [(100.0, "activate → 3")] and len(series.line.split()) == 2
+    assert reports.md("<script>|x") == "&lt;script&gt;\\|x"
+
+
+def test_confirmation_scenarios_are_unseen() -> None:
+    seen = scenarios_of(1, 6)
+    seed = holdout_seed(seen, 12, 5)
+    assert not scenarios_of(seed, 12) & seen
+    assert storage_url("postgresql://u@/db?host=/tmp") == "postgresql+psycopg://u@/db?host=/tmp"

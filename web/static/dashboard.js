@@ -1,0 +1,93 @@
+// Self-learning dashboard: every action goes through the admin JSON API (/v1/selflearn/...) with
+// the session cookie; running cycles are polled for live progress and the page reloads when one
+// ends. Text only ever goes into the page as textContent (common.js el()).
+import { api } from "./common.js";
+
+const BASE = "/v1/selflearn";
+const POLL_MS = 500;
+const errorBox = document.getElementById("dash-error");
+
+function showError(error) {
+  errorBox.textContent = error ? String(error.message || error) : "";
+  errorBox.hidden = !error;
+}
+
+function guarded(action) {
+  return (event) => {
+    event.preventDefault();
+    showError("");
+    action(event).catch(showError);
+  };
+}
+
+function on(selector, action) {
+  for (const node of document.querySelectorAll(selector)) node.addEventListener("click", guarded(action));
+}
+
+async function startCycle(event) {
+  const { kind, goal } = event.currentTarget.dataset;
+  const cycle = await api(`${BASE}/cycles`, { method: "POST", body: { kind, goal_id: Number(goal), who: "dashboard" } });
+  location.assign(`/ui/dashboard/cycles/${encodeURIComponent(cycle.id)}`);
+}
+
+async function stopCycle(event) {
+  event.currentTarget.disabled = true;
+  await api(`${BASE}/cycles/${encodeURIComponent(event.currentTarget.dataset.id)}/stop`, { method: "POST" });
+}
+
+async function decide(event, verdict) {
+  const id = event.currentTarget.dataset.id;
+  await api(`${BASE}/proposals/${encodeURIComponent(id)}/${verdict}`, { method: "POST", body: { who: "dashboard" } });
+  location.reload();
+}
+
+function goalBody(form) {
+  const data = new FormData(form);
+  const body = { name: data.get("name"), metric: data.get("metric"), target: Number(data.get("target")) };
+  if (data.get("c_metric") && data.get("c_value") !== "") {
+    body.constraints = [{ metric: data.get("c_metric"), op: data.get("c_op"), value: Number(data.get("c_value")) }];
+  }
+  if (data.get("s_param") && data.get("s_low") !== "" && data.get("s_high") !== "") {
+    body.search_space = { [data.get("s_param")]: [Number(data.get("s_low")), Number(data.get("s_high"))] };
+  }
+  return body;
+}
+
+async function createGoal(event) {
+  await api(`${BASE}/goals`, { method: "POST", body: goalBody(event.currentTarget) });
+  location.reload();
+}
+
+async function rollback(event) {
+  const reason = new FormData(event.currentTarget).get("reason");
+  await api(`${BASE}/parameters/rollback`, { method: "POST", body: { reason, who: "dashboard" } });
+  location.reload();
+}
+
+function showProgress(item, cycle) {
+  item.dataset.status = cycle.status;
+  item.querySelector(".cycle-progress").value = cycle.progress;
+  item.querySelector(".cycle-pct").textContent = `${Math.round(cycle.progress * 100)}%`;
+  item.querySelector(".cycle-phase").textContent = cycle.phase;
+}
+
+async function follow(item) {
+  for (;;) {
+    const cycle = await api(`${BASE}/cycles/${encodeURIComponent(item.dataset.id)}`);
+    showProgress(item, cycle);
+    if (cycle.status !== "running") return location.reload();
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function init() {
+  on(".start-cycle", startCycle);
+  on(".stop-cycle", stopCycle);
+  on(".approve", (e) => decide(e, "approve"));
+  on(".reject", (e) => decide(e, "reject"));
+  document.getElementById("goal-form")?.addEventListener("submit", guarded(createGoal));
+  document.getElementById("rollback-form")?.addEventListener("submit", guarded(rollback));
+  for (const item of document.querySelectorAll("#running .cycle[data-status=running]")) follow(item).catch(showError);
+}
+
+init();
