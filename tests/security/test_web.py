@@ -20,7 +20,8 @@ from tests.security.conftest import walk
 from web.extension import extend
 
 PUBLIC = {("GET", "/"), ("GET", "/ui/login"), ("POST", "/ui/login"), ("POST", "/ui/logout")}
-# Every other web route: it needs a key; "user" ones refuse the (read-only) admin key.
+# Every other web route: it needs a key; "user" ones refuse the (read-only) admin key, "admin"
+# ones refuse user keys.
 NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/ui/chat"): "user",  # the admin is sent on to /ui/runs
     ("POST", "/ui/threads"): "user",
@@ -30,6 +31,10 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/ui/memories"): "user",
     ("POST", "/ui/memories/{memory_id}/delete"): "user",
     ("GET", "/ui/tests"): "any",
+    # the self-learning dashboard steers the service: the admin key only (a user key: 403)
+    ("GET", "/ui/dashboard"): "admin",
+    ("GET", "/ui/dashboard/cycles/{cycle_id}"): "admin",
+    ("GET", "/ui/dashboard/parameters"): "admin",
 }
 SECRETS = ("4817", "ZEBRAFISH")
 
@@ -61,6 +66,7 @@ async def objects_of(client: httpx.AsyncClient) -> dict[str, str]:
         "run_id": body["run_id"],
         "thread_id": body["thread_id"],
         "memory_id": str(memories[0]["id"]),
+        "cycle_id": str(uuid.uuid4()),
     }
 
 
@@ -71,7 +77,8 @@ def cookie(client: httpx.AsyncClient) -> dict[str, str]:
 
 async def test_no_or_bad_key_is_sent_to_the_login_form(db_url: str, tmp_path: Path) -> None:
     async with web_api(db_url, tmp_path) as api:
-        ids = {"run_id": str(uuid.uuid4()), "thread_id": str(uuid.uuid4()), "memory_id": "1"}
+        ids = {"run_id": str(uuid.uuid4()), "thread_id": str(uuid.uuid4()), "memory_id": "1",
+               "cycle_id": str(uuid.uuid4())}  # fmt: skip
         for headers in ({}, {"Cookie": "maas_key=maas_wrong"}, {"Authorization": "Bearer x"}):
             for method, path in NEEDS:
                 resp = await api.client.request(method, path.format(**ids), headers=headers)
@@ -87,7 +94,9 @@ async def test_user_b_gets_nothing_of_user_a_and_the_admin_only_reads(
         ids = await objects_of(alice)
         for method, path in NEEDS:
             resp = await api.client.request(method, path.format(**ids), headers=cookie(bob))
-            if "{" in path:
+            if NEEDS[(method, path)] == "admin":
+                assert resp.status_code == 403, (method, path, resp.text)
+            elif "{" in path:
                 assert resp.status_code == 404, (method, path, resp.text)
             assert resp.status_code < 500 and not any(s in resp.text for s in SECRETS), path
         page = await api.client.get(f"/ui/chat?thread={ids['thread_id']}", headers=cookie(bob))
@@ -145,8 +154,14 @@ async def test_every_page_sends_a_strict_csp(db_url: str, tmp_path: Path) -> Non
             "/ui/tests",
             f"/ui/runs/{uuid.uuid4()}",
         ]
-        for path in pages:
-            resp = await api.client.get(path, headers=cookie(alice))
+        admin = {"Cookie": f"maas_key={ADMIN_KEY}"}
+        dashboard = [
+            "/ui/dashboard",
+            "/ui/dashboard/parameters",
+            f"/ui/dashboard/cycles/{uuid.uuid4()}",
+        ]
+        for path, who in [*((p, cookie(alice)) for p in pages), *((p, admin) for p in dashboard)]:
+            resp = await api.client.get(path, headers=who)
             csp = resp.headers["content-security-policy"]
             assert resp.headers["content-type"].startswith("text/html"), path
             assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
