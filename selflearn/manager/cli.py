@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         view = follow(http, started["id"], args.poll)
         report = http.get(f"/v1/selflearn/reports/{view['id']}")
     text = report.text if report.status_code == 200 else ""
-    print(text or json.dumps(view, indent=2, default=str))
+    print(text or json.dumps(view, indent=2, default=str), end="" if text else "\n")
     if args.report and text:
         args.report.write_text(text)
     print(f"cycle {view['status']}: {view['outcome'] or view['error']}", file=sys.stderr)
