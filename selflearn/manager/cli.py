@@ -38,6 +38,8 @@ def register(sub: Any) -> None:
     run_p.add_argument("--dialogs", type=int, default=None, help="dialogs per arm / batch")
     run_p.add_argument("--seed", type=int, default=None)
     run_p.add_argument("--trials", type=int, default=None, help="deep: Optuna trials")
+    run_p.add_argument("--trial-dialogs", type=int, default=None, help="deep: dialogs per arm")
+    run_p.add_argument("--confirm-dialogs", type=int, default=None, help="deep: confirmation")
     run_p.add_argument("--url", default=None, help="MaaS URL (default http://HOST:PORT)")
     run_p.add_argument("--report", type=Path, default=None, help="write the Markdown report here")
     run_p.add_argument("--data-dir", type=Path, help="where credentials.json is (admin key)")
@@ -62,7 +64,8 @@ def variant(pairs: list[str]) -> dict[str, Any] | None:
 def body_of(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": args.kind, "goal_id": args.goal, "who": "cli"}
     extra = {"variant": variant(args.set), "dialogs": args.dialogs, "seed": args.seed,
-             "trials": args.trials}  # fmt: skip
+             "trials": args.trials, "trial_dialogs": args.trial_dialogs,
+             "confirm_dialogs": args.confirm_dialogs}  # fmt: skip
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
 

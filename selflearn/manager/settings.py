@@ -25,7 +25,7 @@ class ManagerSettings(BaseSettings):
     recover_s: float = 10.0  # how often orphaned cycles (a dead process's) are looked for
     # Experiment size of macro cycles and deep trials (dialogs per arm, whole episodes of 3).
     macro_dialogs: int = Field(default=24, ge=3, le=630)
-    trial_dialogs: int = Field(default=6, ge=3, le=630)
+    trial_dialogs: int = Field(default=12, ge=3, le=630)  # 4 units: a valid verdict
     micro_dialogs: int = Field(default=12, ge=3, le=630)
     concurrency: int = Field(default=4, ge=1, le=64)
     min_sample: int = Field(default=4, ge=2)
