@@ -16,6 +16,7 @@ hop), `maas serve` as its own process on an embedded data dir, and in the same r
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 import time
@@ -83,6 +84,7 @@ class Results:
     context: dict[int, list[float]] = field(default_factory=dict)
     chat: list[Outcome] = field(default_factory=list)
     timings: list[dict[str, float]] = field(default_factory=list)
+    stage_split_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # work / write
     load: list[Outcome] = field(default_factory=list)
     load_wall_s: float = 0.0
     load_cpu_s: dict[str, float] = field(default_factory=dict)  # service / postgres CPU seconds
@@ -217,19 +219,48 @@ async def chat_sequence(
         out.append(outcome)
 
 
+STAGE_SUMS = re.compile(r'^maas_stage(_commit)?_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
+
+
+async def stage_sums(http: httpx.AsyncClient) -> dict[tuple[str, str, str], float]:
+    """(stage, "all"|"commit", "sum"|"count") from the service's /metrics histograms."""
+    text = (await http.get("/metrics")).text
+    return {
+        (stage, "commit" if commit else "all", kind): float(v)
+        for commit, kind, stage, v in STAGE_SUMS.findall(text)
+    }
+
+
+def split_ms(
+    before: dict[tuple[str, str, str], float], after: dict[tuple[str, str, str], float]
+) -> dict[str, dict[str, float]]:
+    """Mean work (claim → commit begins) and write (the commit) per stage between two scrapes."""
+    out = {}
+    for stage in ("analyzer", "assembler", "responder"):
+        d = {k: after.get((stage, *k), 0.0) - before.get((stage, *k), 0.0)
+             for k in (("all", "sum"), ("all", "count"), ("commit", "sum"))}  # fmt: skip
+        n = d[("all", "count")]
+        if n:
+            write = d[("commit", "sum")] / n * 1000
+            out[stage] = {"work": d[("all", "sum")] / n * 1000 - write, "write": write}
+    return out
+
+
 async def chat_latency(
     base_url: str, key: str, questions: Sequence[str]
-) -> tuple[list[Outcome], list[dict[str, float]]]:
+) -> tuple[list[Outcome], list[dict[str, float]], dict[str, dict[str, float]]]:
     async with client(base_url, key) as http:
         await chat_sequence(http, questions[:WARMUP], [])
         outcomes: list[Outcome] = []
+        before = await stage_sums(http)
         await chat_sequence(http, questions[WARMUP:], outcomes)
+        split = split_ms(before, await stage_sums(http))
         timings = []
         for o in outcomes:
             if o.error is None and o.run_id:
                 resp = await http.get(f"/v1/runs/{o.run_id}")
                 timings.append(dict(resp.json()["timings_ms"]))
-    return outcomes, timings
+    return outcomes, timings, split
 
 
 async def dialog(
@@ -340,7 +371,7 @@ async def measure_scales(
         say(f"  {count}: /v1/context and bare search, {cfg.queries} queries each")
         if count == cfg.chat_scale:
             chat_user = user
-            res.chat, res.timings = await chat_latency(
+            res.chat, res.timings, res.stage_split_ms = await chat_latency(
                 served.base_url, user.key, questions[n : n + WARMUP + cfg.messages]
             )
             say(f"  {count}: {cfg.messages} chat messages, one at a time")

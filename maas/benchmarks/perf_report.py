@@ -137,10 +137,13 @@ def stage_stats(res: Results) -> dict[str, dict[str, float]]:
 
 
 def stage_rows(res: Results) -> list[str]:
-    lines = [f"  {'span (ms)':<32}{'p50':>8}{'p95':>8}{'p99':>8}"]
+    lines = [f"  {'span (ms)':<32}{'p50':>8}{'p95':>8}{'p99':>8}   mean work / write"]
     for name, s in stage_stats(res).items():
+        split = res.stage_split_ms.get(name)
+        extra = f"   {split['work']:.2f} / {split['write']:.2f}" if split else ""
         lines.append(
             f"  {STAGE_LABELS[name]:<32}{_num(s['p50']):>8}{_num(s['p95']):>8}{_num(s['p99']):>8}"
+            + extra
         )
     return lines
 
@@ -204,6 +207,9 @@ def to_json(res: Results, cfg: PerfConfig) -> dict[str, Any]:
         },
         "figures": [_figure_json(f) for f in figures(res, cfg)],
         "stages_ms": {k: _round(v) for k, v in stage_stats(res).items()},
+        "stage_work_write_ms": {
+            k: {n: round(x, 3) for n, x in v.items()} for k, v in res.stage_split_ms.items()
+        },
         "load": _load_json(res, cfg),
         "archivist": {"turns": turns, "memories": memories, "seconds": round(seconds, 3)},
         "erase": {"memories": res.erased_memories},

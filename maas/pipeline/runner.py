@@ -83,8 +83,9 @@ class Worker(ABC, Generic[T]):
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
                 commit = await self._holding_lease(item)
+            worked = time.perf_counter()
             await self._commit(commit)
-            self.rt.metrics.stage_seconds.labels(self.name).observe(time.perf_counter() - started)
+            self._observe(started, worked, time.perf_counter())
         except LostLease:
             log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))
         except asyncio.CancelledError:
@@ -92,6 +93,10 @@ class Worker(ABC, Generic[T]):
             raise
         except Exception as exc:  # task boundary: every failure is recorded on the row
             await self.fail(item, _describe(exc), _permanent(exc))
+
+    def _observe(self, started: float, worked: float, done: float) -> None:
+        self.rt.metrics.stage_seconds.labels(self.name).observe(done - started)
+        self.rt.metrics.stage_commit_seconds.labels(self.name).observe(done - worked)
 
     async def _holding_lease(self, item: T) -> Commit:
         """Run the work while renewing the lease every L/3; a lost lease cancels the work.

@@ -24,6 +24,13 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self.stage_commit_seconds = Histogram(
+            "maas_stage_commit_seconds",
+            "Commit time (the guarded write transaction) of a stage attempt that succeeded",
+            ["stage"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self.stage_failures = Counter(
             "maas_stage_failures_total",
             "Failed stage attempts by what happened next",

@@ -34,6 +34,9 @@ async def test_metrics_count_stages_inferences_failures_and_queues(
         text = resp.text
         assert value(text, 'maas_stage_seconds_count{stage="analyzer"}') == 2
         assert value(text, 'maas_stage_seconds_count{stage="responder"}') == 2
+        assert value(text, 'maas_stage_commit_seconds_count{stage="assembler"}') == 2
+        work = value(text, 'maas_stage_seconds_sum{stage="assembler"}')
+        assert 0 < value(text, 'maas_stage_commit_seconds_sum{stage="assembler"}') < work
         assert value(text, 'maas_stage_failures_total{stage="responder",then="retry"}') == 1
         ok = 'maas_llm_calls_total{model="scripted",outcome="ok",stage="responder"}'
         assert value(text, ok) == 2
