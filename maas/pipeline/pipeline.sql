@@ -22,6 +22,10 @@ UPDATE maas.messages SET run_id = $2 WHERE id = $1
 -- name: claim_run
 -- Take the oldest run waiting at $1, move it to $2 under a fresh lease of $3 seconds for worker
 -- $4. A run waits while an earlier run of its thread is unfinished, so a thread answers in order.
+-- The claim commits without waiting for its WAL flush (set_config ... true: this transaction
+-- only): lost in a database crash, it only leaves the run queued, to be claimed again, and the
+-- stage's own commit, synchronous, flushes it anyway (WAL is flushed in order). Saves one fsync
+-- per stage.
 WITH next AS (
   SELECT r.id FROM maas.pipeline_runs r
   WHERE r.status = $1::text::maas.run_status
@@ -42,7 +46,7 @@ SET status = $2::text::maas.run_status, attempts = r.attempts + 1,
 FROM next WHERE r.id = next.id
 RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
           r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-          r.analyzer_output, r.context_text
+          r.analyzer_output, r.context_text, set_config('synchronous_commit', 'off', true)
 
 -- name: finish_analyze
 -- $1 run, $2 lease token, $3 analyzer output, $4 parameter version, $5 parameter values
