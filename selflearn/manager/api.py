@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
@@ -35,6 +35,7 @@ def manager(request: Request) -> Manager:
 
 
 Mgr = Annotated[Manager, Depends(manager)]
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]  # an integer key (Postgres integer)
 
 
 def _json(value: Any) -> Any:
@@ -61,20 +62,20 @@ async def list_goals(mgr: Mgr, archived: bool = False) -> Any:
 
 
 @router.get("/goals/{goal_id}")
-async def get_goal(goal_id: int, mgr: Mgr) -> Any:
+async def get_goal(goal_id: Id, mgr: Mgr) -> Any:
     async with mgr.pool().acquire() as conn:
         return _json(await goals.get(conn, goal_id))
 
 
 @router.patch("/goals/{goal_id}")
-async def update_goal(goal_id: int, body: goals.GoalPatch, mgr: Mgr) -> Any:
+async def update_goal(goal_id: Id, body: goals.GoalPatch, mgr: Mgr) -> Any:
     """Change the name, description, target, constraints, search space or status."""
     async with mgr.pool().acquire() as conn:
         return _json(await goals.update(conn, goal_id, body))
 
 
 @router.delete("/goals/{goal_id}", status_code=204)
-async def delete_goal(goal_id: int, mgr: Mgr) -> Response:
+async def delete_goal(goal_id: Id, mgr: Mgr) -> Response:
     """Delete a goal and its measurements; its cycles and proposals stay (without the goal)."""
     async with mgr.pool().acquire() as conn:
         await goals.delete(conn, goal_id)
@@ -82,7 +83,7 @@ async def delete_goal(goal_id: int, mgr: Mgr) -> Response:
 
 
 @router.get("/goals/{goal_id}/series")
-async def goal_series(goal_id: int, mgr: Mgr) -> Any:
+async def goal_series(goal_id: Id, mgr: Mgr) -> Any:
     """The goal's metric over time and the parameter changes made meanwhile (the plot)."""
     async with mgr.pool().acquire() as conn:
         goal = await goals.get(conn, goal_id)
@@ -103,7 +104,9 @@ def _far_future() -> Any:
 
 class CycleIn(BaseModel):
     kind: Literal["micro", "macro", "deep"]
-    goal_id: int | None = Field(default=None, description="required for macro and deep")
+    goal_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="required for macro and deep"
+    )
     variant: dict[str, Any] | None = Field(
         default=None, description="macro: the change to test; default: the next lever step"
     )
@@ -134,9 +137,9 @@ async def start_cycle(body: CycleIn, mgr: Mgr) -> Any:
 async def list_cycles(
     mgr: Mgr,
     status: Literal["running", "done", "failed", "stopped", "aborted"] | None = None,
-    goal_id: int | None = None,
+    goal_id: int | None = Query(None, ge=1, le=2**31 - 1),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31 - 1),
 ) -> Any:
     rows = await mgr.pool().fetch(q("mgr_cycle_list"), status, goal_id, limit, offset)
     return _json([dict(r) for r in rows])
@@ -172,7 +175,7 @@ async def list_proposals(
 
 
 @router.get("/proposals/{proposal_id}")
-async def get_proposal(proposal_id: int, mgr: Mgr) -> Any:
+async def get_proposal(proposal_id: Id, mgr: Mgr) -> Any:
     row = await mgr.pool().fetchrow(q("mgr_proposal_get"), proposal_id)
     if row is None:
         raise NotFound(f"proposal {proposal_id} not found")
@@ -180,7 +183,7 @@ async def get_proposal(proposal_id: int, mgr: Mgr) -> Any:
 
 
 @router.post("/proposals/{proposal_id}/approve")
-async def approve_proposal(proposal_id: int, body: DecisionIn, mgr: Mgr) -> Any:
+async def approve_proposal(proposal_id: Id, body: DecisionIn, mgr: Mgr) -> Any:
     """A person approves: the proposed version is activated through the Tuner (guarded again),
     in the same transaction as the decision."""
     prop = await get_proposal(proposal_id, mgr)
@@ -194,7 +197,7 @@ async def approve_proposal(proposal_id: int, body: DecisionIn, mgr: Mgr) -> Any:
 
 
 @router.post("/proposals/{proposal_id}/reject")
-async def reject_proposal(proposal_id: int, body: DecisionIn, mgr: Mgr) -> Any:
+async def reject_proposal(proposal_id: Id, body: DecisionIn, mgr: Mgr) -> Any:
     """A person rejects: nothing changes."""
     await get_proposal(proposal_id, mgr)
     async with mgr.pool().acquire() as conn:

@@ -28,7 +28,7 @@ class InvalidGoal(MaasError):
 class Constraint(BaseModel):
     metric: str = Field(description="a Teacher metric, e.g. latency_p95_ms")
     op: Literal["<=", ">="] = "<="
-    value: float
+    value: float = Field(allow_inf_nan=False)
 
     @field_validator("metric")
     @classmethod
@@ -64,7 +64,7 @@ class GoalIn(BaseModel):
     direction: Literal["increase", "decrease"] | None = Field(
         default=None, description="must match the metric's own direction; default: that"
     )
-    target: float
+    target: float = Field(allow_inf_nan=False)
     constraints: list[Constraint] = Field(default_factory=list, max_length=20)
     search_space: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="{parameter: [low, high]}; empty: default levers"
@@ -92,7 +92,7 @@ class GoalIn(BaseModel):
 class GoalPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
-    target: float | None = None
+    target: float | None = Field(default=None, allow_inf_nan=False)
     constraints: list[Constraint] | None = Field(default=None, max_length=20)
     search_space: dict[str, tuple[float, float]] | None = None
     status: Literal["active", "paused", "achieved", "archived"] | None = None
