@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from maas.testing.scripted_llm import ScriptedLLM
 from selflearn.teacher import judge as judging
 from selflearn.teacher.metrics import ArmData, Probe, Retrieved, RunCost, precision, unit_values
 from selflearn.teacher.spec import SpecError, load, parse, spec_hash
@@ -157,3 +158,20 @@ def test_metric_formulas_on_a_hand_made_probe() -> None:
     assert values["latency_p50_ms"][("s", "p")] == 200.0
     assert values["tokens_per_dialog"][("s", "p")] == 30.0  # (50 + 10) / 2 threads
     assert ("s", "p") not in values["hallucination_rate"]  # not judged: undefined, not zero
+
+
+async def test_llm_judge_over_http_through_the_openai_sdk(scripted: ScriptedLLM) -> None:
+    """The production path: the openai SDK against an OpenAI-compatible server (scripted)."""
+    complete = judging.openai_complete(scripted.base_url, "key", "judge-model", 5.0)
+    judge = judging.LLMJudge(complete, "judge-model")
+    scripted.push('{"hallucination": true, "uses": [2], "relevant": [1, 2]}')
+    scores = await judge.judge(_input("Miso lives in Lisbon."), swapped=False, repeat=1)
+    by = {(s.aspect, s.memory_id): s.score for s in scores}
+    assert by == {("hallucination", None): 1.0, ("uses_memory", 7): 0.0, ("uses_memory", 9): 1.0,
+                  ("relevance", 7): 1.0, ("relevance", 9): 1.0}  # fmt: skip
+    sent = scripted.requests[-1].body
+    assert sent["model"] == "judge-model" and sent["temperature"] == 0.0
+    assert "1. My cat Miso is allergic to chicken." in sent["messages"][0]["content"]
+    scripted.push("not json at all")
+    with pytest.raises(judging.JudgeError, match="not the JSON asked for"):
+        await judge.judge(_input("x"), swapped=False, repeat=1)

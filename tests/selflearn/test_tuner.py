@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from maas.db.pool import connect
+from maas.db.pool import connect, create_pool
 from maas.params import BuiltinParams, defaults
 from selflearn import tuner
 from selflearn.paramsource import SourceState, TunerParams, arm_for
@@ -260,3 +260,44 @@ async def test_a_paired_experiment_steers_only_while_its_process_holds_its_lock(
     assert [r["id"] for r in await conn.fetch(q("teacher_fail_abandoned"))] == [exp]
     status = await conn.fetchval("SELECT status FROM selflearn.experiments WHERE id = $1", exp)
     assert status == "failed"
+
+
+async def test_the_monitor_task_rolls_back_on_its_own_and_leaves_a_healthy_version(
+    conn: Any, db_url: str
+) -> None:
+    user = await conn.fetchval(
+        "INSERT INTO maas.users (name, api_key_hash, key_prefix) "
+        "VALUES ('u', 'h', 'p') RETURNING id"
+    )
+    good = await tuner.store_version(conn, {}, PERSON)
+    bad = await tuner.store_version(conn, {"retrieval.min_score": 4.0}, PERSON, parent=good)
+    healthy = await tuner.store_version(conn, {"retrieval.min_score": 0.1}, PERSON, parent=good)
+    labels = {r["version"]: r["label"] for r in await tuner.versions(conn)}
+    await _runs(conn, user, labels[good], 30, found=0.9)
+    await _runs(conn, user, labels[healthy], 30, found=0.85)  # a little worse: within margin
+    await tuner.activate_parameter_version(conn, good, PERSON)
+    await tuner.activate_parameter_version(conn, healthy, PERSON)
+    assert await guardrails.check(conn, window=30) is None  # not significantly beyond 0.10
+    await _runs(conn, user, labels[bad], 30, found=0.1)
+    await tuner.activate_parameter_version(conn, bad, PERSON)
+
+    pool = await create_pool(db_url, min_size=1, max_size=2, timeout_s=5.0)
+    changed = asyncio.Event()
+    stop = asyncio.Event()
+    monitor = guardrails.Monitor(lambda: pool, 0.05, 30, changed.set)
+    task = asyncio.create_task(monitor.run_forever(stop))
+    try:
+
+        async def rolled_back() -> bool:
+            row = await tuner.active(conn)
+            return row is not None and row["version"] not in (good, bad, healthy)
+
+        await eventually(rolled_back, timeout=10)
+    finally:
+        stop.set()
+        await task
+        await pool.close()
+    assert changed.is_set()
+    copy = await tuner.active(conn)
+    assert copy["parent"] == healthy  # the last good one is the most recently activated
+    assert (await tuner.audit_log(conn))[0]["who"] == "auto-rollback monitor"

@@ -1,0 +1,51 @@
+"""`maas experiment run` against a real `maas serve` process: the verdict table on stdout, the
+--json keys the issue names, and the experiment's arms recorded on its runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ADMIN_KEY
+from tests.e2e.conftest import Server
+from tests.faults.conftest import fault_env, sql
+from tests.selflearn.test_teacher_experiment import small_spec
+
+
+def test_maas_experiment_run_prints_the_verdict_and_writes_json(
+    db_url: str, servers: list[Server], tmp_path: Path
+) -> None:
+    env = fault_env(db_url, MAAS_SELFLEARN_SENSOR_POLL_S="0.3", MAAS_SELFLEARN_PARAMS_POLL_S="0.3")
+    server = Server(tmp_path / "data", env).start()
+    servers.append(server)
+    spec = tmp_path / "tiny.yaml"
+    raw = small_spec(min_sample=2)
+    raw["emulator"]["warmup_dialogs"] = 0
+    spec.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "verdict.json"
+    maas = Path(sys.executable).with_name("maas")
+    done = subprocess.run(
+        [str(maas), "experiment", "run", str(spec), "--url", server.url, "--json", str(out)],
+        env={**server.env, "MAAS_ADMIN_KEY": ADMIN_KEY},
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert {"verdict", "metrics", "spec_hash"} <= set(result)
+    assert result["verdict"] in ("SHIP", "HOLD", "ROLLBACK")
+    for metric in result["metrics"].values():
+        assert {"baseline", "variant", "delta", "ci", "p_value"} <= set(metric)
+    assert f"verdict: {result['verdict']}" in done.stdout
+    assert "retrieval_precision" in done.stdout and "recommendation:" in done.stdout
+
+    arms = sql(db_url, "SELECT experiment_arm AS arm, count(*) AS n FROM selflearn.sensor_events "
+                       "WHERE client_type = 'emulator' GROUP BY 1 ORDER BY 1")  # fmt: skip
+    assert [r["arm"] for r in arms] == ["baseline", "variant"] and arms[0]["n"] == arms[1]["n"]
+    stored = sql(db_url, "SELECT spec_hash, verdict FROM selflearn.verdicts")
+    assert [(r["spec_hash"], r["verdict"]) for r in stored] == [
+        (result["spec_hash"], result["verdict"])]  # fmt: skip
+    assert "Traceback" not in server.log.read_text()
