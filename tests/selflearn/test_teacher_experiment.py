@@ -94,6 +94,16 @@ async def test_paired_experiment_reaches_a_verdict(learn_api: Any) -> None:
         listed = (await api.client.get(BASE, headers=ADMIN)).json()
         assert listed[0]["id"] == view["id"] and listed[0]["verdict"] == verdict["verdict"]
 
+        # Erasing a synthetic user erases its judgements and retrieval provenance too.
+        user = await pool.fetchval("SELECT user_id FROM selflearn.judgements LIMIT 1")
+        held = """SELECT (SELECT count(*) FROM selflearn.judgements WHERE user_id = $1)
+                       + (SELECT count(*) FROM selflearn.sensor_retrievals r
+                          JOIN selflearn.sensor_events s USING (run_id) WHERE s.user_id = $1)"""
+        assert await pool.fetchval(held, user) > 0
+        erased = await api.client.delete(f"/v1/admin/users/{user}", headers=ADMIN)
+        assert erased.status_code == 200
+        assert await pool.fetchval(held, user) == 0
+
 
 async def test_an_invalid_spec_is_refused_in_the_house_shape(learn_api: Any) -> None:
     async with learn_api(sensor=False) as api:
