@@ -109,6 +109,9 @@ class Experiments:
     async def start(self, spec: ExperimentSpec, who: str, mode: str = "paired") -> dict[str, Any]:
         """Paired: both arms through the emulator in the background. Split: live traffic is
         split by thread from now on, until the experiment is stopped (end_split)."""
+        if self.params is None:
+            why = "MAAS_SELFLEARN_TUNER=false, or the app was given its own source"
+            raise Conflict(f"experiments need the Tuner's parameter source ({why})")
         if mode == "split":
             check_split(spec)
         judge = self.judge(spec) if mode == "paired" else None  # refuse before storing anything

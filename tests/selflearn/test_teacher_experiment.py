@@ -10,11 +10,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
+from maas.app import create_app
+from maas.params import BuiltinParams
 from selflearn.experiment_cli import table
+from selflearn.extension import extend
 from selflearn.paramsource import arm_for
+from selflearn.settings import SelflearnSettings
 from tests.conftest import ADMIN_KEY
+from tests.conftest import test_settings as settings_for
 from tests.helpers import eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -190,3 +196,20 @@ async def test_split_experiment_assigns_threads_by_hash_and_analyses_unpaired(
         after = await alice.post("/v1/chat", json={"message": "And after the split?"})
         run = (await alice.get(f"/v1/runs/{after.json()['run_id']}")).json()
         assert run["param_version"] == "builtin"  # the split ended with the experiment
+
+
+async def test_experiments_refuse_to_run_without_the_tuners_parameter_source(
+    db_url: str, tmp_path: Path
+) -> None:
+    """An app given its own ParamSource keeps it, so an experiment could not steer its runs."""
+    learn = SelflearnSettings(_env_file=None, sensor=False)  # type: ignore[call-arg]
+    app = create_app(settings_for(db_url, tmp_path), params=BuiltinParams(),
+                     extensions=[lambda a, s: extend(a, s, learn)])  # fmt: skip
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://maas") as client:
+            resp = await client.post(BASE, json={"spec": small_spec()}, headers=ADMIN)
+            assert resp.status_code == 409, resp.text
+            assert "Tuner's parameter source" in resp.json()["error"]["message"]
+        pool = app.state.service.runtime.pool
+        assert await pool.fetchval("SELECT count(*) FROM selflearn.experiments") == 0
