@@ -112,6 +112,9 @@ async def _trial(
         await asyncio.to_thread(study.tell, trial, state=optuna.trial.TrialState.FAIL)
         raise
     verdict = await teaching.verdict(m.pool(), exp_id) or {"metrics": {}, "verdict": None}
+    if i == 0:  # every trial's baseline is the parameters in force: measure the goal once
+        base = (await teaching.arm_versions(m.pool(), exp_id))["baseline"]
+        await m.measure_goal(cycle, verdict["metrics"], "baseline", base["label"], True)
     value, broken = objective(cycle.goal or {}, verdict), violated(cycle.goal, verdict["metrics"])
     if value is None or broken:
         await asyncio.to_thread(study.tell, trial, state=optuna.trial.TrialState.PRUNED)

@@ -69,7 +69,10 @@ async def parameters(pool: Any) -> dict[str, Any]:
     """Every version (newest first) with its diff against its parent, and the audit log."""
     async with pool.acquire() as conn:
         versions = await tuner.versions(conn, 100, 0)
-        audit = await tuner.audit_log(conn, None, 50)
+        # arms going live and off are the Teacher's steering, not changes of the active version
+        audit = [
+            a for a in await tuner.audit_log(conn, None, 100) if a["action"] != "experiment_arm"
+        ]
     by_number = {v["version"]: v for v in versions}
     for v in versions:
         parent = by_number.get(v["parent"]) if v["parent"] else None
