@@ -132,6 +132,7 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     name = f"cycle-{cycle.id}"
     seed = int(cycle.config.get("seed", 1))
     cycle.phase = "opening study"
+    cycle.state["base"], _ = await teaching.params_in_force(m.service)
     study = await asyncio.to_thread(open_study, m.service.dsn, name, seed)
     cycle.state["study"] = name
     trials: list[dict[str, Any]] = []
@@ -140,6 +141,12 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
         trials.append(await _trial(m, cycle, study, space, i))
         cycle.state["trials_done"] = len(trials)
     result: dict[str, Any] = {"study": name, "space": space, "trials": trials}
+    now, _ = await teaching.params_in_force(m.service)
+    if now != cycle.state["base"]:  # a person or the auto-rollback monitor changed them
+        result["warnings"] = [
+            f"the parameters in force changed during the search ({cycle.state['base']} → {now}): "
+            "later trials had another baseline; the confirmation compares with the new one"
+        ]
     best = max((t for t in trials if t["value"] is not None and not t["violated"]),
                key=lambda t: t["value"], default=None)  # fmt: skip
     if best is None or best["value"] <= 0:

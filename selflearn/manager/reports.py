@@ -103,7 +103,8 @@ def _decision(status: str, outcome: str | None, result: dict[str, Any]) -> dict[
         "degraded": "Health check found problems (below); nothing was changed.",
     }.get(outcome or "", f"The cycle ended {status}; nothing was changed.")
     return {"text": text, "why": why, "diff": result.get("diff", {}),
-            "recommendations": result.get("recommendations", [])}  # fmt: skip
+            "recommendations": result.get("recommendations", []),
+            "warnings": result.get("warnings", [])}  # fmt: skip
 
 
 # ---- Markdown ------------------------------------------------------------------------------------
@@ -199,6 +200,7 @@ def _changes_md(f: dict[str, Any]) -> list[str]:
     out = ["## What changed and why", "", md(d["text"]), ""]
     out += [f"- `{k}`: {num(a)} → {num(b)}" for k, (a, b) in d["diff"].items()]
     out += [f"- because: {md(w)}" for w in d["why"]]
+    out += [f"- warning: {md(w)}" for w in d.get("warnings", [])]
     active = f["active"]
     out += ["", "## Parameters in force", "", f"Version: {md(active['label'])}."]
     out += [f"- `{k}`: {num(b)} (default {num(a)})" for k, (a, b) in active["diff"].items()]
