@@ -184,7 +184,8 @@ def test_three_processes_race_on_200_runs(db_url: str, fleet: Fleet) -> None:
         "SELECT run_id, array_agg(status::text ORDER BY id) AS s FROM maas.run_events"
         " GROUP BY run_id",
     )
-    assert len(events) == 200 and all(list(e["s"]) == ALL for e in events)
+    odd = [(str(e["run_id"]), list(e["s"])) for e in events if list(e["s"]) != ALL]
+    assert len(events) == 200 and not odd, odd[:3]
     per_stage = sql(
         db_url,
         "SELECT run_id, stage, count(*) AS n FROM maas.llm_calls GROUP BY run_id, stage",
