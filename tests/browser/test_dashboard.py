@@ -126,6 +126,13 @@ def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: An
         active = http.get(f"{BASE}/parameters/active").json()["active"]
         assert active["params"]["context.max_tokens"] == 6000
 
+    # pause the goal: it takes no cycle until resumed
+    page.click(".goal .goal-status[data-status=paused]")
+    page.locator(".goal .pill.goal-paused").wait_for()
+    assert page.locator(".goal .start-cycle[data-kind=macro]").is_disabled()
+    page.click(".goal .goal-status[data-status=active]")
+    page.locator(".goal .pill.goal-active").wait_for()
+
     # roll back the approved version from the parameters page
     page.goto(f"{site.url}/ui/dashboard/parameters")
     before = page.locator("#active-version").inner_text()

@@ -58,6 +58,12 @@ async function createGoal(event) {
   location.reload();
 }
 
+async function setGoalStatus(event) {
+  const { goal, status } = event.currentTarget.dataset;
+  await api(`${BASE}/goals/${encodeURIComponent(goal)}`, { method: "PATCH", body: { status } });
+  location.reload();
+}
+
 async function rollback(event) {
   const reason = new FormData(event.currentTarget).get("reason");
   await api(`${BASE}/parameters/rollback`, { method: "POST", body: { reason, who: "dashboard" } });
@@ -83,6 +89,7 @@ async function follow(item) {
 function init() {
   on(".start-cycle", startCycle);
   on(".stop-cycle", stopCycle);
+  on(".goal-status", setGoalStatus);
   on(".approve", (e) => decide(e, "approve"));
   on(".reject", (e) => decide(e, "reject"));
   document.getElementById("goal-form")?.addEventListener("submit", guarded(createGoal));
