@@ -113,11 +113,15 @@ RETURNING id
 
 -- name: insert_llm_call
 -- $1 run, $2 archive job, $3 user, $4 stage, $5 model, $6 prompt tokens, $7 completion tokens,
--- $8 ms, $9 outcome, $10 error
+-- $8 ms, $9 outcome, $10 error. Like a claim, it commits without waiting for its WAL flush: the
+-- stage's next write (its commit, or the retry/failure of the attempt) is synchronous and flushes
+-- it, so a database crash can only lose it together with the attempt it belongs to.
 INSERT INTO maas.llm_calls
   (run_id, archive_job_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome,
    error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+SELECT $1::uuid, $2::bigint, $3::uuid, $4::text, $5::text, $6::integer, $7::integer, $8::real,
+       $9::text, $10::text
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
 
 -- name: run_status
 -- $1 run
