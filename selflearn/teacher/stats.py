@@ -16,6 +16,7 @@ non-inferior) → HOLD.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -36,10 +37,14 @@ class PValues:
     noninferior: Array  # not worse than the margin allows
 
 
-def _clean(p: Array, mean: Array, alternative: str) -> Array:
-    """A test on constant data gives NaN: decide it from the mean (a constant is certain)."""
+def _clean(p: Array, mean: Array, alternative: str, constant: Array, extreme: float) -> Array:
+    """On constant data t and Wilcoxon give NaN or 0 (t = ±inf). Decide such cases by the exact
+    test's most extreme p instead (`extreme`, one-sided; doubled two-sided), never 0: four
+    identical pairs are not proof."""
     certain = {"two-sided": mean != 0, "less": mean < 0, "greater": mean > 0}[alternative]
-    return np.where(np.isnan(p), np.where(certain, 0.0, 1.0), p)
+    exact = min(1.0, (2.0 if alternative == "two-sided" else 1.0) * extreme)
+    degenerate = np.isnan(p) | constant
+    return np.where(degenerate, np.where(certain, exact, 1.0), p)
 
 
 def _one_sample(x: Array, test: str, alternative: str) -> Array:
@@ -49,7 +54,9 @@ def _one_sample(x: Array, test: str, alternative: str) -> Array:
             p = stats.ttest_1samp(x, 0.0, axis=-1, alternative=alternative).pvalue
         else:
             p = stats.wilcoxon(x, axis=-1, alternative=alternative, zero_method="zsplit").pvalue
-    return _clean(np.asarray(p, dtype=float), x.mean(axis=-1), alternative)
+    sign_test = 0.5 ** x.shape[-1]  # n differences all on one side
+    constant = np.ptp(x, axis=-1) == 0
+    return _clean(np.asarray(p, dtype=float), x.mean(axis=-1), alternative, constant, sign_test)
 
 
 def paired_pvalues(x: Array, margin: float, test: str) -> PValues:
@@ -71,7 +78,9 @@ def _two_sample(a: Array, b: Array, test: str, alternative: str) -> Array:
         else:
             p = stats.mannwhitneyu(a, b, axis=-1, alternative=alternative).pvalue
     mean = a.mean(axis=-1) - b.mean(axis=-1)
-    return _clean(np.asarray(p, dtype=float), mean, alternative)
+    permutation = 1.0 / math.comb(a.shape[-1] + b.shape[-1], a.shape[-1])  # arms fully apart
+    constant = (np.ptp(a, axis=-1) == 0) & (np.ptp(b, axis=-1) == 0)
+    return _clean(np.asarray(p, dtype=float), mean, alternative, constant, permutation)
 
 
 def unpaired_pvalues(variant: Array, baseline: Array, margin: float, test: str) -> PValues:

@@ -40,10 +40,10 @@ def manager_settings(**overrides: Any) -> ManagerSettings:
         "heartbeat_s": 0.2,
         "recover_s": 0.3,
         "lease_s": 5.0,
-        "macro_dialogs": 12,
+        "macro_dialogs": 24,  # 8 scenario units: the exact p of a constant effect is < α
         "micro_dialogs": 6,
         "trial_dialogs": 6,
-        "deep_confirm_dialogs": 12,
+        "deep_confirm_dialogs": 24,
         "concurrency": 4,
         "min_sample": 2,
         "bootstrap_resamples": 200,

@@ -183,3 +183,15 @@ def test_unpaired_analysis_uses_welch_and_still_finds_the_effect() -> None:
     v = analyse(Inputs(parse(SPEC), base, var, paired=False))
     assert v.metrics["retrieval_recall"].test == "welch"
     assert v.verdict == "SHIP", v.reasons
+
+
+def test_constant_differences_get_the_exact_tests_p_not_zero() -> None:
+    """Identical pairs make t and Wilcoxon undefined; the sign test's exact p stands in."""
+    from selflearn.teacher.stats import paired_pvalues, unpaired_pvalues
+
+    few = paired_pvalues(np.ones(4), 0.0, "t")
+    assert float(few.two_sided) == pytest.approx(2 * 0.5**4)  # 0.125: four pairs prove nothing
+    many = paired_pvalues(np.ones(12), 0.0, "wilcoxon")
+    assert float(many.two_sided) == pytest.approx(2 * 0.5**12) and float(many.two_sided) > 0
+    apart = unpaired_pvalues(np.ones(3), np.zeros(3), 0.0, "welch")
+    assert float(apart.two_sided) == pytest.approx(2 / 20)  # 1 / C(6, 3), doubled
