@@ -413,6 +413,11 @@ async def run_phases(res: Results, cfg: PerfConfig, data_dir: Path, say: Progres
         res.erase_s = await erase(served.base_url, chat_user.key)
         res.rss_mb = served.peak_rss_mb()
         res.machine = await machine(dsn)
+    except BaseException:
+        if served.proc.returncode is not None:  # the service died: say why before the tmp goes
+            tail = served.log_path.read_text(errors="replace")[-3000:]
+            say(f"maas serve exited with {served.proc.returncode}; its log ends:\n{tail}")
+        raise
     finally:
         await served.stop()
         await asyncio.to_thread(stop_embedded, data_dir)
