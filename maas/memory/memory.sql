@@ -70,10 +70,12 @@ SET rank = excluded.rank, score = excluded.score, components = excluded.componen
 DELETE FROM maas.run_memories WHERE run_id = $1
 
 -- name: find_near_duplicate
--- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn).
+-- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most
+-- similar first. `<->` is 1 - similarity: the same order, but one the (user, trigram) GiST index
+-- can produce (nearest first); sorting by similarity() let the planner walk a fresh user's rows.
 SELECT id FROM maas.memories
 WHERE user_id = $1 AND valid_to IS NULL AND text % $2
-ORDER BY similarity(text, $2) DESC LIMIT 1
+ORDER BY text <-> $2 LIMIT 1
 
 -- name: merge_provenance
 -- $1 memory, $2 more source message ids (idempotent union)
