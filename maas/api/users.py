@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 
@@ -37,11 +39,28 @@ async def footprint(conn: Any, user_id: uuid.UUID) -> dict[str, int]:
     return {k: int(v) for k, v in row.items()}
 
 
+ERASE_ATTEMPTS = 5
+
+
 async def erase(rt: Runtime, user_id: uuid.UUID) -> dict[str, int]:
     """Delete the user and everything it owns in one transaction; returns what was there.
 
-    Erasing again finds nothing and deletes nothing: the call is repeatable.
+    Erasing again finds nothing and deletes nothing: the call is repeatable — which also makes it
+    safe to retry when the cascade deadlocks with the user's own in-flight work (a stage commit
+    locks its run, then memories; the cascade reaches memories before runs). Postgres aborts one
+    side; the pipeline retries its own, and we retry ours.
     """
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        try:
+            return await _erase_once(rt, user_id)
+        except asyncpg.DeadlockDetectedError:
+            if attempt == ERASE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _erase_once(rt: Runtime, user_id: uuid.UUID) -> dict[str, int]:
     async with rt.pool.acquire() as conn, conn.transaction():
         counts = await footprint(conn, user_id)
         await conn.execute(q("erase_user"), user_id)
