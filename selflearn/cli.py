@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from maas.credentials import credentials_path
+from maas import cli_support
+from maas.cli_support import admin_key
 from maas.settings import Settings
 
 SUMMARY_KEYS = ("dialogs", "turns", "runs", "failures", "planted_fact_recall")
@@ -40,17 +40,6 @@ def register(sub: Any) -> None:
     emulate.set_defaults(func=run)
 
 
-def admin_key(settings: Settings) -> str | None:
-    """MAAS_ADMIN_KEY, else the key `maas serve` wrote to the data directory."""
-    if settings.admin_key is not None:
-        return settings.admin_key.get_secret_value()
-    try:
-        key: str = json.loads(credentials_path(settings.data_dir).read_text())["admin_key"]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        return None
-    return key
-
-
 def bar(view: dict[str, Any], width: int = 30) -> str:
     done = int(width * view["progress"])
     return (
@@ -61,24 +50,11 @@ def bar(view: dict[str, Any], width: int = 30) -> str:
 
 def follow(http: httpx.Client, run_id: str, poll: float) -> dict[str, Any]:
     """Poll until the run ends, drawing the bar on stderr; Ctrl-C asks the run to stop."""
-    path = f"/v1/selflearn/emulator/runs/{run_id}"
-    while True:
-        try:
-            view: dict[str, Any] = _ok(http.get(path))
-            print(f"\r{bar(view)}", end="", file=sys.stderr, flush=True)
-            if view["status"] != "running":
-                print(file=sys.stderr)
-                return view
-            time.sleep(poll)
-        except KeyboardInterrupt:
-            print("\nstopping…", file=sys.stderr)
-            _ok(http.post(f"{path}/stop"))
+    return cli_support.follow(http, f"/v1/selflearn/emulator/runs/{run_id}", bar, poll, _ok)
 
 
 def _ok(resp: httpx.Response) -> Any:
-    if resp.status_code >= 300:
-        raise SystemExit(f"maas emulate: HTTP {resp.status_code}: {resp.text[:300]}")
-    return resp.json()
+    return cli_support.http_ok("maas emulate", resp)
 
 
 def run(args: argparse.Namespace) -> int:

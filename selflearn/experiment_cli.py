@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
+from maas import cli_support
+from maas.cli_support import admin_key
 from maas.settings import Settings
-from selflearn.cli import admin_key
 from selflearn.teacher.spec import SpecError, load
 
 BASE = "/v1/selflearn/experiments"
@@ -38,27 +39,18 @@ def register(sub: Any) -> None:
 
 
 def _ok(resp: httpx.Response) -> Any:
-    if resp.status_code >= 300:
-        raise SystemExit(f"maas experiment: HTTP {resp.status_code}: {resp.text[:500]}")
-    return resp.json()
+    return cli_support.http_ok("maas experiment", resp)
 
 
 def follow(http: httpx.Client, exp_id: str, poll: float) -> dict[str, Any]:
     """Wait for the experiment to end; Ctrl-C asks it to stop."""
     started = time.monotonic()
-    while True:
-        try:
-            view: dict[str, Any] = _ok(http.get(f"{BASE}/{exp_id}"))
-            arm = view.get("live_arm") or "-"
-            took = time.monotonic() - started
-            print(f"\r{view['status']}  live arm: {arm:<8}  {took:6.0f}s", end="", file=sys.stderr)
-            if view["status"] != "running":
-                print(file=sys.stderr)
-                return view
-            time.sleep(poll)
-        except KeyboardInterrupt:
-            print("\nstopping…", file=sys.stderr)
-            _ok(http.post(f"{BASE}/{exp_id}/stop"))
+
+    def line(view: dict[str, Any]) -> str:
+        arm = view.get("live_arm") or "-"
+        return f"{view['status']}  live arm: {arm:<8}  {time.monotonic() - started:6.0f}s"
+
+    return cli_support.follow(http, f"{BASE}/{exp_id}", line, poll, _ok)
 
 
 def _num(value: Any, fmt: str = ".4g") -> str:

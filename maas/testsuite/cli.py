@@ -15,22 +15,11 @@ from typing import Any
 
 import httpx
 
-from maas.credentials import credentials_path
+from maas.cli_support import admin_key
 from maas.settings import Settings
 from maas.testsuite.suite import SuiteError, load_file
 
 POLL_S = 0.5
-
-
-def admin_key(settings: Settings) -> str | None:
-    """MAAS_ADMIN_KEY, else the key `maas serve` generated in the data directory."""
-    if settings.admin_key is not None:
-        return settings.admin_key.get_secret_value()
-    try:
-        key: str = json.loads(credentials_path(settings.data_dir).read_text())["admin_key"]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        return None
-    return key
 
 
 def run_file(

@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from maas import cli_support
+from maas.cli_support import admin_key
 from maas.settings import Settings
-from selflearn.cli import admin_key
 
 BASE = "/v1/selflearn/cycles"
 
@@ -71,10 +71,7 @@ def body_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _ok(resp: httpx.Response) -> Any:
-    if resp.status_code >= 300:
-        print(f"maas cycle: HTTP {resp.status_code}: {resp.text[:500]}", file=sys.stderr)
-        raise SystemExit(2)
-    return resp.json()
+    return cli_support.http_ok("maas cycle", resp, code=2)
 
 
 def bar(view: dict[str, Any], width: int = 30) -> str:
@@ -84,17 +81,7 @@ def bar(view: dict[str, Any], width: int = 30) -> str:
 
 def follow(http: httpx.Client, cycle_id: str, poll: float) -> dict[str, Any]:
     """Poll until the cycle ends, drawing a bar on stderr; Ctrl-C asks it to stop."""
-    while True:
-        try:
-            view: dict[str, Any] = _ok(http.get(f"{BASE}/{cycle_id}"))
-            print(f"\r{bar(view)}", end="", file=sys.stderr, flush=True)
-            if view["status"] != "running":
-                print(file=sys.stderr)
-                return view
-            time.sleep(poll)
-        except KeyboardInterrupt:
-            print("\nstopping…", file=sys.stderr)
-            http.post(f"{BASE}/{cycle_id}/stop")
+    return cli_support.follow(http, f"{BASE}/{cycle_id}", bar, poll, _ok)
 
 
 def run(args: argparse.Namespace) -> int:
