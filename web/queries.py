@@ -5,17 +5,14 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from maas.db.queries import parse_sql
+from maas.db.queries import load_queries
 
 _HERE = Path(__file__).resolve().parent
 
 
 @cache
 def web_queries() -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for path in sorted(_HERE.glob("*.sql")):
-        merged |= parse_sql(path.read_text())
-    return merged
+    return load_queries(_HERE)
 
 
 def wq(name: str) -> str:

@@ -21,10 +21,11 @@ def parse_sql(text: str) -> dict[str, str]:
     return blocks
 
 
-@cache
-def all_queries() -> dict[str, str]:
+def load_queries(package: Path) -> dict[str, str]:
+    """Every named block of the package's .sql files (migrations excluded); a name used twice is
+    an error naming the second file. Extensions (selflearn, web) load theirs with it too."""
     merged: dict[str, str] = {}
-    for path in sorted(_PACKAGE.rglob("*.sql")):
+    for path in sorted(package.rglob("*.sql")):
         if "_migrations" in path.parts:
             continue
         for name, sql in parse_sql(path.read_text()).items():
@@ -32,6 +33,11 @@ def all_queries() -> dict[str, str]:
                 raise ValueError(f"query {name!r} defined twice (second in {path})")
             merged[name] = sql
     return merged
+
+
+@cache
+def all_queries() -> dict[str, str]:
+    return load_queries(_PACKAGE)
 
 
 def q(name: str) -> str:
