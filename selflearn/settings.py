@@ -15,6 +15,10 @@ class SelflearnSettings(BaseSettings):
     emulator_url: str | None = None
     emulator_archive_timeout_s: float = 120.0  # wait for a closed thread's memories
     emulator_request_timeout_s: float = 180.0  # a chat waits up to MAAS_CHAT_WAIT_S server-side
+    # A running emulator run beats this often; one silent for emulator_stale_s (its process died)
+    # is ended as failed by whichever process looks next.
+    emulator_heartbeat_s: float = 5.0
+    emulator_stale_s: float = 30.0
     # Tuner (#7): MaaS reads its parameters from selflearn.experiment_parameters
     tuner: bool = True
     params_poll_s: float = 2.0  # a parameter switch reaches new runs within this

@@ -37,3 +37,16 @@ INSERT INTO selflearn.emulator_expectations
    expected_answer, fact_ids, planted, retrieved_fact_ids, recall_hit, answer_hit, answer)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (run_id) DO NOTHING
+
+-- name: emulator_heartbeat
+-- $1 the ids of the runs this process is executing: still alive.
+UPDATE selflearn.emulator_runs SET heartbeat_at = now()
+WHERE id = ANY($1::uuid[]) AND status = 'running'
+
+-- name: emulator_fail_stale
+-- Runs still marked running whose process has not beaten for $1 seconds: it died with them.
+UPDATE selflearn.emulator_runs
+SET status = 'failed', finished_at = now(),
+    error = 'interrupted: the process running it stopped (no heartbeat for ' || $1::int || ' s)'
+WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::double precision)
+RETURNING id

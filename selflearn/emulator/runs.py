@@ -4,6 +4,7 @@ selflearn.emulator_runs, stopped on request or at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -130,6 +131,18 @@ class EmulatorRuns:
         except Exception as exc:  # shutting down: the pool may be closed already
             log.warning("emulator run %s: could not record its end: %s", run_id, exc)
 
+    async def beat(self) -> list[uuid.UUID]:
+        """Heartbeat this process's runs; fail the stale ones of others. Returns those failed."""
+        try:
+            await self.pool().execute(q("emulator_heartbeat"), list(self.running))
+            rows = await self.pool().fetch(q("emulator_fail_stale"), self.settings.emulator_stale_s)
+        except Exception as exc:  # the database may be briefly away; the next beat retries
+            log.warning("emulator heartbeat failed: %s", exc)
+            return []
+        for row in rows:
+            log.warning("emulator run %s ended as failed: its process stopped", row["id"])
+        return [row["id"] for row in rows]
+
     def stop(self, run_id: uuid.UUID) -> bool:
         entry = self.running.get(run_id)
         if entry is not None:
@@ -137,8 +150,12 @@ class EmulatorRuns:
         return entry is not None
 
     async def stop_all_at_shutdown(self, stop: asyncio.Event) -> None:
-        """Supervised job: when MaaS stops, ask every run to stop and give them a moment."""
-        await stop.wait()
+        """Supervised job: keep this process's runs beating and end the runs of dead processes;
+        when MaaS stops, ask every run to stop and give them a moment."""
+        while not stop.is_set():
+            await self.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.emulator_heartbeat_s)
         for _task, event in list(self.running.values()):
             event.set()
         tasks = [t for t, _ in self.running.values()]

@@ -128,3 +128,28 @@ async def test_paraphrasing_is_refused_offline(learn_api: Any) -> None:
         body = {"dialogs": 3, "paraphrase": True}
         resp = await api.client.post(RUNS, json=body, headers=ADMIN)
         assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+
+
+async def test_a_dead_process_run_is_ended_as_failed_not_left_running(learn_api: Any) -> None:
+    """Another process started one run and died (no heartbeat since); the other still beats."""
+    async with learn_api(sensor=False) as api:
+        runs = api.app.state.selflearn_emulator
+        pool = api.service.runtime.pool
+        insert = (
+            "INSERT INTO selflearn.emulator_runs (seed, dialogs_requested, concurrency, target_url,"
+            " heartbeat_at) VALUES (1, 3, 1, 'http://x', now() - make_interval(secs => $1))"
+            " RETURNING id"
+        )
+        dead = await pool.fetchval(insert, 3600.0)
+        alive = await pool.fetchval(insert, 1.0)  # beat a second ago: its process is alive
+        await runs.beat()  # the service's own beat may have got there first: either ends it
+        rows = {
+            r["id"]: r
+            for r in await pool.fetch(
+                "SELECT id, status, error, finished_at FROM selflearn.emulator_runs"
+            )
+        }
+        assert rows[dead]["status"] == "failed" and "interrupted" in rows[dead]["error"]
+        assert rows[dead]["finished_at"] is not None
+        assert rows[alive]["status"] == "running"
+        assert dead not in await runs.beat()  # already ended: nothing to do twice
