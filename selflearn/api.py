@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from maas.api.deps import require_admin, runtime
+from maas.api.deps import get_runtime, require_admin
 from maas.errors import MaasError, NotFound
 from maas.runtime.context import Runtime
 from selflearn import sensor
@@ -22,7 +22,7 @@ from selflearn.queries import q
 router = APIRouter(
     prefix="/v1/selflearn", tags=["selflearn"], dependencies=[Depends(require_admin)]
 )
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
 class SeedInvalid(MaasError):
@@ -39,7 +39,7 @@ class EmulatorRunIn(BaseModel):
     paraphrase: bool = False  # rewrite turns in each persona's voice with MaaS's LLM
 
 
-def emulator_runs(request: Request) -> EmulatorRuns:
+async def emulator_runs(request: Request) -> EmulatorRuns:
     runs: EmulatorRuns = request.app.state.selflearn_emulator
     return runs
 

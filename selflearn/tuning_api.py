@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
-from maas.api.deps import require_admin, runtime
+from maas.api.deps import get_runtime, require_admin
 from maas.errors import MaasError, NotFound
 from maas.runtime.context import Runtime
 from selflearn import tuner
@@ -23,7 +23,7 @@ from selflearn.teacher.spec import SpecError, parse
 router = APIRouter(
     prefix="/v1/selflearn", tags=["selflearn"], dependencies=[Depends(require_admin)]
 )
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
 class InvalidSpec(MaasError):
@@ -31,7 +31,7 @@ class InvalidSpec(MaasError):
     code = "invalid_spec"
 
 
-def experiments(request: Request) -> Experiments:
+async def experiments(request: Request) -> Experiments:
     found: Experiments = request.app.state.selflearn_experiments
     return found
 

@@ -29,7 +29,7 @@ router = APIRouter(
 REPORT_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
-def manager(request: Request) -> Manager:
+async def manager(request: Request) -> Manager:
     found: Manager = request.app.state.selflearn_manager
     return found
 

@@ -8,12 +8,12 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
-from maas.api.deps import runtime
+from maas.api.deps import get_runtime
 from maas.runtime.context import Runtime
 from web.auth import Viewer, user_viewer, viewer
 from web.render import render
 
-Rt = Annotated[Runtime, Depends(runtime)]
+Rt = Annotated[Runtime, Depends(get_runtime)]
 Who = Annotated[Viewer, Depends(viewer)]
 Owner = Annotated[Viewer, Depends(user_viewer)]
 PAGE = 25
