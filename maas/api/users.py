@@ -29,6 +29,7 @@ EXPORTS = {
     "llm_calls": "export_llm_calls",
     "archive_jobs": "export_archive_jobs",
     "memory_stats": "export_memory_stats",
+    "memory_terms": "export_memory_terms",
     "test_runs": "export_test_runs",
     "test_run_users": "export_test_run_users",
 }

@@ -57,3 +57,7 @@ SELECT to_jsonb(j) FROM maas.archive_jobs j WHERE j.user_id = $1 ORDER BY j.id
 
 -- name: export_memory_stats
 SELECT to_jsonb(s) FROM maas.memory_stats s WHERE s.user_id = $1
+
+-- name: export_memory_terms
+-- The search postings derived from the memories (lexeme, term frequency, length, validity).
+SELECT to_jsonb(t) FROM maas.memory_terms t WHERE t.user_id = $1 ORDER BY t.memory_id, t.lexeme

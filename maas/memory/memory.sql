@@ -7,36 +7,30 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 
 -- name: search_memories
 -- Candidates of user $1 from three arms, each capped at $5 and each with its own score:
---   bm25: Okapi BM25 (k1 $7, b $8) of the lexemes of query text $2 (English stemming), with
---         document frequencies counted through the GIN index and corpus stats from memory_stats;
+--   bm25: Okapi BM25 (k1 $7, b $8) of the lexemes of query text $2 (English stemming); postings,
+--         document frequencies and lengths come from the memory_terms index alone, corpus stats
+--         from memory_stats;
 --   trgm: trigram word similarity of any keyword in $3 (threshold set per transaction);
 --   vec:  cosine similarity to embedding $4 (null = arm off).
 -- $6 = also search closed (superseded) facts. The assembler fuses the arms. `speaker` is who said
 -- the (last) source message, so a question naming a person can prefer what that person said.
-WITH terms AS (
-  SELECT DISTINCT lexeme AS l FROM unnest(to_tsvector('english', $2))),
-stats AS (
+WITH stats AS (
   SELECT greatest(docs, 1)::float8 AS docs, greatest(total_len, 1)::float8 / greatest(docs, 1) AS avgdl
   FROM maas.memory_stats WHERE user_id = $1),
-df AS MATERIALIZED (  -- plan only: counted once per term (inlined, each count ran three times)
-  SELECT t.l, (SELECT count(*) FROM maas.memories m
-               WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
-                 AND m.search @@ quote_literal(t.l)::tsquery)::float8 AS n
-  FROM terms t),
+q AS (SELECT tsvector_to_array(to_tsvector('english', $2)) AS lexemes),
+df AS (  -- postings per query lexeme: counted in the index alone
+  SELECT p.lexeme AS l, count(*)::float8 AS n FROM q, maas.memory_terms p
+  WHERE p.user_id = $1 AND p.lexeme = ANY (q.lexemes) AND ($6 OR p.valid)
+  GROUP BY p.lexeme),
 idf AS (
-  SELECT df.l, ln(1 + (stats.docs - df.n + 0.5) / (df.n + 0.5)) AS w
-  FROM df, stats WHERE df.n > 0),
-tsq AS (
-  SELECT string_agg(quote_literal(l), ' | ')::tsquery AS q FROM idf),
+  SELECT df.l, ln(1 + (stats.docs - df.n + 0.5) / (df.n + 0.5)) AS w FROM df CROSS JOIN stats),
 bm25 AS (
-  SELECT m.id, sum(i.w * (cardinality(u.positions) * ($7 + 1))
-           / (cardinality(u.positions) + $7 * (1 - $8 + $8 * length(m.search) / stats.avgdl))) AS r
-  FROM maas.memories m
-  CROSS JOIN tsq CROSS JOIN stats
-  CROSS JOIN LATERAL unnest(m.search) AS u(lexeme, positions, weights)
-  JOIN idf i ON i.l = u.lexeme
-  WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND m.search @@ tsq.q
-  GROUP BY m.id ORDER BY r DESC LIMIT $5),
+  SELECT p.memory_id AS id,
+         sum(i.w * (p.tf * ($7 + 1)) / (p.tf + $7 * (1 - $8 + $8 * p.doclen / stats.avgdl))) AS r
+  FROM q CROSS JOIN stats
+  JOIN maas.memory_terms p ON p.user_id = $1 AND p.lexeme = ANY (q.lexemes) AND ($6 OR p.valid)
+  JOIN idf i ON i.l = p.lexeme
+  GROUP BY p.memory_id ORDER BY r DESC, p.memory_id DESC LIMIT $5),
 trg AS (
   SELECT m.id, max(word_similarity(k, m.text)) AS s
   FROM unnest($3::text[]) AS k

@@ -1,5 +1,6 @@
-"""maas.memory_stats (BM25 corpus size and length per user) stays exact whatever the statement:
-multi-row inserts, upserts, validity changes, deletes, and a user's erasure by cascade."""
+"""maas.memory_stats (BM25 corpus size and length per user) and maas.memory_terms (BM25 postings)
+stay exact whatever the statement: multi-row inserts, upserts, validity changes, text changes,
+deletes, and a user's erasure by cascade."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from maas.db.pool import connect
 TRUTH = """
 SELECT user_id, count(*) AS docs, sum(length(search)) AS total_len FROM maas.memories
 WHERE valid_to IS NULL GROUP BY user_id ORDER BY user_id
+"""
+TERMS_TRUTH = """
+SELECT m.user_id, u.lexeme, m.id, cardinality(u.positions), length(m.search), m.valid_to IS NULL
+FROM maas.memories m CROSS JOIN LATERAL unnest(m.search) AS u(lexeme, positions, weights)
+ORDER BY 1, 2, 3
+"""
+TERMS = """
+SELECT user_id, lexeme, memory_id, tf, doclen, valid FROM maas.memory_terms ORDER BY 1, 2, 3
 """
 STATS = "SELECT user_id, docs, total_len FROM maas.memory_stats WHERE docs <> 0 ORDER BY user_id"
 INSERT = """
@@ -27,6 +36,13 @@ async def _user(conn: object, name: str) -> uuid.UUID:
     return user
 
 
+async def _check(conn: object) -> None:
+    for derived, truth in ((STATS, TRUTH), (TERMS, TERMS_TRUTH)):
+        got = [tuple(r) for r in await conn.fetch(derived)]  # type: ignore[attr-defined]
+        assert got == [tuple(r) for r in await conn.fetch(truth)]  # type: ignore[attr-defined]
+        assert got  # the statements above leave rows to compare
+
+
 async def test_memory_stats_stay_exact(db_url: str) -> None:
     conn = await connect(db_url)
     try:
@@ -35,9 +51,7 @@ async def test_memory_stats_stay_exact(db_url: str) -> None:
         await conn.execute(INSERT, alice, texts)
         await conn.execute(INSERT, bob, texts[:50])
         await conn.execute(INSERT, alice, texts[:10] + ["one more thing about tea"])  # 10 upserts
-        assert [tuple(r) for r in await conn.fetch(STATS)] == [
-            tuple(r) for r in await conn.fetch(TRUTH)
-        ]
+        await _check(conn)
         await conn.execute(
             "UPDATE maas.memories SET valid_to = now() WHERE user_id = $1 AND text LIKE '%1 roses'",
             alice,
@@ -53,16 +67,16 @@ async def test_memory_stats_stay_exact(db_url: str) -> None:
         await conn.execute(
             "DELETE FROM maas.memories WHERE user_id = $1 AND text LIKE '%4 roses'", alice
         )
-        assert [tuple(r) for r in await conn.fetch(STATS)] == [
-            tuple(r) for r in await conn.fetch(TRUTH)
-        ]
+        await _check(conn)
         await conn.execute("DELETE FROM maas.users WHERE id = $1", bob)  # erasure cascades
         rows = await conn.fetch(
             "SELECT docs, total_len FROM maas.memory_stats WHERE user_id = $1", bob
         )
         assert [tuple(r) for r in rows] in ([(0, 0)], [])
-        assert [tuple(r) for r in await conn.fetch(STATS)] == [
-            tuple(r) for r in await conn.fetch(TRUTH)
-        ]
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM maas.memory_terms WHERE user_id = $1", bob
+        )
+        await conn.execute("UPDATE maas.memories SET valid_to = NULL WHERE user_id = $1", alice)
+        await _check(conn)
     finally:
         await conn.close()
