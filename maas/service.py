@@ -23,6 +23,7 @@ from maas.llm.offline import OfflineModel
 from maas.llm.tokens import seed_tiktoken_cache
 from maas.llm.types import LanguageModel
 from maas.params import BuiltinParams, ParamSource
+from maas.pipeline.express import ExpressLane
 from maas.pipeline.runner import build_workers
 from maas.runtime.context import Runtime
 from maas.runtime.listener import Listener
@@ -121,7 +122,9 @@ class Service:
             self._params(),
             signals,
             stopping=self._stop,
+            grace_left=self.grace_left,
         )
+        self.runtime.express = ExpressLane(self.runtime)
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
         self.runtime.metrics.add_state(lambda: self.scrape_state)
         self._start_tasks(self.runtime, self.listener)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     assembler_concurrency: int = 2
     responder_concurrency: int = 4
     archivist_concurrency: int = 1
+    # Requests waiting for their answer drive their own run through the stages, this many at
+    # once (more wait for the workers); 0 = every run goes through the workers (ADR 0010).
+    express_concurrency: int = Field(default=64, ge=0)
     probe_s: float = 10.0
     shutdown_grace_s: float = 10.0
     chat_wait_s: float = 120.0

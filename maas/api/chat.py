@@ -13,7 +13,7 @@ from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
-from maas.pipeline.submit import ChatRequest, submit, wait_done
+from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -47,10 +47,8 @@ async def chat(
 ) -> JSONResponse:
     """Send a message; waits for the answer unless `wait=false` (then 202 with the run id)."""
     within(body.message, rt.settings.max_message_chars, "message")
-    sub = await submit(
-        rt,
-        ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client)),
-    )
+    req = ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client))
+    sub = await (_drive(rt, req) if wait else submit(rt, req))
     return await _answer(rt, user, sub.run_id, sub.thread_id, wait)
 
 
@@ -59,8 +57,15 @@ async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = No
     """Analyzer + Assembler only: the packed context for a client that has its own LLM."""
     within(body.query, rt.settings.max_message_chars, "query")
     req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
-    sub = await submit(rt, req)
+    sub = await _drive(rt, req)
     return await _answer(rt, user, sub.run_id, None, True)
+
+
+async def _drive(rt: Runtime, req: ChatRequest) -> Submitted:
+    """The caller waits: its own task drives the run (express lane), else the workers do."""
+    if rt.express is None:
+        return await submit(rt, req)
+    return await rt.express.submit_and_drive(req)
 
 
 def _client(value: str | None) -> str:

@@ -48,6 +48,26 @@ RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at
           r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
           r.analyzer_output, r.context_text, set_config('synchronous_commit', 'off', true)
 
+-- name: claim_run_by_id
+-- The express lane: move run $1 from $2 to $3 under a fresh lease of $4 seconds for worker $5,
+-- inside the transaction that created the run or committed its previous stage. Nothing comes back
+-- when the run is not waiting at $2 or an earlier run of its thread is unfinished (then it waits
+-- in the queue for a worker, like any other). Unlike claim_run the commit is synchronous: it is
+-- the commit of the message or of the previous stage.
+UPDATE maas.pipeline_runs r
+SET status = $3::text::maas.run_status, attempts = r.attempts + 1,
+    lease_token = gen_random_uuid(), claimed_by = $5,
+    claimed_until = now() + make_interval(secs => $4)
+WHERE r.id = $1 AND r.status = $2::text::maas.run_status AND r.stop_at <> r.status
+  AND r.next_attempt_at <= now()
+  AND NOT EXISTS (
+    SELECT 1 FROM maas.pipeline_runs e
+    WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
+      AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
+RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
+          r.analyzer_output, r.context_text
+
 -- name: finish_analyze
 -- $1 run, $2 lease token, $3 analyzer output, $4 parameter version, $5 parameter values
 UPDATE maas.pipeline_runs

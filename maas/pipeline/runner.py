@@ -78,14 +78,16 @@ class Worker(ABC, Generic[T]):
             self.current = None
         return True
 
-    async def process(self, item: T) -> None:
+    async def process(self, item: T) -> Any:
+        """Work, then commit; returns what `chain` claimed in that commit (None by default)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
                 commit = await self._holding_lease(item)
             worked = time.perf_counter()
-            await self._commit(commit)
+            chained = await self._commit(commit, item)
             self._observe(started, worked, time.perf_counter())
+            return chained
         except LostLease:
             log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))
         except asyncio.CancelledError:
@@ -93,6 +95,7 @@ class Worker(ABC, Generic[T]):
             raise
         except Exception as exc:  # task boundary: every failure is recorded on the row
             await self.fail(item, _describe(exc), _permanent(exc))
+        return None
 
     def _observe(self, started: float, worked: float, done: float) -> None:
         self.rt.metrics.stage_seconds.labels(self.name).observe(done - started)
@@ -122,10 +125,15 @@ class Worker(ABC, Generic[T]):
             log.warning("%s: could not renew lease of %s: %s", self.name, _ident(item), exc)
             return True
 
-    async def _commit(self, commit: Commit) -> None:
+    async def _commit(self, commit: Commit, item: T) -> Any:
         async with self.rt.pool.acquire() as conn, conn.transaction():
             if not await commit(conn):
                 raise LostLease()
+            return await self.chain(conn, item)
+
+    async def chain(self, conn: Any, item: T) -> Any:
+        """Claim follow-up work inside the stage's own commit; by default there is none."""
+        return None
 
     @abstractmethod
     async def claim(self) -> T | None: ...
@@ -151,21 +159,51 @@ class Stage:
     name: str
     queue: Status
     working: Status
+    done: Status
     work: Callable[[Runtime, Claim], Awaitable[Commit]]
 
 
 STAGES = (
-    Stage("analyzer", Status.NEW, Status.ANALYZING, analyzer.analyze),
-    Stage("assembler", Status.ANALYZED, Status.ASSEMBLING, assembler.assemble),
-    Stage("responder", Status.READY, Status.RESPONDING, responder.respond),
+    Stage("analyzer", Status.NEW, Status.ANALYZING, Status.ANALYZED, analyzer.analyze),
+    Stage("assembler", Status.ANALYZED, Status.ASSEMBLING, Status.READY, assembler.assemble),
+    Stage("responder", Status.READY, Status.RESPONDING, Status.COMPLETED, responder.respond),
 )
+NEXT_STAGE = {a.name: b for a, b in zip(STAGES, STAGES[1:], strict=False)}
+
+
+async def claim_by_id(rt: Runtime, conn: Any, run_id: Any, stage: Stage) -> Claim | None:
+    """Claim run `run_id` for `stage` inside the caller's transaction (the express lane), unless
+    it is not waiting there or an earlier run of its thread is unfinished."""
+    row = await conn.fetchrow(
+        q("claim_run_by_id"),
+        run_id,
+        stage.queue.value,
+        stage.working.value,
+        rt.settings.lease_s,
+        rt.worker_id,
+    )
+    return Claim.from_row(row) if row else None
 
 
 class StageWorker(Worker[Claim]):
-    def __init__(self, rt: Runtime, stop: asyncio.Event, stage: Stage) -> None:
+    """A stage's claim loop; with `chained`, each commit also claims the run's next stage (the
+    express lane drives one run through every stage with it, see maas/pipeline/express.py)."""
+
+    def __init__(
+        self, rt: Runtime, stop: asyncio.Event, stage: Stage, chained: bool = False
+    ) -> None:
         super().__init__(rt, stop)
         self.stage = stage
         self.name = stage.name
+        self.chained = chained
+
+    async def chain(self, conn: Any, item: Claim) -> Claim | None:
+        after = NEXT_STAGE.get(self.stage.name)
+        if not self.chained or after is None or item.stop_at == self.stage.done.value:
+            return None
+        if self.rt.stopping.is_set():  # shutting down: leave the run queued for a live process
+            return None
+        return await claim_by_id(self.rt, conn, item.id, after)
 
     @property
     def stage_key(self) -> str:

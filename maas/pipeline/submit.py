@@ -9,6 +9,8 @@ from typing import Any
 
 from maas.db.queries import q
 from maas.errors import NotFound
+from maas.pipeline.claim import Claim
+from maas.pipeline.runner import STAGES, claim_by_id
 from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
 from maas.runtime.signals import wait_any
@@ -23,6 +25,7 @@ class Submitted:
     run_id: uuid.UUID
     thread_id: uuid.UUID | None
     replayed: bool = False
+    claim: Claim | None = None  # the analyzer's claim, taken in the same commit (express lane)
 
 
 class _KeyTaken(Exception):
@@ -40,15 +43,22 @@ class ChatRequest:
     max_tokens: int | None = None
 
 
-async def submit(rt: Runtime, req: ChatRequest) -> Submitted:
-    """Message + run in one transaction; a replayed idempotency key returns the first run."""
+async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submitted:
+    """Message + run in one transaction; a replayed idempotency key returns the first run.
+    With `express` the same commit claims the run for the analyzer (see express.py)."""
     if req.idempotency_key:
         found = await _by_key(rt, req)
         if found:
             return found
     try:
         async with rt.pool.acquire() as conn, conn.transaction():
-            return await _insert(conn, rt, req)
+            sub = await _insert(conn, rt, req)
+            if express:
+                claim = await claim_by_id(rt, conn, sub.run_id, STAGES[0])
+                if claim is not None:  # before the commit, whose notifications come after
+                    rt.signals.driving(str(sub.run_id), rt.settings.lease_s)
+                sub = Submitted(sub.run_id, sub.thread_id, claim=claim)
+            return sub
     except _KeyTaken:
         found = await _by_key(rt, req)
         assert found is not None
@@ -110,7 +120,7 @@ async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
             event.clear()
             if rt.stopping.is_set() and not draining:
                 draining = True
-                deadline = min(deadline, time.monotonic() + rt.settings.shutdown_grace_s - 0.5)
+                deadline = min(deadline, time.monotonic() + rt.grace_s() - 0.5)
             row = await rt.pool.fetchrow(q("run_status"), run_id)
             remaining = deadline - time.monotonic()
             if row is None or is_done(row["status"], row["stop_at"]) or remaining <= 0:

@@ -6,7 +6,8 @@ import asyncio
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from maas.llm.embed import Embedder
 from maas.llm.offline import OfflineModel
@@ -15,6 +16,9 @@ from maas.params import ParamSource
 from maas.runtime.metrics import Metrics
 from maas.runtime.signals import Signals
 from maas.settings import Settings
+
+if TYPE_CHECKING:
+    from maas.pipeline.express import ExpressLane
 
 
 def new_worker_id() -> str:
@@ -33,7 +37,14 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # Set when the process starts shutting down: workers stop claiming, waiters answer early.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Seconds of the shutdown grace period left (the whole period until shutdown begins).
+    grace_left: Callable[[], float] | None = None
     _offline: LanguageModel | None = None
+    # Requests that wait for their answer drive their own run (set by the service).
+    express: ExpressLane | None = None
+
+    def grace_s(self) -> float:
+        return self.grace_left() if self.grace_left else self.settings.shutdown_grace_s
 
     def model_for(self, mode: str | None) -> LanguageModel:
         """The model of a run's recorded mode: a run pinned to offline (a mock test run's) never

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -48,10 +49,34 @@ class Signals:
         # Per run: each waiter's event and the statuses that wake it (None = every status).
         self._runs: dict[str, dict[asyncio.Event, Collection[str] | None]] = defaultdict(dict)
         self.probe = asyncio.Event()
+        # Runs this process drives itself (express lane) -> until when their queue statuses
+        # ring no worker: the driver claimed the next stage in the same commit, so a woken
+        # worker would only find nothing to claim. An entry expires by itself.
+        self._driven: dict[str, float] = {}
+
+    def driving(self, run_id: str, for_s: float) -> None:
+        self._driven[run_id] = time.monotonic() + for_s
+
+    def driven_until(self, run_id: str, for_s: float) -> None:
+        """The driver is done (or gave up): ring again for this run after `for_s` seconds, once
+        the notifications of its last commit have come in."""
+        if for_s <= 0:
+            self._driven.pop(run_id, None)
+        else:
+            self._driven[run_id] = time.monotonic() + for_s
+
+    def _is_driven(self, run_id: str) -> bool:
+        until = self._driven.get(run_id)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._driven[run_id]
+        return False
 
     def on_run(self, status: str, run_id: str) -> None:
         stage = QUEUED.get(status)
-        if stage:
+        if stage and not self._is_driven(run_id):
             self.stage[stage].ring()
         elif status in TERMINAL:  # the next message of that thread may now be claimed
             self.stage["analyzer"].ring()

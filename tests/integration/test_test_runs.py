@@ -146,7 +146,8 @@ async def test_isolation_suite_fails_when_search_ignores_the_owner(
     """Break tenancy for real (the memory search forgets its owner filter): the suite catches it."""
     search = all_queries()["search_memories"]
     broken = search.replace("m.user_id = $1 AND", "$1::uuid IS NOT NULL AND")
-    assert broken != search and "m.user_id = $1" not in broken
+    broken = broken.replace("p.user_id = $1 AND", "$1::uuid IS NOT NULL AND")  # BM25 postings
+    assert broken != search and "m.user_id = $1" not in broken and "p.user_id" not in broken
     monkeypatch.setitem(all_queries(), "search_memories", broken)
     async with make_api() as api:
         owner = await api.user("owner")

@@ -1,0 +1,80 @@
+"""The express lane: a request that waits for its answer drives its own run through the stages.
+
+The stage workers hand a run from stage to stage through the queue: a commit, a NOTIFY, a wake-up
+and a claim per hand-off. When the caller is waiting anyway, the request's own task can do the
+same work with the same guarantees and none of the hand-offs: the message's commit claims the run
+for the analyzer, and each stage's commit claims the next stage (claim_run_by_id). Every status is
+still entered, stamped and recorded (run_events, NOTIFY) by the same triggers, every claim has a
+lease that is renewed while a stage works, and a failed, cancelled or lost stage leaves the run in
+its queue exactly as a worker would, so the workers (of any process) take it from there. See
+docs/decisions/0010-express-lane.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from maas.pipeline.claim import Claim
+from maas.pipeline.runner import STAGES, StageWorker
+from maas.pipeline.submit import ChatRequest, Submitted, submit
+from maas.runtime.context import Runtime
+
+# After the last commit the driver still ignores this run's queue notifications for this long:
+# they arrive a moment later over the listener connection.
+SETTLE_S = 2.0
+
+
+class ExpressLane:
+    """At most `settings.express_concurrency` runs driven at once by request tasks; beyond that
+    (or with 0) requests queue their runs for the workers as before."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.slots = asyncio.Semaphore(max(rt.settings.express_concurrency, 1))
+        self.enabled = rt.settings.express_concurrency > 0
+        self.workers = {s.name: StageWorker(rt, rt.stopping, s, chained=True) for s in STAGES}
+
+    async def submit_and_drive(self, req: ChatRequest) -> Submitted:
+        if not self.enabled or self.slots.locked() or self.rt.stopping.is_set():
+            return await submit(self.rt, req)
+        async with self.slots:
+            sub = await submit(self.rt, req, express=True)
+            if sub.claim is not None:
+                await self.drive(sub.claim)
+            return sub
+
+    async def drive(self, claim: Claim) -> None:
+        """Analyzer, assembler, responder in turn, while each commit hands over the next claim."""
+        item: Claim | None = claim
+        finished = False
+        try:
+            for stage in STAGES:
+                if item is None:
+                    break
+                item = await self._stage(self.workers[stage.name], item)
+            finished = True
+        finally:
+            # A normal end: keep quiet until the last commit's notifications are in. Otherwise
+            # the run is back in a queue and the workers must hear of it at once.
+            self.rt.signals.driven_until(str(claim.id), SETTLE_S if finished else 0)
+
+    async def _stage(self, worker: StageWorker, item: Claim) -> Claim | None:
+        """One stage; when the process starts shutting down, it may finish until just before the
+        grace period ends, then it is cancelled and releases its claim (the run waits in its
+        queue for the next process), so the waiting caller still gets its 202 in time."""
+        task = asyncio.ensure_future(worker.process(item))
+        stopping = asyncio.ensure_future(self.rt.stopping.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=self.rt.grace_s() - 1.0)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return None
+            return task.result()
+        finally:
+            stopping.cancel()
+            task.cancel()  # the request itself was cancelled: process() releases the claim
