@@ -74,7 +74,8 @@ class ExpressLane:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 return None
-            return task.result()
+            chained: Claim | None = task.result()
+            return chained
         finally:
             stopping.cancel()
             task.cancel()  # the request itself was cancelled: process() releases the claim
