@@ -32,7 +32,10 @@ MEMORY_COLUMNS = (
     "source_message_ids", "source_thread_id",
 )  # fmt: skip
 # Utility statements cannot be PREPAREd, so they stay out of the named .sql blocks.
-VACUUM = "VACUUM (ANALYZE) maas.memories, maas.messages, maas.threads, maas.memory_stats"
+VACUUM = (
+    "VACUUM (ANALYZE) maas.memories, maas.memory_terms, maas.messages, maas.threads,"
+    " maas.memory_stats"
+)
 
 
 @dataclass(frozen=True)

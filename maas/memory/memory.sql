@@ -17,19 +17,22 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 WITH stats AS (
   SELECT greatest(docs, 1)::float8 AS docs, greatest(total_len, 1)::float8 / greatest(docs, 1) AS avgdl
   FROM maas.memory_stats WHERE user_id = $1),
-q AS (SELECT tsvector_to_array(to_tsvector('english', $2)) AS lexemes),
-df AS (  -- postings per query lexeme: counted in the index alone
-  SELECT p.lexeme AS l, count(*)::float8 AS n FROM q, maas.memory_terms p
-  WHERE p.user_id = $1 AND p.lexeme = ANY (q.lexemes) AND ($6 OR p.valid)
-  GROUP BY p.lexeme),
+q AS (SELECT unnest(tsvector_to_array(to_tsvector('english', $2))) AS l),
+-- Each lexeme's postings are one index range, read per lexeme (LATERAL, fenced by OFFSET 0):
+-- without the fence, a plan made before the user's postings had statistics scanned all of them.
+df AS MATERIALIZED (
+  SELECT q.l, c.n FROM q CROSS JOIN LATERAL (
+    SELECT count(*)::float8 AS n FROM maas.memory_terms p
+    WHERE p.user_id = $1 AND p.lexeme = q.l AND ($6 OR p.valid) OFFSET 0) c
+  WHERE c.n > 0),
 idf AS (
   SELECT df.l, ln(1 + (stats.docs - df.n + 0.5) / (df.n + 0.5)) AS w FROM df CROSS JOIN stats),
 bm25 AS (
   SELECT p.memory_id AS id,
          sum(i.w * (p.tf * ($7 + 1)) / (p.tf + $7 * (1 - $8 + $8 * p.doclen / stats.avgdl))) AS r
-  FROM q CROSS JOIN stats
-  JOIN maas.memory_terms p ON p.user_id = $1 AND p.lexeme = ANY (q.lexemes) AND ($6 OR p.valid)
-  JOIN idf i ON i.l = p.lexeme
+  FROM idf i CROSS JOIN stats CROSS JOIN LATERAL (
+    SELECT p.memory_id, p.tf, p.doclen FROM maas.memory_terms p
+    WHERE p.user_id = $1 AND p.lexeme = i.l AND ($6 OR p.valid) OFFSET 0) p
   GROUP BY p.memory_id ORDER BY r DESC, p.memory_id DESC LIMIT $5),
 trg AS (
   SELECT m.id, max(word_similarity(k, m.text)) AS s
