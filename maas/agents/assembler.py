@@ -33,7 +33,8 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
 
     async def commit(conn: Any) -> bool:
-        await conn.execute(q("clear_run_memories"), run.id)
+        if run.attempts > 1:  # what an earlier attempt wrote
+            await conn.execute(q("clear_run_memories"), run.id)
         if found:
             await conn.execute(q("insert_run_memories"), run.id, *_columns(found, packed))
         done = await conn.fetchval(

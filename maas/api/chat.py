@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -13,10 +14,21 @@ from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import run_memories, timings_ms
 from maas.db.queries import q
+from maas.pipeline.status import is_done
 from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+class FastJSON(JSONResponse):
+    """orjson: a /v1/context reply carries every candidate (up to 200 memories), and the standard
+    encoder spent more time on it than the search did."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str)  # asyncpg's own UUID type
+
+
 MAX_MESSAGE = HARD_MAX_CHARS
 
 
@@ -49,7 +61,7 @@ async def chat(
     within(body.message, rt.settings.max_message_chars, "message")
     req = ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client))
     sub = await (_drive(rt, req) if wait else submit(rt, req))
-    return await _answer(rt, user, sub.run_id, sub.thread_id, wait)
+    return await _answer(rt, user, sub, wait)
 
 
 @router.post("/context")
@@ -58,7 +70,7 @@ async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = No
     within(body.query, rt.settings.max_message_chars, "query")
     req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
     sub = await _drive(rt, req)
-    return await _answer(rt, user, sub.run_id, None, True)
+    return await _answer(rt, user, sub, True)
 
 
 async def _drive(rt: Runtime, req: ChatRequest) -> Submitted:
@@ -72,19 +84,21 @@ def _client(value: str | None) -> str:
     return value if value in {"client", "emulator", "test-runner", "bench"} else "client"
 
 
-async def _answer(
-    rt: Runtime, user: User, run_id: uuid.UUID, thread_id: Any, wait: bool
-) -> JSONResponse:
+async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONResponse:
     if not wait:
-        return JSONResponse(
-            {"run_id": str(run_id), "thread_id": _s(thread_id), "status": "NEW"}, 202
-        )
-    await wait_done(rt, run_id, rt.settings.chat_wait_s)
-    async with rt.pool.acquire() as conn:
-        run = await conn.fetchrow(q("get_run"), run_id, user.id)
-        memories = await run_memories(conn, run_id, user.id, used_only=run["stop_at"] != "READY")
+        body = {"run_id": str(sub.run_id), "thread_id": _s(sub.thread_id), "status": "NEW"}
+        return FastJSON(body, 202)
+    run_id = sub.run_id
+    if sub.claim is None:  # the workers have it (an express run is done or back in a queue)
+        await wait_done(rt, run_id, rt.settings.chat_wait_s)
+    run = await rt.pool.fetchrow(q("get_run"), run_id, user.id)
+    if not is_done(run["status"], run["stop_at"]) and sub.claim is not None:
+        await wait_done(rt, run_id, rt.settings.chat_wait_s)  # left in a queue: wait there
+        run = await rt.pool.fetchrow(q("get_run"), run_id, user.id)
+    used_only = run["stop_at"] != "READY"
+    memories = await run_memories(rt.pool, run_id, user.id, used_only=used_only)
     done = run["status"] in ("COMPLETED", "FAILED") or run["status"] == run["stop_at"]
-    return JSONResponse(_payload(run, memories), status_code=200 if done else 202)
+    return FastJSON(_payload(run, memories), status_code=200 if done else 202)
 
 
 def _payload(run: Any, memories: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,25 +111,17 @@ def _payload(run: Any, memories: list[dict[str, Any]]) -> dict[str, Any]:
         "answer": run["answer"],
         "error": run["error"],
         "timings_ms": timings_ms(run),
-        "memories_used": [_jsonable(m) for m in used],
+        "memories_used": used,  # orjson writes the uuids and datetimes (ISO 8601)
     }
     if run["stop_at"] == "READY":
         payload |= {
             "context": run["context_text"],
             "context_tokens": run["context_tokens"],
             "max_tokens": run["max_tokens"],
-            "memories": [_jsonable(m) for m in memories],
+            "memories": memories,
         }
     return payload
 
 
 def _s(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _jsonable(m: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **m,
-        "source_thread_id": _s(m["source_thread_id"]),
-        "event_time": m["event_time"].isoformat() if m["event_time"] else None,
-    }
