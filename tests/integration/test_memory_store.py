@@ -51,3 +51,37 @@ async def test_near_duplicates_merge_per_user_and_only_into_valid_memories(db_ur
             assert await store.write(conn, memory(alice, text + " Really", 1002)) is True
     finally:
         await conn.close()
+
+
+async def test_a_hit_brings_its_sibling_chunks_of_the_owner_only(db_url: str) -> None:
+    """Small-to-big: the other chunks of a hit's source turn follow it at sibling_decay × its
+    score; a closed chunk, another user's row and the hits themselves are not repeated."""
+    from maas.memory.search import search
+    from maas.params import defaults
+
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        for i in range(50):  # other turns, so the GIN probe has rows to skip
+            await store.write(conn, memory(alice, f"Unrelated note {i} about chess openings", i))
+        turn = 7000
+        await store.write(conn, memory(alice, "I adopted a greyhound last spring", turn))
+        await store.write(conn, memory(alice, "She sleeps on the red sofa all day", turn))
+        await store.write(conn, memory(alice, "Her vet is in Leeds near the station", turn))
+        await store.write(conn, memory(bob, "Bob keeps tropical fish in a tank", turn))
+        await conn.execute(
+            "UPDATE maas.memories SET valid_to = now() WHERE text LIKE 'Her vet%' AND user_id = $1",
+            alice,
+        )
+        params = defaults()
+        found = await search(conn, alice, "greyhound", ["greyhound"], None, params)
+        texts = [c.text for c in found]
+        assert texts[0] == "I adopted a greyhound last spring"
+        assert "She sleeps on the red sofa all day" in texts
+        assert not any("vet" in t or "fish" in t for t in texts)
+        sofa = next(c for c in found if c.text.startswith("She sleeps"))
+        assert sofa.components == {"linked_to": float(found[0].id)}
+        assert sofa.score == found[0].score * params.num("retrieval.sibling_decay")
+        assert len(texts) == len(set(texts))
+    finally:
+        await conn.close()
