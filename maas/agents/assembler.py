@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from maas.db.queries import q
 from maas.llm.types import Analysis
 from maas.memory.budget import Packed, pack
@@ -45,12 +47,12 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     return commit
 
 
-def _columns(found: list[Candidate], packed: Packed) -> list[list[Any]]:
+def _columns(found: list[Candidate], packed: Packed) -> list[Any]:
     return [
         [c.id for c in found],
         list(range(1, len(found) + 1)),
         [c.score for c in found],
-        [{k: round(v, 4) for k, v in c.components.items()} for c in found],
+        orjson.dumps([{k: round(v, 4) for k, v in c.components.items()} for c in found]).decode(),
         [c.id in packed.used_ids for c in found],
         [packed.line_tokens.get(c.id, 0) for c in found],
     ]

@@ -54,10 +54,14 @@ FROM cand JOIN maas.memories m USING (id)
 LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
 
 -- name: insert_run_memories
--- $1 run, then parallel arrays: $2 memory ids, $3 ranks, $4 scores, $5 components, $6 used,
--- $7 tokens. Replaces what an earlier attempt of the same run wrote.
+-- $1 run, then parallel arrays: $2 memory ids, $3 ranks, $4 scores, $5 components (one JSON
+-- array as text: one value to encode and parse instead of one per row), $6 used, $7 tokens.
+-- Replaces what an earlier attempt of the same run wrote.
 INSERT INTO maas.run_memories (run_id, memory_id, rank, score, components, used, tokens)
-SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::real[], $5::jsonb[], $6::bool[], $7::int[])
+SELECT $1, u.memory_id, u.rank, u.score, c.value, u.used, u.tokens
+FROM unnest($2::bigint[], $3::int[], $4::real[], $6::bool[], $7::int[])
+       WITH ORDINALITY AS u(memory_id, rank, score, used, tokens, i)
+JOIN jsonb_array_elements($5::text::jsonb) WITH ORDINALITY AS c(value, i) USING (i)
 ON CONFLICT (run_id, memory_id) DO UPDATE
 SET rank = excluded.rank, score = excluded.score, components = excluded.components,
     used = excluded.used, tokens = excluded.tokens
