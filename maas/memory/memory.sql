@@ -34,11 +34,14 @@ bm25 AS (
     SELECT p.memory_id, p.tf, p.doclen FROM maas.memory_terms p
     WHERE p.user_id = $1 AND p.lexeme = i.l AND ($6 OR p.valid) OFFSET 0) p
   GROUP BY p.memory_id ORDER BY r DESC, p.memory_id DESC LIMIT $5),
-trg AS (
-  SELECT m.id, max(word_similarity(k, m.text)) AS s
-  FROM unnest($3::text[]) AS k
-  JOIN maas.memories m ON m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND k <% m.text
-  GROUP BY m.id ORDER BY s DESC LIMIT $5),
+trg AS (  -- gated and fenced like bm25: a generic plan (asyncpg prepares statements, Postgres
+  -- switches to one after five runs) scanned every memory in parallel even with no keyword
+  SELECT t.id, max(t.s) AS s
+  FROM unnest($3::text[]) AS k CROSS JOIN LATERAL (
+    SELECT m.id, word_similarity(k, m.text) AS s FROM maas.memories m
+    WHERE m.user_id = $1 AND ($6 OR m.valid_to IS NULL) AND k <% m.text OFFSET 0) t
+  WHERE cardinality($3::text[]) > 0
+  GROUP BY t.id ORDER BY s DESC LIMIT $5),
 vec AS (
   SELECT m.id, 1 - (m.embedding <=> $4::text::vector) AS v
   FROM maas.memories m

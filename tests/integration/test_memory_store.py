@@ -85,3 +85,28 @@ async def test_a_hit_brings_its_sibling_chunks_of_the_owner_only(db_url: str) ->
         assert len(texts) == len(set(texts))
     finally:
         await conn.close()
+
+
+async def test_trigram_arm_finds_a_misspelt_word_of_the_owner_only(db_url: str) -> None:
+    """With its weight on, the trigram arm scores keywords against the owner's memories (gated
+    off entirely when there is no keyword); BM25 cannot match a misspelling."""
+    from maas.memory.search import search
+    from maas.params import ParamSet, defaults
+
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        for i in range(30):
+            await store.write(conn, memory(alice, f"Unrelated note {i} about chess openings", i))
+        await store.write(conn, memory(alice, "I adopted a greyhound last spring", 500))
+        await store.write(conn, memory(bob, "Bob adopted a greyhound too", 501))
+        base = defaults()
+        params = ParamSet(
+            "t", {**base.values, "retrieval.w_trgm": 1.0, "retrieval.sibling_decay": 0}
+        )
+        found = await search(conn, alice, "greyhund", ["greyhund"], None, params)
+        assert [c.text for c in found] == ["I adopted a greyhound last spring"]
+        assert found[0].components["trgm"] > 0 and "bm25" not in found[0].components
+        assert await search(conn, alice, "greyhund", ["greyhund"], None, base) == []
+    finally:
+        await conn.close()
