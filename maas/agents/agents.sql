@@ -1,9 +1,12 @@
 -- Reads and effects of the agents (analyzer, assembler, responder, archivist).
 
 -- name: used_memories
--- The packed memories of run $1, in rank order.
+-- The packed memories of run $1, in rank order, each by its primary key (LATERAL, fenced: a
+-- generic plan must not hash-join the memories table).
 SELECT m.text, m.event_time, m.created_at
-FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id
+FROM maas.run_memories rm CROSS JOIN LATERAL (
+  SELECT x.text, x.event_time, x.created_at FROM maas.memories x WHERE x.id = rm.memory_id
+  OFFSET 0) m
 WHERE rm.run_id = $1 AND rm.used
 ORDER BY rm.rank
 

@@ -58,17 +58,21 @@ FROM maas.run_events e JOIN maas.pipeline_runs r ON r.id = e.run_id AND r.user_i
 WHERE e.run_id = $1 AND e.id > $2 ORDER BY e.id
 
 -- name: run_memories
--- $1 run, $2 owner (of the memories too: nothing of another user can show up here)
+-- $1 run, $2 owner (of the memories too: nothing of another user can show up here). Each memory
+-- by its primary key (LATERAL, fenced): a generic plan joined through the owner's every memory.
 SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
        m.source_message_ids, m.source_thread_id, m.event_time
-FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2
+FROM maas.run_memories rm CROSS JOIN LATERAL (
+  SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m
 WHERE rm.run_id = $1 ORDER BY rm.rank
 
 -- name: used_run_memories
--- The packed memories of run $1 (run_memories with `used`): all a chat answer shows. $2 owner
+-- The packed memories of run $1 (run_memories with `used`): all a chat answer shows. $2 owner.
+-- Fenced like run_memories.
 SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
        m.source_message_ids, m.source_thread_id, m.event_time
-FROM maas.run_memories rm JOIN maas.memories m ON m.id = rm.memory_id AND m.user_id = $2
+FROM maas.run_memories rm CROSS JOIN LATERAL (
+  SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m
 WHERE rm.run_id = $1 AND rm.used ORDER BY rm.rank
 
 -- name: run_llm_calls

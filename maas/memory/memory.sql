@@ -139,15 +139,18 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 
 -- name: sibling_memories
 -- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns, or
--- the turns just before), except ids $3. One GIN probe per message (LATERAL, fenced): given the
--- whole array, the planner misjudged `&&` and walked the user's every memory (126 ms at 100k).
+-- the turns just before), except ids $3. One GIN probe per message, then one primary-key fetch
+-- per hit (both LATERAL, fenced): the planner misjudges `&&` and, in the generic plan Postgres
+-- switches to after five runs, preferred walking the user's every memory (126 ms at 100k).
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
        NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector, NULL::text AS speaker
-FROM maas.memories m
-WHERE m.id IN (
-    SELECT h.id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
-      SELECT x.id FROM maas.memories x WHERE x.source_message_ids @> ARRAY[s.mid] OFFSET 0) h)
-  AND m.user_id = $1 AND m.valid_to IS NULL AND NOT (m.id = ANY($3::bigint[]))
+FROM (SELECT DISTINCT h.id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
+        SELECT x.id FROM maas.memories x WHERE x.source_message_ids @> ARRAY[s.mid] OFFSET 0) h
+     ) hit
+CROSS JOIN LATERAL (
+  SELECT * FROM maas.memories y
+  WHERE y.id = hit.id AND y.user_id = $1 AND y.valid_to IS NULL AND NOT (y.id = ANY($3::bigint[]))
+  OFFSET 0) m
 
 -- name: memory_by_fact
 -- The memory of user $1 for fact key $2, open or closed.
