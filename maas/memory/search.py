@@ -70,13 +70,14 @@ async def search(
 
 
 async def _search_rows(conn: Any, args: tuple[Any, ...], threshold: float) -> list[Any]:
-    """search_memories; the trigram threshold is set (transaction-local) only when the trigram
-    arm has terms: with none (its weight is 0 by default) it would cost BEGIN, SET and COMMIT,
-    three round trips, for an operator that is never evaluated."""
-    if not args[2]:
+    """search_memories. With trigram terms or an embedding it runs in a transaction that sets the
+    trigram threshold and asks for a custom plan (search_settings); without either (lexical
+    only, the default without embeddings) the generic plan is as good, and BEGIN, SET and COMMIT
+    would be three more round trips."""
+    if not args[2] and args[3] is None:
         return list(await conn.fetch(q("search_memories"), *args))
     async with conn.transaction():
-        await conn.execute(q("set_trgm_thresholds"), str(threshold), str(threshold))
+        await conn.execute(q("search_settings"), str(threshold), str(threshold))
         return list(await conn.fetch(q("search_memories"), *args))
 
 

@@ -110,3 +110,43 @@ async def test_trigram_arm_finds_a_misspelt_word_of_the_owner_only(db_url: str) 
         assert await search(conn, alice, "greyhund", ["greyhund"], None, base) == []
     finally:
         await conn.close()
+
+
+async def test_vector_arm_is_exact_per_user_whatever_the_plan(db_url: str) -> None:
+    """The HNSW index is shared by every tenant: walked with a user filter it yields only those
+    of the global nearest that are the user's. The arm must rank all of the user's own vectors,
+    under a generic plan too (asyncpg prepares statements; Postgres switches after five runs)."""
+    import random
+
+    from maas.memory.search import search, vector_text
+    from maas.params import ParamSet, defaults
+
+    rng = random.Random(7)
+    query = [rng.uniform(-1, 1) for _ in range(384)]
+    near = [[x + rng.uniform(-0.01, 0.01) for x in query] for _ in range(300)]
+    far = [[rng.uniform(-1, 1) for _ in range(384)] for _ in range(30)]
+    insert = (
+        "INSERT INTO maas.memories (user_id, text, fact_key, embedding)"
+        " SELECT $1, t, md5(t), e::vector FROM unnest($2::text[], $3::text[]) AS x(t, e)"
+    )
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        bob_texts = [f"bob fact {i}" for i in range(300)]
+        await conn.execute(insert, bob, bob_texts, [vector_text(v) for v in near])
+        alice_texts = [f"alice fact {i}" for i in range(30)]
+        await conn.execute(insert, alice, alice_texts, [vector_text(v) for v in far])
+        await conn.execute("ANALYZE maas.memories")
+        base = defaults()
+        params = ParamSet(
+            "t", {**base.values, "retrieval.min_score": 0, "retrieval.sibling_decay": 0}
+        )
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        # make the index walk look cheapest, as it does beside big tenants
+        await conn.execute("SET enable_seqscan = off; SET enable_sort = off")
+        for _ in range(7):  # past the point where a cached plan would be generic anyway
+            found = await search(conn, alice, "zzz", [], query, params)
+            assert sorted(c.text for c in found) == sorted(alice_texts)
+            assert all("vector" in c.components for c in found)
+    finally:
+        await conn.close()
