@@ -41,7 +41,9 @@ bm25 AS (
   FROM idf i CROSS JOIN stats CROSS JOIN LATERAL (
     SELECT p.memory_id, p.tf, p.doclen FROM maas.memory_terms p
     WHERE p.user_id = $1 AND p.lexeme = i.l AND ($6 OR p.valid) OFFSET 0) p
-  GROUP BY p.memory_id ORDER BY r DESC, p.memory_id DESC LIMIT $5),
+  -- equal scores (short memories sharing one term) are common at the cut: the earlier-written
+  -- memory first, so the candidate set does not depend on the plan
+  GROUP BY p.memory_id ORDER BY r DESC, p.memory_id LIMIT $5),
 trg AS (  -- gated and fenced like bm25: a generic plan (asyncpg prepares statements, Postgres
   -- switches to one after five runs) scanned every memory in parallel even with no keyword
   SELECT t.id, max(t.s) AS s
