@@ -76,6 +76,7 @@ class TunerParams:
     state: SourceState = field(default_factory=SourceState)
     _loaded_at: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _generation: int = 0  # bumped by invalidate(): a read that started before it is stale
 
     async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
         state = await self._current()
@@ -83,6 +84,7 @@ class TunerParams:
 
     def invalidate(self) -> None:
         """A change was made in this process: read the state again on the next run."""
+        self._generation += 1
         self._loaded_at = None
 
     async def _current(self) -> SourceState:
@@ -97,9 +99,13 @@ class TunerParams:
         return self._loaded_at is not None and time.monotonic() - self._loaded_at < self.poll_s
 
     async def _load(self) -> None:
+        """A read that was under way when a change was made here (an archive job's, say, while
+        an experiment switched arms) is not fresh: the next run reads again, and does not get
+        the old arm for a whole poll interval."""
+        generation = self._generation
         try:
             row = await self.pool().fetchrow(q("tuner_source_state"))
             self.state = SourceState.from_row(row)
         except Exception as exc:  # keep serving with what we had (or MaaS's own parameters)
             log.warning("tuner parameters unreadable, keeping the last known: %s", exc)
-        self._loaded_at = time.monotonic()
+        self._loaded_at = time.monotonic() if generation == self._generation else None
