@@ -88,16 +88,15 @@ async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONRe
     if not wait:
         body = {"run_id": str(sub.run_id), "thread_id": _s(sub.thread_id), "status": "NEW"}
         return FastJSON(body, 202)
-    run_id = sub.run_id
-    if sub.claim is None:  # the workers have it (an express run is done or back in a queue)
-        await wait_done(rt, run_id, rt.settings.chat_wait_s)
-    run = await rt.pool.fetchrow(q("get_run"), run_id, user.id)
-    if not is_done(run["status"], run["stop_at"]) and sub.claim is not None:
-        await wait_done(rt, run_id, rt.settings.chat_wait_s)  # left in a queue: wait there
-        run = await rt.pool.fetchrow(q("get_run"), run_id, user.id)
+    # An express run has been driven already: read it. A queued run (or one the express lane
+    # left in a queue) is waited for first.
+    run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id) if sub.claim else None
+    if run is None or not is_done(run["status"], run["stop_at"]):
+        await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
+        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
     used_only = run["stop_at"] != "READY"
-    memories = await run_memories(rt.pool, run_id, user.id, used_only=used_only)
-    done = run["status"] in ("COMPLETED", "FAILED") or run["status"] == run["stop_at"]
+    memories = await run_memories(rt.pool, sub.run_id, user.id, used_only=used_only)
+    done = is_done(run["status"], run["stop_at"])
     return FastJSON(_payload(run, memories), status_code=200 if done else 202)
 
 

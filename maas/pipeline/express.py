@@ -55,8 +55,9 @@ class ExpressLane:
                 item = await self._stage(self.workers[stage.name], item)
             finished = True
         finally:
-            # A normal end: keep quiet until the last commit's notifications are in. Otherwise
-            # the run is back in a queue and the workers must hear of it at once.
+            # The drive ended (done, or a stage failed and its retry waits out a backoff anyway):
+            # keep quiet until the last commit's notifications are in. Cancelled: the released
+            # run is back in its queue and the workers must hear of it at once.
             self.rt.signals.driven_until(str(claim.id), SETTLE_S if finished else 0)
 
     async def _stage(self, worker: StageWorker, item: Claim) -> Claim | None:
