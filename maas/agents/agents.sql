@@ -47,12 +47,18 @@ WHERE m.thread_id = $1 AND m.id > t.archived_upto AND m.id <= $2
 ORDER BY m.id
 
 -- name: finish_archive_job
--- $1 job, $2 lease token, $3 memories created. Advances the thread's archived mark.
-WITH done AS (
+-- $1 job, $2 lease token, $3 memories created. Advances the thread's archived mark. The thread row
+-- is locked first (`locked`, which `done` waits for), the order closing a thread takes (close, then
+-- queue a job): job-then-thread let a close of the same thread wait on the job's row while it
+-- held the thread, and the two deadlocked (seen in CI).
+WITH locked AS MATERIALIZED (
+  SELECT th.id FROM maas.threads th JOIN maas.archive_jobs j ON j.thread_id = th.id
+  WHERE j.id = $1 FOR NO KEY UPDATE OF th),
+done AS (
   UPDATE maas.archive_jobs
   SET status = 'done', memories_created = $3, finished_at = now(), error = NULL,
       lease_token = NULL, claimed_by = NULL, claimed_until = NULL
-  WHERE id = $1 AND status = 'running' AND lease_token = $2
+  WHERE id = $1 AND status = 'running' AND lease_token = $2 AND EXISTS (SELECT 1 FROM locked)
   RETURNING thread_id, upto_message_id)
 UPDATE maas.threads t SET archived_upto = greatest(t.archived_upto, done.upto_message_id)
 FROM done WHERE t.id = done.thread_id

@@ -201,7 +201,8 @@ class OfflineModel:
         self, lines: list[TranscriptLine], params: ParamSet, rec: Recorder
     ) -> list[Fact]:
         started = time.perf_counter()
-        pairs = zip(lines, [None, *lines[:-1]], strict=True)
+        previous = [None, *lines][: len(lines)]  # no lines (nothing left to archive): no pairs
+        pairs = zip(lines, previous, strict=True)
         facts = [fact for line, prev in pairs for fact in facts_from(line, prev, params)]
         source = "\n".join(line.text for line in lines)
         await rec(self._log("archivist", started, source, "\n".join(f.text for f in facts)))

@@ -95,3 +95,20 @@ def test_what_a_named_person_said_is_preferred() -> None:
     assert said_by_ana.score == 1.3 and said_by_bo.score == 1.1
     prefer_speakers([said_by_ana, said_by_bo], [], 0.3)
     assert said_by_ana.score == 1.3
+
+
+async def test_an_archive_job_with_no_lines_extracts_nothing() -> None:
+    """A job whose messages were all archived already (or none is left) must not fail: it used
+    to raise on the empty transcript and be retried until FAILED."""
+    from maas.llm.offline import OfflineModel
+
+    calls = []
+
+    async def record(call: object) -> None:
+        calls.append(call)
+
+    model = OfflineModel()
+    assert await model.extract_facts([], defaults(), record) == []
+    line = TranscriptLine(1, "user", None, "I adopted a greyhound named Pixel last spring.", AT)
+    assert [f.text for f in await model.extract_facts([line], defaults(), record)]
+    assert len(calls) == 2
