@@ -18,8 +18,8 @@ ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
 ), retrieved AS (
   -- and the run's retrieved memories with their provenance (migration 0008)
-  INSERT INTO selflearn.sensor_retrievals (run_id, memory_id, rank, used, tokens, source_message_ids)
-  SELECT x.run_id, x.memory_id, x.rank, x.used, x.tokens, x.source_message_ids
+  INSERT INTO selflearn.sensor_retrievals (run_id, memory_ids, used, tokens, sources)
+  SELECT x.run_id, x.memory_ids, x.used, x.tokens, x.sources
   FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
   ON CONFLICT DO NOTHING
 )
@@ -46,8 +46,8 @@ ON CONFLICT (run_id) DO NOTHING
 RETURNING run_id
 ), retrieved AS (
   -- and the run's retrieved memories with their provenance (migration 0008)
-  INSERT INTO selflearn.sensor_retrievals (run_id, memory_id, rank, used, tokens, source_message_ids)
-  SELECT x.run_id, x.memory_id, x.rank, x.used, x.tokens, x.source_message_ids
+  INSERT INTO selflearn.sensor_retrievals (run_id, memory_ids, used, tokens, sources)
+  SELECT x.run_id, x.memory_ids, x.used, x.tokens, x.sources
   FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
   ON CONFLICT DO NOTHING
 )

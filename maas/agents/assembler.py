@@ -50,7 +50,6 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
 def _columns(found: list[Candidate], packed: Packed) -> list[Any]:
     return [
         [c.id for c in found],
-        list(range(1, len(found) + 1)),
         [c.score for c in found],
         orjson.dumps([{k: round(v, 4) for k, v in c.components.items()} for c in found]).decode(),
         [c.id in packed.used_ids for c in found],

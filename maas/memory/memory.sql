@@ -69,21 +69,18 @@ FROM cand JOIN maas.memories m USING (id)
 LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
 
 -- name: insert_run_memories
--- $1 run, then parallel arrays: $2 memory ids, $3 ranks, $4 scores, $5 components (one JSON
--- array as text: one value to encode and parse instead of one per row), $6 used, $7 tokens.
--- Replaces what an earlier attempt of the same run wrote.
-INSERT INTO maas.run_memories (run_id, memory_id, rank, score, components, used, tokens)
-SELECT $1, u.memory_id, u.rank, u.score, c.value, u.used, u.tokens
-FROM unnest($2::bigint[], $3::int[], $4::real[], $6::bool[], $7::int[])
-       WITH ORDINALITY AS u(memory_id, rank, score, used, tokens, i)
-JOIN jsonb_array_elements($5::text::jsonb) WITH ORDINALITY AS c(value, i) USING (i)
-ON CONFLICT (run_id, memory_id) DO UPDATE
-SET rank = excluded.rank, score = excluded.score, components = excluded.components,
-    used = excluded.used, tokens = excluded.tokens
+-- $1 run, then parallel arrays in rank order: $2 memory ids, $3 scores, $4 components (one JSON
+-- array as text), $5 used, $6 tokens. One row per run (migration 0016); replaces what an earlier
+-- attempt of the same run wrote.
+INSERT INTO maas.run_retrievals (run_id, memory_ids, scores, components, used, tokens)
+VALUES ($1, $2::bigint[], $3::real[], $4::text::jsonb, $5::bool[], $6::int[])
+ON CONFLICT (run_id) DO UPDATE
+SET memory_ids = excluded.memory_ids, scores = excluded.scores,
+    components = excluded.components, used = excluded.used, tokens = excluded.tokens
 
 -- name: clear_run_memories
 -- $1 run
-DELETE FROM maas.run_memories WHERE run_id = $1
+DELETE FROM maas.run_retrievals WHERE run_id = $1
 
 -- name: find_near_duplicate
 -- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most

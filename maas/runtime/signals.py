@@ -8,9 +8,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
-from maas.pipeline.status import QUEUED, TERMINAL
+from maas.pipeline.status import QUEUED
 
 STAGES = ("analyzer", "assembler", "responder", "archivist")
+# Not a status: a waiting run of a thread whose earlier run just ended can be claimed now.
+UNBLOCKED = "UNBLOCKED"
 
 
 class Doorbell:
@@ -75,11 +77,12 @@ class Signals:
         return False
 
     def on_run(self, status: str, run_id: str) -> None:
+        if status == UNBLOCKED:  # the run before it in its thread ended (migration 0017)
+            self.stage["analyzer"].ring()
+            return
         stage = QUEUED.get(status)
         if stage and not self._is_driven(run_id):
             self.stage[stage].ring()
-        elif status in TERMINAL:  # the next message of that thread may now be claimed
-            self.stage["analyzer"].ring()
         for event, statuses in self._runs.get(run_id, {}).items():
             if statuses is None or status in statuses:
                 event.set()

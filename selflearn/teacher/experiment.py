@@ -60,8 +60,8 @@ async def arm_data(conn: Any, emulator_run: uuid.UUID, judged: dict[str, Judged]
     """One arm's probes, retrievals and run costs, from sensor tables + emulator expectations."""
     retrieved: dict[str, list[Retrieved]] = {}
     for r in await conn.fetch(q("teacher_probe_retrievals"), emulator_run):
-        item = Retrieved(r["used"], frozenset(r["source_message_ids"]))
-        retrieved.setdefault(str(r["run_id"]), []).append(item)
+        items = [Retrieved(u, frozenset(s)) for u, s in zip(r["used"], r["sources"], strict=True)]
+        retrieved.setdefault(str(r["run_id"]), []).extend(items)
     probes = [
         Probe(
             str(p["run_id"]),

@@ -53,7 +53,8 @@ ORDER BY e.id
 
 -- name: teacher_probe_retrievals
 -- Retrieved memories (sensor copy, with provenance) of the first-attempt probes of emulator run $1.
-SELECT r.run_id, r.used, r.source_message_ids
+-- One row per run: `used` and `sources` (JSON array of source id arrays) in rank order.
+SELECT r.run_id, r.used, r.sources
 FROM selflearn.emulator_expectations e
 JOIN selflearn.sensor_retrievals r ON r.run_id = e.run_id
 WHERE e.emulator_run_id = $1 AND e.attempt = 1

@@ -31,7 +31,7 @@ async def test_a_ring_while_looking_is_kept_until_the_worker_waits() -> None:
     await asyncio.wait_for(mine.wait(), 0.1)  # so the wait returns at once: it looks again
 
 
-async def test_reconnect_wakes_every_idle_worker_and_finished_runs_ring_the_analyzer() -> None:
+async def test_reconnect_wakes_every_idle_worker_and_unblocked_runs_ring_the_analyzer() -> None:
     signals = Signals()
     workers = [asyncio.Event() for _ in range(3)]
     for event in workers:
@@ -40,5 +40,7 @@ async def test_reconnect_wakes_every_idle_worker_and_finished_runs_ring_the_anal
     assert all(e.is_set() for e in workers)
     analyzer = asyncio.Event()
     signals.stage["analyzer"].enroll(analyzer)
-    signals.on_run("COMPLETED", "some-run")  # the next message of its thread may go now
+    signals.on_run("COMPLETED", "some-run")  # an end alone: nobody waits for it
+    assert not analyzer.is_set()
+    signals.on_run("UNBLOCKED", "next-run")  # the next message of its thread may go now
     assert analyzer.is_set()

@@ -1,0 +1,58 @@
+"""The packer's token total is computed from cached line counts; it must equal tiktoken's count
+of the packed text, whatever the memories' text looks like."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from maas.llm.tokens import count_tokens
+from maas.memory.budget import pack
+from maas.memory.search import Candidate
+
+AWKWARD = [
+    "Ana: I like tea.",
+    "ends with spaces   ",
+    "ends with a newline\n",
+    "two\n\nparagraphs\n  indented",
+    "  starts with spaces",
+    "\nstarts with a newline",
+    "tabs\there\t",
+    "punctuation!!!\n",
+    "numbers 12345 and 3.14159",
+    "émoji 🙂 and ünïcödé — dashes",
+    "CRLF line\r\n",
+    "trailing colon:",
+    "'quoted' \"words\" it's we're",
+    "",
+    "   ",
+    "<|endoftext|> is just text here",
+]
+
+
+def _cands(rng: random.Random, n: int, dated: bool) -> list[Candidate]:
+    base = datetime(2023, 5, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        text = "".join(rng.choice(AWKWARD) for _ in range(rng.randint(1, 3)))
+        when = base + timedelta(days=rng.randint(0, 5)) if dated else None
+        out.append(Candidate(i + 1, text, 0.5, when, base, [i], score=rng.random()))
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+@pytest.mark.parametrize("include_dates", [True, False])
+def test_the_token_total_is_what_tiktoken_counts(encoding: str, include_dates: bool) -> None:
+    rng = random.Random(7)
+    for trial in range(150):
+        cands = _cands(rng, rng.randint(1, 40), dated=trial % 3 != 0)
+        packed = pack(cands, rng.choice([30, 120, 400, 5000]), include_dates, encoding)
+        assert packed.tokens == count_tokens(packed.text, encoding), packed.text
+
+
+def test_nothing_fits_is_zero_tokens() -> None:
+    cands = _cands(random.Random(1), 3, dated=True)
+    packed = pack(cands, 1, True, "cl100k_base")
+    assert packed.used_ids == set() and packed.text == "" and packed.tokens == 0
