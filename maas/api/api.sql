@@ -23,10 +23,6 @@ INSERT INTO maas.messages (thread_id, user_id, role, speaker, content, created_a
 VALUES ($1, $2, $3, $4, $5, coalesce($6, now()))
 RETURNING id
 
--- name: reopen_thread
--- A new message in a closed thread opens it again. $1 thread
-UPDATE maas.threads SET closed_at = NULL, last_message_at = now() WHERE id = $1
-
 -- name: close_thread
 -- $1 thread, $2 owner
 UPDATE maas.threads SET closed_at = coalesce(closed_at, now())

@@ -1,23 +1,16 @@
 -- Pipeline runs: creation, claims with a lease, guarded transitions, crash recovery.
 
--- name: insert_run
--- $1 user, $2 thread, $3 message, $4 query, $5 mode, $6 stop_at, $7 client_type,
--- $8 idempotency key (null = none), $9 max_tokens override. Returns nothing on a key replay.
--- A user pinned to a mode (a mock test run's throwaway user) gets that mode instead of $5.
-INSERT INTO maas.pipeline_runs
-  (user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key, max_tokens)
-VALUES ($1, $2, $3, $4, coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = $1), $5),
-        $6::text::maas.run_status, $7, $8, $9)
-ON CONFLICT (user_id, idempotency_key) DO NOTHING
-RETURNING id
+-- name: submit_run
+-- A message and its run in one round trip (migration 0018): $1 user, $2 thread (null = new),
+-- $3 title of a new thread, $4 message, $5 mode, $6 stop_at, $7 client_type, $8 idempotency key,
+-- $9 max_tokens override, $10 lease seconds of the express lane's claim (null = no claim),
+-- $11 worker. Raises MA404 (thread not the user's) or MA409 (key taken).
+SELECT run_id, thread_id, message_id, mode, lease_token
+FROM maas.submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 
 -- name: run_by_idempotency_key
 -- $1 user, $2 key
 SELECT id, thread_id FROM maas.pipeline_runs WHERE user_id = $1 AND idempotency_key = $2
-
--- name: link_message_run
--- $1 message, $2 run
-UPDATE maas.messages SET run_id = $2 WHERE id = $1
 
 -- name: claim_run
 -- Take the oldest run waiting at $1, move it to $2 under a fresh lease of $3 seconds for worker

@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.pipeline.claim import Claim
-from maas.pipeline.runner import STAGES, claim_by_id
 from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
 from maas.runtime.signals import wait_any
@@ -28,10 +29,6 @@ class Submitted:
     claim: Claim | None = None  # the analyzer's claim, taken in the same commit (express lane)
 
 
-class _KeyTaken(Exception):
-    """Another request with the same idempotency key committed first."""
-
-
 @dataclass(frozen=True)
 class ChatRequest:
     user_id: uuid.UUID
@@ -44,67 +41,69 @@ class ChatRequest:
 
 
 async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submitted:
-    """Message + run in one transaction; a replayed idempotency key returns the first run.
-    With `express` the same commit claims the run for the analyzer (see express.py)."""
+    """Message + run in one statement (maas.submit_run, migration 0018); a replayed idempotency
+    key returns the first run. With `express` the same commit claims the run for the analyzer
+    (see express.py)."""
     if req.idempotency_key:
         found = await _by_key(rt, req)
         if found:
             return found
     try:
-        async with rt.pool.acquire() as conn, conn.transaction():
-            sub = await _insert(conn, rt, req)
-            if express:
-                claim = await claim_by_id(rt, conn, sub.run_id, STAGES[0])
-                if claim is not None:  # before the commit, whose notifications come after
-                    rt.signals.driving(str(sub.run_id), rt.settings.lease_s)
-                sub = Submitted(sub.run_id, sub.thread_id, claim=claim)
-            return sub
-    except _KeyTaken:
-        found = await _by_key(rt, req)
+        row = await rt.pool.fetchrow(
+            q("submit_run"),
+            req.user_id,
+            req.thread_id,
+            _title(req.message),
+            req.message,
+            rt.llm.mode,
+            req.stop_at,
+            req.client_type,
+            req.idempotency_key,
+            req.max_tokens,
+            rt.settings.lease_s if express else None,
+            rt.worker_id,
+        )
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == "MA404":
+            raise NotFound(f"thread {req.thread_id} not found") from None
+        if exc.sqlstate != "MA409":
+            raise
+        found = await _by_key(rt, req)  # another request with the same key committed first
         assert found is not None
         return found
+    claim = _claim(row, req) if row["lease_token"] is not None else None
+    if claim is not None:
+        rt.signals.driving(str(claim.id), rt.settings.lease_s)
+    return Submitted(row["run_id"], row["thread_id"], claim=claim)
+
+
+def _claim(row: Any, req: ChatRequest) -> Claim:
+    """The analyzer's claim taken by submit_run: a new run, so nothing of it is known yet."""
+    return Claim(
+        id=row["run_id"],
+        user_id=req.user_id,
+        thread_id=row["thread_id"],
+        message_id=row["message_id"],
+        query=req.message,
+        mode=row["mode"],
+        stop_at=req.stop_at,
+        max_tokens=req.max_tokens,
+        attempts=1,
+        lease_token=row["lease_token"],
+        params=None,
+        param_version=None,
+        analyzer_output=None,
+        context_text=None,
+    )
+
+
+def _title(message: str) -> str:
+    return message.strip().splitlines()[0][:80] if message.strip() else "chat"
 
 
 async def _by_key(rt: Runtime, req: ChatRequest) -> Submitted | None:
     row = await rt.pool.fetchrow(q("run_by_idempotency_key"), req.user_id, req.idempotency_key)
     return Submitted(row["id"], row["thread_id"], replayed=True) if row else None
-
-
-async def _insert(conn: Any, rt: Runtime, req: ChatRequest) -> Submitted:
-    thread_id = await _thread(conn, req) if req.stop_at == "COMPLETED" else req.thread_id
-    message_id = None
-    if thread_id is not None:
-        message_id = await conn.fetchval(
-            q("insert_message"), thread_id, req.user_id, "user", None, req.message, None
-        )
-    run_id = await conn.fetchval(
-        q("insert_run"),
-        req.user_id,
-        thread_id,
-        message_id,
-        req.message,
-        rt.llm.mode,
-        req.stop_at,
-        req.client_type,
-        req.idempotency_key,
-        req.max_tokens,
-    )
-    if run_id is None:
-        raise _KeyTaken()
-    if message_id is not None:
-        await conn.execute(q("link_message_run"), message_id, run_id)
-    return Submitted(run_id, thread_id)
-
-
-async def _thread(conn: Any, req: ChatRequest) -> uuid.UUID:
-    if req.thread_id is None:
-        title = req.message.strip().splitlines()[0][:80] if req.message.strip() else "chat"
-        thread_id: uuid.UUID = await conn.fetchval(q("insert_thread"), req.user_id, title)
-        return thread_id
-    if await conn.fetchrow(q("own_thread"), req.thread_id, req.user_id) is None:
-        raise NotFound(f"thread {req.thread_id} not found")
-    await conn.execute(q("reopen_thread"), req.thread_id)
-    return req.thread_id
 
 
 async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:

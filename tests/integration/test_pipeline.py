@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.helpers import close_and_archive
@@ -107,6 +108,24 @@ async def test_idempotency_key_returns_the_same_run(make_api: Any) -> None:
         assert one["run_id"] == two["run_id"] and one["answer"] == two["answer"]
         thread = (await alice.get(f"/v1/threads/{one['thread_id']}")).json()
         assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
+
+
+async def test_concurrent_requests_with_one_idempotency_key_make_one_run(make_api: Any) -> None:
+    """Requests racing with the same key: one message, one run; the others get that run (the
+    loser's statement is rolled back whole, its message too)."""
+    async with make_api() as api:
+        alice = await api.user()
+        headers = {"Idempotency-Key": "race-1"}
+        body = {"message": "my sister is called Ada"}
+        replies = await asyncio.gather(
+            *(alice.post("/v1/chat", json=body, headers=headers) for _ in range(6))
+        )
+        assert {r.status_code for r in replies} == {200}
+        assert len({r.json()["run_id"] for r in replies}) == 1
+        thread = (await alice.get(f"/v1/threads/{replies[0].json()['thread_id']}")).json()
+        assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
+        threads = (await alice.get("/v1/threads")).json()
+        assert len(threads) == 1
 
 
 async def test_bad_requests_are_4xx_with_a_message(make_api: Any) -> None:

@@ -15,7 +15,8 @@ VALUES ($1, $2, $3, 'offline', 'COMPLETED') RETURNING id
 
 async def _user_and_thread(conn: Any) -> tuple[Any, Any]:
     user = await conn.fetchval(
-        "INSERT INTO maas.users (name, api_key_hash, key_prefix) VALUES ('u', 'h', 'p') RETURNING id"
+        "INSERT INTO maas.users (name, api_key_hash, key_prefix)"
+        " VALUES ('u', 'h', 'p') RETURNING id"
     )
     thread = await conn.fetchval(
         "INSERT INTO maas.threads (user_id, title) VALUES ($1, 't') RETURNING id", user
