@@ -16,16 +16,26 @@ SELECT role, content FROM maas.messages
 WHERE thread_id = $1 AND id < $2
 ORDER BY id DESC LIMIT $3
 
--- name: insert_answer
--- The assistant's answer of run $3; a second insert for the same run is a no-op.
-INSERT INTO maas.messages (thread_id, user_id, run_id, role, content)
-VALUES ($1, $2, $3, 'assistant', $4)
-ON CONFLICT (run_id) WHERE role = 'assistant' DO NOTHING
-RETURNING id
-
--- name: touch_thread
--- $1 thread
-UPDATE maas.threads SET last_message_at = now() WHERE id = $1
+-- name: finish_respond
+-- The responder's commit in one statement: run $3 (lease token $4) becomes COMPLETED with answer
+-- $5, which is also written as the assistant's message in thread $1 of user $2 (a second insert
+-- for the same run is a no-op) and touches the thread. Nothing happens, and nothing comes back,
+-- when the guard does not hold (the lease was lost).
+WITH done AS (
+  UPDATE maas.pipeline_runs
+  SET status = 'COMPLETED', answer = $5,
+      attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+  WHERE id = $3 AND status = 'RESPONDING' AND lease_token = $4
+  RETURNING id
+), answer AS (
+  INSERT INTO maas.messages (thread_id, user_id, run_id, role, content)
+  SELECT $1, $2, done.id, 'assistant', $5 FROM done WHERE $1::uuid IS NOT NULL
+  ON CONFLICT (run_id) WHERE role = 'assistant' DO NOTHING
+), touched AS (
+  UPDATE maas.threads SET last_message_at = now()
+  WHERE id = $1 AND EXISTS (SELECT 1 FROM done)
+)
+SELECT id FROM done
 
 -- name: claim_archive_job
 -- The oldest queued job, leased to worker $2 for $1 seconds.

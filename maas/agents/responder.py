@@ -7,7 +7,7 @@ from typing import Any
 from maas.db.queries import q
 from maas.llm.types import HistoryMessage, PackedMemory, RespondInput
 from maas.llm.when import day
-from maas.pipeline.claim import Claim, Commit
+from maas.pipeline.claim import Claim, Commit, one_statement
 from maas.runtime.context import Runtime
 
 
@@ -19,11 +19,10 @@ async def respond(rt: Runtime, run: Claim) -> Commit:
         data.memories = [PackedMemory(m.text, None) for m in data.memories]
     answer = await rt.model_for(run.mode).respond(data, params, rt.recorder(run.user_id, run.id))
 
+    @one_statement
     async def commit(conn: Any) -> bool:
-        await conn.execute(q("insert_answer"), run.thread_id, run.user_id, run.id, answer)
-        await conn.execute(q("touch_thread"), run.thread_id)
-        done = await conn.fetchval(q("finish_respond"), run.id, run.lease_token, answer)
-        return done is not None
+        args = (run.thread_id, run.user_id, run.id, run.lease_token, answer)
+        return await conn.fetchval(q("finish_respond"), *args) is not None
 
     return commit
 

@@ -80,14 +80,6 @@ SET status = 'READY', context_text = $3, context_tokens = $4,
 WHERE id = $1 AND status = 'ASSEMBLING' AND lease_token = $2
 RETURNING id
 
--- name: finish_respond
--- $1 run, $2 lease token, $3 answer
-UPDATE maas.pipeline_runs
-SET status = 'COMPLETED', answer = $3,
-    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
-WHERE id = $1 AND status = 'RESPONDING' AND lease_token = $2
-RETURNING id
-
 -- name: renew_run_lease
 -- Heartbeat of a working stage: push the lease of run $1 (token $2) to now + $3 seconds.
 -- Nothing comes back when the lease was lost (requeued, taken over, or the run moved on).

@@ -126,6 +126,11 @@ class Worker(ABC, Generic[T]):
             return True
 
     async def _commit(self, commit: Commit, item: T) -> Any:
+        if getattr(commit, "one_statement", False):
+            async with self.rt.pool.acquire() as conn:
+                if not await commit(conn):
+                    raise LostLease()
+                return None
         async with self.rt.pool.acquire() as conn, conn.transaction():
             if not await commit(conn):
                 raise LostLease()
