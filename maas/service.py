@@ -15,7 +15,7 @@ from typing import Any
 from maas.credentials import bootstrap
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.migrate import migrate
-from maas.db.pool import connect, create_pool
+from maas.db.pool import GENERIC_PLANS, connect, create_pool
 from maas.db.queries import q
 from maas.llm.client import LLMConfig, OpenAIModel
 from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
@@ -112,6 +112,13 @@ class Service:
             max_size=self.settings.pool_max,
             timeout_s=self.settings.db_timeout_s,
         )
+        search_pool = await create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.settings.search_pool_max,
+            timeout_s=self.settings.db_timeout_s,
+            settings=GENERIC_PLANS,
+        )
         await self._credentials(pool)
         signals = Signals()
         self.runtime = Runtime(
@@ -123,6 +130,7 @@ class Service:
             signals,
             stopping=self._stop,
             grace_left=self.grace_left,
+            search_pool=search_pool,
         )
         self.runtime.express = ExpressLane(self.runtime)
         self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
@@ -217,6 +225,8 @@ class Service:
             if closer is not None:
                 await closer()
             await _close_pool(self.runtime.pool)
+            if self.runtime.search_pool is not None:
+                await _close_pool(self.runtime.search_pool)
         if self.settings.embedded:
             await asyncio.to_thread(stop_embedded, self.settings.data_dir)
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     pool_min: int = 2
     pool_max: int = 10
+    # the assembler's searches run on a pool of their own (generic plans: maas/db/pool.py)
+    search_pool_max: int = Field(default=4, ge=1)
     db_timeout_s: float = 5.0
     migrate_on_start: bool = True
 

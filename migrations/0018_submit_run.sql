@@ -8,11 +8,13 @@
 -- before. Errors: SQLSTATE MA404 for a thread the user does not own, MA409 when another run
 -- already holds the idempotency key (the whole statement is rolled back: no message is left).
 --
--- $p_lease_s not null: the express lane claims the run for the analyzer in the same commit,
+-- p_run is the new run's id, chosen by the caller (uuid4), so that it can tell its own
+-- listener to ignore the run's queue notifications before they can arrive (express lane).
+-- p_lease_s not null: the express lane claims the run for the analyzer in the same commit,
 -- under that lease for worker p_worker (as claim_run_by_id: not when an earlier run of its
 -- thread is unfinished), and the commit does not wait for the WAL flush (see claim_run_by_id).
 CREATE FUNCTION maas.submit_run(
-  p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text,
+  p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text,
   p_client_type text, p_idempotency_key text, p_max_tokens integer,
   p_lease_s float8, p_worker text,
   OUT run_id uuid, OUT thread_id uuid, OUT message_id bigint, OUT mode text,
@@ -36,9 +38,9 @@ BEGIN
   END IF;
 
   INSERT INTO maas.pipeline_runs
-    (user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
+    (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
      max_tokens)
-  VALUES (p_user, thread_id, message_id, p_query,
+  VALUES (p_run, p_user, thread_id, message_id, p_query,
           coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = p_user), p_mode),
           p_stop_at::maas.run_status, p_client_type, p_idempotency_key, p_max_tokens)
   ON CONFLICT (user_id, idempotency_key) DO NOTHING

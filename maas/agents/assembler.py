@@ -27,7 +27,7 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     terms = search_terms(analysis)
     embedder = rt.embedder_for(run.mode)
     embedding = (await embedder.embed([run.query]))[0] if embedder else None
-    async with rt.pool.acquire() as conn:
+    async with (rt.search_pool or rt.pool).acquire() as conn:
         found = await search(
             conn, run.user_id, run.query, terms, embedding, params, names=analysis.entities
         )

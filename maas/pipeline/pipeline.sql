@@ -1,12 +1,13 @@
 -- Pipeline runs: creation, claims with a lease, guarded transitions, crash recovery.
 
 -- name: submit_run
--- A message and its run in one round trip (migration 0018): $1 user, $2 thread (null = new),
--- $3 title of a new thread, $4 message, $5 mode, $6 stop_at, $7 client_type, $8 idempotency key,
--- $9 max_tokens override, $10 lease seconds of the express lane's claim (null = no claim),
--- $11 worker. Raises MA404 (thread not the user's) or MA409 (key taken).
+-- A message and its run in one round trip (migration 0018): $1 the new run's id, $2 user,
+-- $3 thread (null = new), $4 title of a new thread, $5 message, $6 mode, $7 stop_at,
+-- $8 client_type, $9 idempotency key, $10 max_tokens override, $11 lease seconds of the express
+-- lane's claim (null = no claim), $12 worker. Raises MA404 (thread not the user's) or MA409
+-- (key taken).
 SELECT run_id, thread_id, message_id, mode, lease_token
-FROM maas.submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+FROM maas.submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 
 -- name: run_by_idempotency_key
 -- $1 user, $2 key

@@ -48,9 +48,30 @@ async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submit
         found = await _by_key(rt, req)
         if found:
             return found
+    run_id = uuid.uuid4()
+    if express:  # before the commit: its notifications (NEW, ANALYZING) must wake no worker here
+        rt.signals.driving(str(run_id), rt.settings.lease_s)
+    claimed = False
     try:
-        row = await rt.pool.fetchrow(
+        row = await _submit_row(rt, req, run_id, express)
+        claimed = row is not None and row["lease_token"] is not None
+    finally:
+        if express and not claimed:  # it waits in its queue (or failed): workers may take it
+            rt.signals.driven_until(str(run_id), 0)
+    if row is None:  # another request with the same key committed first
+        found = await _by_key(rt, req)
+        assert found is not None
+        return found
+    claim = _claim(row, req) if claimed else None
+    return Submitted(row["run_id"], row["thread_id"], claim=claim)
+
+
+async def _submit_row(rt: Runtime, req: ChatRequest, run_id: uuid.UUID, express: bool) -> Any:
+    """The submit_run row; None when the idempotency key is taken."""
+    try:
+        return await rt.pool.fetchrow(
             q("submit_run"),
+            run_id,
             req.user_id,
             req.thread_id,
             _title(req.message),
@@ -66,15 +87,9 @@ async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submit
     except asyncpg.PostgresError as exc:
         if exc.sqlstate == "MA404":
             raise NotFound(f"thread {req.thread_id} not found") from None
-        if exc.sqlstate != "MA409":
-            raise
-        found = await _by_key(rt, req)  # another request with the same key committed first
-        assert found is not None
-        return found
-    claim = _claim(row, req) if row["lease_token"] is not None else None
-    if claim is not None:
-        rt.signals.driving(str(claim.id), rt.settings.lease_s)
-    return Submitted(row["run_id"], row["thread_id"], claim=claim)
+        if exc.sqlstate == "MA409":
+            return None
+        raise
 
 
 def _claim(row: Any, req: ChatRequest) -> Claim:

@@ -42,6 +42,8 @@ class Runtime:
     _offline: LanguageModel | None = None
     # Requests that wait for their answer drive their own run (set by the service).
     express: ExpressLane | None = None
+    # The assembler's searches: sessions with generic plans (maas.db.pool.GENERIC_PLANS).
+    search_pool: Any = None
 
     def grace_s(self) -> float:
         return self.grace_left() if self.grace_left else self.settings.shutdown_grace_s
