@@ -11,8 +11,10 @@
 -- p_run is the new run's id, chosen by the caller (uuid4), so that it can tell its own
 -- listener to ignore the run's queue notifications before they can arrive (express lane).
 -- p_lease_s not null: the express lane claims the run for the analyzer in the same commit,
--- under that lease for worker p_worker (as claim_run_by_id: not when an earlier run of its
--- thread is unfinished), and the commit does not wait for the WAL flush (see claim_run_by_id).
+-- under that lease for worker p_worker (not when an earlier run of its thread is unfinished,
+-- as claim_run), and the commit does not wait for the WAL flush: the express lane answers only
+-- after the run's last commit, which is synchronous and flushes this one (WAL is flushed in
+-- order); a crash before that loses a request nobody was answered for.
 CREATE FUNCTION maas.submit_run(
   p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text,
   p_client_type text, p_idempotency_key text, p_max_tokens integer,

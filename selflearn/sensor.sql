@@ -15,12 +15,15 @@ SELECT run_id, user_id, thread_id, client_type, mode, param_version, experiment_
        memories_retrieved, memories_used, found_anything, context_tokens
 FROM selflearn.finished_runs WHERE run_id = ANY($1::uuid[])
 ON CONFLICT (run_id) DO NOTHING
-RETURNING run_id
+RETURNING run_id, client_type
 ), retrieved AS (
-  -- and the run's retrieved memories with their provenance (migration 0008)
+  -- and the retrieved memories with their provenance (migrations 0008, 0016) of emulator runs:
+  -- only the teacher reads them, for the emulator's probes (200 memory lookups per run spared
+  -- for every other run)
   INSERT INTO selflearn.sensor_retrievals (run_id, memory_ids, used, tokens, sources)
   SELECT x.run_id, x.memory_ids, x.used, x.tokens, x.sources
-  FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
+  FROM selflearn.finished_retrievals x
+  WHERE x.run_id IN (SELECT run_id FROM recorded WHERE client_type = 'emulator')
   ON CONFLICT DO NOTHING
 )
 SELECT run_id FROM recorded
@@ -43,12 +46,15 @@ WHERE NOT EXISTS (SELECT 1 FROM selflearn.sensor_events e WHERE e.run_id = f.run
 ORDER BY f.started_at
 LIMIT $1
 ON CONFLICT (run_id) DO NOTHING
-RETURNING run_id
+RETURNING run_id, client_type
 ), retrieved AS (
-  -- and the run's retrieved memories with their provenance (migration 0008)
+  -- and the retrieved memories with their provenance (migrations 0008, 0016) of emulator runs:
+  -- only the teacher reads them, for the emulator's probes (200 memory lookups per run spared
+  -- for every other run)
   INSERT INTO selflearn.sensor_retrievals (run_id, memory_ids, used, tokens, sources)
   SELECT x.run_id, x.memory_ids, x.used, x.tokens, x.sources
-  FROM selflearn.finished_retrievals x WHERE x.run_id IN (SELECT run_id FROM recorded)
+  FROM selflearn.finished_retrievals x
+  WHERE x.run_id IN (SELECT run_id FROM recorded WHERE client_type = 'emulator')
   ON CONFLICT DO NOTHING
 )
 SELECT run_id FROM recorded

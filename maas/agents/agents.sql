@@ -20,7 +20,7 @@ ORDER BY id DESC LIMIT $3
 -- The responder's commit in one statement: run $3 (lease token $4) becomes COMPLETED with answer
 -- $5, which is also written as the assistant's message in thread $1 of user $2 (a second insert
 -- for the same run is a no-op) and touches the thread. Nothing happens, and nothing comes back,
--- when the guard does not hold (the lease was lost).
+-- when the guard does not hold (the lease was lost). The last stage: it claims nothing.
 WITH done AS (
   UPDATE maas.pipeline_runs
   SET status = 'COMPLETED', answer = $5,
@@ -35,7 +35,7 @@ WITH done AS (
   UPDATE maas.threads SET last_message_at = now()
   WHERE id = $1 AND EXISTS (SELECT 1 FROM done)
 )
-SELECT id FROM done
+SELECT true AS finished, NULL::uuid AS lease_token FROM done
 
 -- name: claim_archive_job
 -- The oldest queued job, leased to worker $2 for $1 seconds.

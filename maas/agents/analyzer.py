@@ -5,24 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from maas.db.queries import q
-from maas.pipeline.claim import Claim, Commit
+from maas.pipeline.claim import Claim, Next, StageCommit, next_args
 from maas.runtime.context import Runtime
 
 
-async def analyze(rt: Runtime, run: Claim) -> Commit:
+async def analyze(rt: Runtime, run: Claim) -> StageCommit:
     params = await rt.params.active(run.thread_id)
     model = rt.model_for(run.mode)
     analysis = await model.analyze(run.query, params, rt.recorder(run.user_id, run.id))
 
-    async def commit(conn: Any) -> bool:
-        done = await conn.fetchval(
-            q("finish_analyze"),
+    async def commit(conn: Any, nxt: Next | None) -> Any:
+        return await conn.fetchrow(
+            q("commit_analyze"),
             run.id,
             run.lease_token,
             analysis.model_dump(),
             params.version,
             params.values,
+            *next_args(nxt),
         )
-        return done is not None
 
     return commit

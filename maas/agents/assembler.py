@@ -10,7 +10,7 @@ from maas.db.queries import q
 from maas.llm.types import Analysis
 from maas.memory.budget import Packed, pack
 from maas.memory.search import Candidate, search
-from maas.pipeline.claim import Claim, Commit
+from maas.pipeline.claim import Claim, Next, StageCommit, next_args
 from maas.runtime.context import Runtime
 
 
@@ -21,7 +21,7 @@ def search_terms(analysis: Analysis) -> list[str]:
     return [t for t in seen if t]
 
 
-async def assemble(rt: Runtime, run: Claim) -> Commit:
+async def assemble(rt: Runtime, run: Claim) -> StageCommit:
     params = run.param_set()
     analysis = Analysis.model_validate(run.analyzer_output or {})
     terms = search_terms(analysis)
@@ -34,15 +34,11 @@ async def assemble(rt: Runtime, run: Claim) -> Commit:
     budget = run.max_tokens or int(params["context.max_tokens"])
     packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
 
-    async def commit(conn: Any) -> bool:
-        if run.attempts > 1:  # what an earlier attempt wrote
-            await conn.execute(q("clear_run_memories"), run.id)
-        if found:
-            await conn.execute(q("insert_run_memories"), run.id, *_columns(found, packed))
-        done = await conn.fetchval(
-            q("finish_assemble"), run.id, run.lease_token, packed.text, packed.tokens
-        )
-        return done is not None
+    columns = _columns(found, packed)
+
+    async def commit(conn: Any, nxt: Next | None) -> Any:
+        head = (run.id, run.lease_token, packed.text, packed.tokens)
+        return await conn.fetchrow(q("commit_assemble"), *head, *columns, *next_args(nxt))
 
     return commit
 

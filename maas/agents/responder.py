@@ -7,11 +7,11 @@ from typing import Any
 from maas.db.queries import q
 from maas.llm.types import HistoryMessage, PackedMemory, RespondInput
 from maas.llm.when import day
-from maas.pipeline.claim import Claim, Commit, one_statement
+from maas.pipeline.claim import Claim, Next, StageCommit
 from maas.runtime.context import Runtime
 
 
-async def respond(rt: Runtime, run: Claim) -> Commit:
+async def respond(rt: Runtime, run: Claim) -> StageCommit:
     params = run.param_set()
     data = await _inputs(rt, run, int(params["context.history_messages"]))
     data_dates = bool(params["context.include_dates"])
@@ -19,10 +19,9 @@ async def respond(rt: Runtime, run: Claim) -> Commit:
         data.memories = [PackedMemory(m.text, None) for m in data.memories]
     answer = await rt.model_for(run.mode).respond(data, params, rt.recorder(run.user_id, run.id))
 
-    @one_statement
-    async def commit(conn: Any) -> bool:
+    async def commit(conn: Any, nxt: Next | None) -> Any:  # the last stage: nothing to claim
         args = (run.thread_id, run.user_id, run.id, run.lease_token, answer)
-        return await conn.fetchval(q("finish_respond"), *args) is not None
+        return await conn.fetchrow(q("finish_respond"), *args)
 
     return commit
 

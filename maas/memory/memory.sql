@@ -68,20 +68,6 @@ SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.sou
 FROM cand JOIN maas.memories m USING (id)
 LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
 
--- name: insert_run_memories
--- $1 run, then parallel arrays in rank order: $2 memory ids, $3 scores, $4 components (one JSON
--- array as text), $5 used, $6 tokens. One row per run (migration 0016); replaces what an earlier
--- attempt of the same run wrote.
-INSERT INTO maas.run_retrievals (run_id, memory_ids, scores, components, used, tokens)
-VALUES ($1, $2::bigint[], $3::real[], $4::text::jsonb, $5::bool[], $6::int[])
-ON CONFLICT (run_id) DO UPDATE
-SET memory_ids = excluded.memory_ids, scores = excluded.scores,
-    components = excluded.components, used = excluded.used, tokens = excluded.tokens
-
--- name: clear_run_memories
--- $1 run
-DELETE FROM maas.run_retrievals WHERE run_id = $1
-
 -- name: find_near_duplicate
 -- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most
 -- similar first. `<->` is 1 - similarity: the same order, but one the (user, trigram) GiST index

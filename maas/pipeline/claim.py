@@ -9,15 +9,27 @@ from typing import Any
 
 from maas.params import ParamSet, defaults
 
-# A stage's effects, run by the runner inside one transaction; False = the guard did not hold.
+# The archivist's effects, run by the runner inside one transaction; False = the guard did not
+# hold.
 Commit = Callable[[Any], Awaitable[bool]]
 
 
-def one_statement(commit: Commit) -> Commit:
-    """Mark a commit that is a single statement (atomic on its own) and claims nothing after
-    it: the runner sends it without BEGIN and COMMIT, two round trips fewer."""
-    commit.one_statement = True  # type: ignore[attr-defined]
-    return commit
+@dataclass(frozen=True)
+class Next:
+    """Claim the run's next stage in the same commit (the express lane): lease and worker."""
+
+    lease_s: float
+    worker: str
+
+
+# A pipeline stage's commit: one statement (maas.commit_* functions, migration 0019) given the
+# next stage's claim to take, if any; it returns a row with `finished` (the guard held) and, when
+# it claimed the next stage, that claim's columns (lease_token not null). None = not finished.
+StageCommit = Callable[[Any, Next | None], Awaitable[Any]]
+
+
+def next_args(nxt: Next | None) -> tuple[float | None, str | None]:
+    return (nxt.lease_s, nxt.worker) if nxt else (None, None)
 
 
 @dataclass(frozen=True)

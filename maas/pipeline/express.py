@@ -3,7 +3,7 @@
 The stage workers hand a run from stage to stage through the queue: a commit, a NOTIFY, a wake-up
 and a claim per hand-off. When the caller is waiting anyway, the request's own task can do the
 same work with the same guarantees and none of the hand-offs: the message's commit claims the run
-for the analyzer, and each stage's commit claims the next stage (claim_run_by_id). Every status is
+for the analyzer, and each stage's commit claims the next stage (maas.claim_stage). Every status is
 still entered, stamped and recorded (run_events, NOTIFY) by the same triggers, every claim has a
 lease that is renewed while a stage works, and a failed, cancelled or lost stage leaves the run in
 its queue exactly as a worker would, so the workers (of any process) take it from there. See

@@ -42,45 +42,6 @@ RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at
           r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
           r.analyzer_output, r.context_text, set_config('synchronous_commit', 'off', true)
 
--- name: claim_run_by_id
--- The express lane: move run $1 from $2 to $3 under a fresh lease of $4 seconds for worker $5,
--- inside the transaction that created the run or committed its previous stage. Nothing comes back
--- when the run is not waiting at $2 or an earlier run of its thread is unfinished (then it waits
--- in the queue for a worker, like any other). Like claim_run, it makes its transaction commit
--- without waiting for the WAL flush: the express lane answers only after a later synchronous
--- commit (the run's last stage, a failure or a release), which flushes this one (WAL is flushed
--- in order); a database crash before that loses an attempt nobody was told about, and the run
--- (or, for the message's own commit, the request) is retried. Saves one fsync per stage.
-UPDATE maas.pipeline_runs r
-SET status = $3::text::maas.run_status, attempts = r.attempts + 1,
-    lease_token = gen_random_uuid(), claimed_by = $5,
-    claimed_until = now() + make_interval(secs => $4)
-WHERE r.id = $1 AND r.status = $2::text::maas.run_status AND r.stop_at <> r.status
-  AND r.next_attempt_at <= now()
-  AND NOT EXISTS (
-    SELECT 1 FROM maas.pipeline_runs e
-    WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-      AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
-RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-          r.analyzer_output, r.context_text, set_config('synchronous_commit', 'off', true)
-
--- name: finish_analyze
--- $1 run, $2 lease token, $3 analyzer output, $4 parameter version, $5 parameter values
-UPDATE maas.pipeline_runs
-SET status = 'ANALYZED', analyzer_output = $3, param_version = $4, params = $5,
-    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
-WHERE id = $1 AND status = 'ANALYZING' AND lease_token = $2
-RETURNING id
-
--- name: finish_assemble
--- $1 run, $2 lease token, $3 packed context, $4 its token count
-UPDATE maas.pipeline_runs
-SET status = 'READY', context_text = $3, context_tokens = $4,
-    attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
-WHERE id = $1 AND status = 'ASSEMBLING' AND lease_token = $2
-RETURNING id
-
 -- name: renew_run_lease
 -- Heartbeat of a working stage: push the lease of run $1 (token $2) to now + $3 seconds.
 -- Nothing comes back when the lease was lost (requeued, taken over, or the run moved on).
@@ -156,3 +117,16 @@ RETURNING id
 SELECT status::text, count(*) AS n FROM maas.pipeline_runs
 WHERE status IN ('NEW', 'ANALYZING', 'ANALYZED', 'ASSEMBLING', 'READY', 'RESPONDING')
 GROUP BY status
+
+-- name: commit_analyze
+-- The analyzer's commit in one statement (migration 0019): $1 run, $2 lease token, $3 analyzer
+-- output, $4 parameter version, $5 parameter values; $6 lease seconds of the assembler's claim
+-- (null = no claim), $7 worker.
+SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7)
+
+-- name: commit_assemble
+-- The assembler's commit in one statement (migration 0019): $1 run, $2 lease token, $3 packed
+-- context, $4 its token count; the retrieved memories as parallel arrays in rank order: $5 ids,
+-- $6 scores, $7 components (one JSON array as text), $8 used, $9 tokens; $10 lease seconds of
+-- the responder's claim (null = no claim), $11 worker.
+SELECT * FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11)

@@ -18,13 +18,14 @@ from typing import Any, Generic, TypeVar
 from maas.agents import analyzer, archivist, assembler, responder
 from maas.db.queries import q
 from maas.errors import MaasError, StageError
-from maas.pipeline.claim import Claim, Commit
+from maas.pipeline.claim import Claim, Commit, Next, StageCommit
 from maas.pipeline.status import Status
 from maas.runtime.context import Runtime
 from maas.runtime.signals import Doorbell, wait_any
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+C = TypeVar("C")  # what a stage's work hands to its commit
 
 
 class LostLease(Exception):
@@ -37,8 +38,8 @@ def backoff_s(rt: Runtime, attempts: int) -> float:
     return min(base, rt.settings.backoff_max_s) * jitter
 
 
-class Worker(ABC, Generic[T]):
-    """One claim loop. Subclasses say how to claim, work, retry and release."""
+class Worker(ABC, Generic[T, C]):
+    """One claim loop. Subclasses say how to claim, work, commit, retry and release."""
 
     name: str
 
@@ -79,7 +80,7 @@ class Worker(ABC, Generic[T]):
         return True
 
     async def process(self, item: T) -> Any:
-        """Work, then commit; returns what `chain` claimed in that commit (None by default)."""
+        """Work, then commit; returns what the commit claimed for the next stage, if anything."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
@@ -101,7 +102,7 @@ class Worker(ABC, Generic[T]):
         self.rt.metrics.stage_seconds.labels(self.name).observe(done - started)
         self.rt.metrics.stage_commit_seconds.labels(self.name).observe(done - worked)
 
-    async def _holding_lease(self, item: T) -> Commit:
+    async def _holding_lease(self, item: T) -> C:
         """Run the work while renewing the lease every L/3; a lost lease cancels the work.
 
         A live worker keeps its claim however long a stage takes; a dead or paused one stops
@@ -125,26 +126,15 @@ class Worker(ABC, Generic[T]):
             log.warning("%s: could not renew lease of %s: %s", self.name, _ident(item), exc)
             return True
 
-    async def _commit(self, commit: Commit, item: T) -> Any:
-        if getattr(commit, "one_statement", False):
-            async with self.rt.pool.acquire() as conn:
-                if not await commit(conn):
-                    raise LostLease()
-                return None
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            if not await commit(conn):
-                raise LostLease()
-            return await self.chain(conn, item)
-
-    async def chain(self, conn: Any, item: T) -> Any:
-        """Claim follow-up work inside the stage's own commit; by default there is none."""
-        return None
+    @abstractmethod
+    async def _commit(self, commit: C, item: T) -> Any:
+        """Apply the work's effects under the guard (LostLease when it does not hold)."""
 
     @abstractmethod
     async def claim(self) -> T | None: ...
 
     @abstractmethod
-    async def work(self, item: T) -> Commit: ...
+    async def work(self, item: T) -> C: ...
 
     @abstractmethod
     async def renew(self, item: T) -> bool: ...
@@ -165,7 +155,7 @@ class Stage:
     queue: Status
     working: Status
     done: Status
-    work: Callable[[Runtime, Claim], Awaitable[Commit]]
+    work: Callable[[Runtime, Claim], Awaitable[StageCommit]]
 
 
 STAGES = (
@@ -176,21 +166,7 @@ STAGES = (
 NEXT_STAGE = {a.name: b for a, b in zip(STAGES, STAGES[1:], strict=False)}
 
 
-async def claim_by_id(rt: Runtime, conn: Any, run_id: Any, stage: Stage) -> Claim | None:
-    """Claim run `run_id` for `stage` inside the caller's transaction (the express lane), unless
-    it is not waiting there or an earlier run of its thread is unfinished."""
-    row = await conn.fetchrow(
-        q("claim_run_by_id"),
-        run_id,
-        stage.queue.value,
-        stage.working.value,
-        rt.settings.lease_s,
-        rt.worker_id,
-    )
-    return Claim.from_row(row) if row else None
-
-
-class StageWorker(Worker[Claim]):
+class StageWorker(Worker[Claim, StageCommit]):
     """A stage's claim loop; with `chained`, each commit also claims the run's next stage (the
     express lane drives one run through every stage with it, see maas/pipeline/express.py)."""
 
@@ -202,13 +178,22 @@ class StageWorker(Worker[Claim]):
         self.name = stage.name
         self.chained = chained
 
-    async def chain(self, conn: Any, item: Claim) -> Claim | None:
-        after = NEXT_STAGE.get(self.stage.name)
-        if not self.chained or after is None or item.stop_at == self.stage.done.value:
+    async def _commit(self, commit: StageCommit, item: Claim) -> Claim | None:
+        """One statement (maas.commit_*): no BEGIN/COMMIT round trips."""
+        async with self.rt.pool.acquire() as conn:
+            row = await commit(conn, self._next(item))
+        if row is None or not row["finished"]:
+            raise LostLease()
+        return Claim.from_row(row) if row["lease_token"] is not None else None
+
+    def _next(self, item: Claim) -> Next | None:
+        """The next stage's claim to take in this commit: only when chained (express lane), not
+        after the run's last stage, and not while shutting down (the run stays queued)."""
+        if not self.chained or self.stage.name not in NEXT_STAGE:
             return None
-        if self.rt.stopping.is_set():  # shutting down: leave the run queued for a live process
+        if item.stop_at == self.stage.done.value or self.rt.stopping.is_set():
             return None
-        return await claim_by_id(self.rt, conn, item.id, after)
+        return Next(self.rt.settings.lease_s, self.rt.worker_id)
 
     @property
     def stage_key(self) -> str:
@@ -224,7 +209,7 @@ class StageWorker(Worker[Claim]):
         )
         return Claim.from_row(row) if row else None
 
-    async def work(self, item: Claim) -> Commit:
+    async def work(self, item: Claim) -> StageCommit:
         return await self.stage.work(self.rt, item)
 
     async def renew(self, item: Claim) -> bool:
@@ -259,7 +244,7 @@ class StageWorker(Worker[Claim]):
         )
 
 
-class ArchiveWorker(Worker[archivist.Job]):
+class ArchiveWorker(Worker[archivist.Job, Commit]):
     name = "archivist"
 
     @property
@@ -275,6 +260,11 @@ class ArchiveWorker(Worker[archivist.Job]):
     async def work(self, item: archivist.Job) -> Commit:
         commit: Commit = await archivist.archive(self.rt, item)
         return commit
+
+    async def _commit(self, commit: Commit, item: archivist.Job) -> None:
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            if not await commit(conn):
+                raise LostLease()
 
     async def renew(self, item: archivist.Job) -> bool:
         found = await self.rt.pool.fetchval(
@@ -314,14 +304,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def build_workers(rt: Runtime, stop: asyncio.Event) -> list[Worker[Any]]:
+def build_workers(rt: Runtime, stop: asyncio.Event) -> list[Worker[Any, Any]]:
     s = rt.settings
     counts = {
         "analyzer": s.analyzer_concurrency,
         "assembler": s.assembler_concurrency,
         "responder": s.responder_concurrency,
     }
-    workers: list[Worker[Any]] = [
+    workers: list[Worker[Any, Any]] = [
         StageWorker(rt, stop, stage) for stage in STAGES for _ in range(counts[stage.name])
     ]
     workers += [ArchiveWorker(rt, stop) for _ in range(s.archivist_concurrency)]

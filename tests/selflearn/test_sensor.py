@@ -76,12 +76,15 @@ async def test_one_row_per_finished_run_with_its_fields(learn_api: Any) -> None:
         assert failed["failed_stage"] == "queue"
 
         emulated = await made["client"].post(
-            "/v1/chat", json={"message": "hello"}, headers={"X-MaaS-Client": "emulator"}
+            "/v1/chat", json={"message": "my locker code?"}, headers={"X-MaaS-Client": "emulator"}
         )
         run_id = uuid.UUID(emulated.json()["run_id"])
         await eventually(lambda: caught_up(pool))
         row = await pool.fetchrow("SELECT * FROM selflearn.sensor_events WHERE run_id = $1", run_id)
         assert row["client_type"] == "emulator"
+        # retrieval provenance is kept for emulator runs only (the teacher's probes)
+        kept = "SELECT run_id FROM selflearn.sensor_retrievals"
+        assert [r["run_id"] for r in await pool.fetch(kept)] == [run_id]
         detail = (await made["client"].get(f"/v1/runs/{run_id}")).json()
         assert detail["client_type"] == "emulator"  # the run detail says who sent it
         with pytest.raises(asyncpg.CheckViolationError):  # never recorded by the API either
