@@ -134,13 +134,14 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 
 -- name: sibling_memories
 -- Valid memories of user $1 derived from any of messages $2 (other chunks of the same turns, or
--- the turns just before), except ids $3. One GIN probe per message, then one primary-key fetch
--- per hit (both LATERAL, fenced): the planner misjudges `&&` and, in the generic plan Postgres
--- switches to after five runs, preferred walking the user's every memory (126 ms at 100k).
+-- the turns just before), except ids $3. Each message's memories from the memory_sources
+-- primary key (migration 0020), then one primary-key fetch per hit (both LATERAL, fenced: a plan
+-- made without statistics read all of memory_sources for `= ANY`, and in a generic plan the
+-- planner preferred walking the user's every memory).
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
        NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector, NULL::text AS speaker
-FROM (SELECT DISTINCT h.id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
-        SELECT x.id FROM maas.memories x WHERE x.source_message_ids @> ARRAY[s.mid] OFFSET 0) h
+FROM (SELECT DISTINCT h.memory_id AS id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
+        SELECT x.memory_id FROM maas.memory_sources x WHERE x.message_id = s.mid OFFSET 0) h
      ) hit
 CROSS JOIN LATERAL (
   SELECT * FROM maas.memories y

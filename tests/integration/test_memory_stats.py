@@ -1,6 +1,7 @@
-"""maas.memory_stats (BM25 corpus size and length per user) and maas.memory_terms (BM25 postings)
-stay exact whatever the statement: multi-row inserts, upserts, validity changes, text changes,
-deletes, and a user's erasure by cascade."""
+"""maas.memory_stats (BM25 corpus size and length per user), maas.memory_terms (BM25 postings)
+and maas.memory_sources (memories by source message) stay exact whatever the statement:
+multi-row inserts, upserts, validity changes, text changes, deletes, and a user's erasure by
+cascade."""
 
 from __future__ import annotations
 
@@ -20,11 +21,18 @@ ORDER BY 1, 2, 3
 TERMS = """
 SELECT user_id, lexeme, memory_id, tf, doclen, valid FROM maas.memory_terms ORDER BY 1, 2, 3
 """
+SOURCES_TRUTH = """
+SELECT DISTINCT s.mid, m.id
+FROM maas.memories m CROSS JOIN LATERAL unnest(m.source_message_ids) s(mid)
+ORDER BY 1, 2
+"""
+SOURCES = "SELECT message_id, memory_id FROM maas.memory_sources ORDER BY 1, 2"
 STATS = "SELECT user_id, docs, total_len FROM maas.memory_stats WHERE docs <> 0 ORDER BY user_id"
 INSERT = """
-INSERT INTO maas.memories (user_id, text, fact_key)
-SELECT $1, t, md5(t) FROM unnest($2::text[]) AS t
-ON CONFLICT (user_id, fact_key) DO UPDATE SET source_message_ids = '{1}'
+INSERT INTO maas.memories (user_id, text, fact_key, source_message_ids)
+SELECT $1, t, md5(t), ARRAY[n, n % 5, n % 5] FROM unnest($2::text[]) WITH ORDINALITY AS x(t, n)
+ON CONFLICT (user_id, fact_key) DO UPDATE
+SET source_message_ids = maas.memories.source_message_ids[2:] || '{7, 8}'::bigint[]
 """
 
 
@@ -37,7 +45,7 @@ async def _user(conn: object, name: str) -> uuid.UUID:
 
 
 async def _check(conn: object) -> None:
-    for derived, truth in ((STATS, TRUTH), (TERMS, TERMS_TRUTH)):
+    for derived, truth in ((STATS, TRUTH), (TERMS, TERMS_TRUTH), (SOURCES, SOURCES_TRUTH)):
         got = [tuple(r) for r in await conn.fetch(derived)]  # type: ignore[attr-defined]
         assert got == [tuple(r) for r in await conn.fetch(truth)]  # type: ignore[attr-defined]
         assert got  # the statements above leave rows to compare
@@ -76,6 +84,7 @@ async def test_memory_stats_stay_exact(db_url: str) -> None:
         assert not await conn.fetchval(
             "SELECT count(*) FROM maas.memory_terms WHERE user_id = $1", bob
         )
+        await _check(conn)  # bob's memory_sources rows went with his memories
         await conn.execute("UPDATE maas.memories SET valid_to = NULL WHERE user_id = $1", alice)
         await _check(conn)
     finally:
