@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -10,7 +12,7 @@ from maas.db.queries import q
 from maas.llm.types import Analysis
 from maas.memory.budget import Packed, pack
 from maas.memory.search import Candidate, search
-from maas.pipeline.claim import Claim, Next, StageCommit, next_args
+from maas.pipeline.claim import Claim, Next, next_args
 from maas.runtime.context import Runtime
 
 
@@ -21,7 +23,7 @@ def search_terms(analysis: Analysis) -> list[str]:
     return [t for t in seen if t]
 
 
-async def assemble(rt: Runtime, run: Claim) -> StageCommit:
+async def assemble(rt: Runtime, run: Claim) -> Assembled:
     params = run.param_set()
     analysis = Analysis.model_validate(run.analyzer_output or {})
     terms = search_terms(analysis)
@@ -33,21 +35,56 @@ async def assemble(rt: Runtime, run: Claim) -> StageCommit:
         )
     budget = run.max_tokens or int(params["context.max_tokens"])
     packed = pack(found, budget, bool(params["context.include_dates"]), rt.settings.token_encoding)
+    return Assembled(run, found, packed)
 
-    columns = _columns(found, packed)
 
-    async def commit(conn: Any, nxt: Next | None) -> Any:
+@dataclass
+class Assembled:
+    """The assembler's commit (one statement, migration 0019); it also knows what it wrote, so
+    the request that drove the run can answer without reading it back (express lane)."""
+
+    run: Claim
+    found: list[Candidate]
+    packed: Packed
+
+    async def __call__(self, conn: Any, nxt: Next | None) -> Any:
+        run, packed = self.run, self.packed
         head = (run.id, run.lease_token, packed.text, packed.tokens)
+        columns = _columns(self.found, packed)
         return await conn.fetchrow(q("commit_assemble"), *head, *columns, *next_args(nxt))
 
-    return commit
+    def memories(self, used_only: bool) -> list[dict[str, Any]]:
+        """As maas.api.views.run_memories reads them back: scores as stored (float32)."""
+        used, tokens = self.packed.used_ids, self.packed.line_tokens
+        scores = array("f", [c.score for c in self.found]).tolist()
+        return [
+            {
+                "id": c.id,
+                "text": c.text,
+                "rank": rank,
+                "score": round(score, 4),
+                "components": _components(c),
+                "used": c.id in used,
+                "tokens": tokens.get(c.id, 0),
+                "source_message_ids": list(c.source_message_ids),
+                "source_thread_id": c.source_thread_id,
+                "event_time": c.event_time,
+            }
+            for rank, (c, score) in enumerate(zip(self.found, scores, strict=True), start=1)
+            if c.id in used or not used_only
+        ]
+
+
+def _components(c: Candidate) -> dict[str, float]:
+    """Rounded, in jsonb's key order (shorter keys first), as a reader gets them back."""
+    return {k: round(c.components[k], 4) for k in sorted(c.components, key=lambda k: (len(k), k))}
 
 
 def _columns(found: list[Candidate], packed: Packed) -> list[Any]:
     return [
         [c.id for c in found],
         [c.score for c in found],
-        orjson.dumps([{k: round(v, 4) for k, v in c.components.items()} for c in found]).decode(),
+        orjson.dumps([_components(c) for c in found]).decode(),
         [c.id in packed.used_ids for c in found],
         [packed.line_tokens.get(c.id, 0) for c in found],
     ]

@@ -95,8 +95,11 @@ async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONRe
         await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
         run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
     used_only = run["stop_at"] != "READY"
-    memories = await run_memories(rt.pool, sub.run_id, user.id, used_only=used_only)
     done = is_done(run["status"], run["stop_at"])
+    if done and sub.memories is not None:  # this request's own drive wrote them (express lane)
+        memories = sub.memories(used_only)
+    else:
+        memories = await run_memories(rt.pool, sub.run_id, user.id, used_only=used_only)
     return FastJSON(_payload(run, memories), status_code=200 if done else 202)
 
 

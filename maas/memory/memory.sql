@@ -62,7 +62,7 @@ vec AS (  -- exact, over the user's own memories (fenced): the HNSW index is sha
   ORDER BY v.v DESC LIMIT $5),
 cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec)
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector,
+       m.source_thread_id, bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector,
        (SELECT s.speaker FROM maas.messages s
         WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker
 FROM cand JOIN maas.memories m USING (id)
@@ -139,7 +139,8 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 -- made without statistics read all of memory_sources for `= ANY`, and in a generic plan the
 -- planner preferred walking the user's every memory).
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector, NULL::text AS speaker
+       m.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector,
+       NULL::text AS speaker
 FROM (SELECT DISTINCT h.memory_id AS id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
         SELECT x.memory_id FROM maas.memory_sources x WHERE x.message_id = s.mid OFFSET 0) h
      ) hit

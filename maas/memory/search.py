@@ -22,6 +22,7 @@ class Candidate:
     components: dict[str, float] = field(default_factory=dict)
     speaker: str | None = None
     score: float = 0.0
+    source_thread_id: Any = None
 
     @property
     def when(self) -> datetime:
@@ -144,6 +145,7 @@ def _candidate(row: Any) -> Candidate:
         source_message_ids=list(row["source_message_ids"]),
         components={arm: row[arm] for arm in ARMS if row[arm] is not None},
         speaker=row["speaker"],
+        source_thread_id=row["source_thread_id"],
     )
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
-from maas.pipeline.claim import Claim
+from maas.pipeline.claim import Claim, StageCommit
 from maas.pipeline.runner import STAGES, StageWorker
 from maas.pipeline.submit import ChatRequest, Submitted, submit
 from maas.runtime.context import Runtime
@@ -40,31 +41,38 @@ class ExpressLane:
             return await submit(self.rt, req)
         async with self.slots:
             sub = await submit(self.rt, req, express=True)
-            if sub.claim is not None:
-                await self.drive(sub.claim)
-            return sub
+            if sub.claim is None:
+                return sub
+            committed = await self.drive(sub.claim)
+            views = [getattr(c, "memories", None) for c in committed]
+            return replace(sub, memories=next((v for v in views if v is not None), None))
 
-    async def drive(self, claim: Claim) -> None:
-        """Analyzer, assembler, responder in turn, while each commit hands over the next claim."""
+    async def drive(self, claim: Claim) -> list[StageCommit]:
+        """Analyzer, assembler, responder in turn, while each commit hands over the next claim.
+        Returns the commits that succeeded, in order."""
         item: Claim | None = claim
         finished = False
+        committed: list[StageCommit] = []
         try:
             for stage in STAGES:
                 if item is None:
                     break
-                item = await self._stage(self.workers[stage.name], item)
+                item = await self._stage(self.workers[stage.name], item, committed)
             finished = True
+            return committed
         finally:
             # The drive ended (done, or a stage failed and its retry waits out a backoff anyway):
             # keep quiet until the last commit's notifications are in. Cancelled: the released
             # run is back in its queue and the workers must hear of it at once.
             self.rt.signals.driven_until(str(claim.id), SETTLE_S if finished else 0)
 
-    async def _stage(self, worker: StageWorker, item: Claim) -> Claim | None:
+    async def _stage(
+        self, worker: StageWorker, item: Claim, committed: list[StageCommit]
+    ) -> Claim | None:
         """One stage; when the process starts shutting down, it may finish until just before the
         grace period ends, then it is cancelled and releases its claim (the run waits in its
         queue for the next process), so the waiting caller still gets its 202 in time."""
-        task = asyncio.ensure_future(worker.process(item))
+        task = asyncio.ensure_future(worker.process(item, committed))
         stopping = asyncio.ensure_future(self.rt.stopping.wait())
         try:
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -79,8 +79,9 @@ class Worker(ABC, Generic[T, C]):
             self.current = None
         return True
 
-    async def process(self, item: T) -> Any:
-        """Work, then commit; returns what the commit claimed for the next stage, if anything."""
+    async def process(self, item: T, committed: list[C] | None = None) -> Any:
+        """Work, then commit; returns what the commit claimed for the next stage, if anything.
+        A successful commit is appended to `committed` when given (the express lane's reply)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
@@ -88,6 +89,8 @@ class Worker(ABC, Generic[T, C]):
             worked = time.perf_counter()
             chained = await self._commit(commit, item)
             self._observe(started, worked, time.perf_counter())
+            if committed is not None:
+                committed.append(commit)
             return chained
         except LostLease:
             log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))

@@ -74,6 +74,12 @@ async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> No
         assert len(body["memories"]) > len(body["memories_used"]) > 0
         run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
         assert [e["status"] for e in run["history"]] == ALL[:5]
+        # the reply was built by the request that drove the run (express lane), not read back:
+        # it must say exactly what was stored
+        assert body["memories"] == run["memories"]
+        chat = (await alice.post("/v1/chat", json={"message": "Who likes chess?"})).json()
+        stored = (await alice.get(f"/v1/runs/{chat['run_id']}")).json()["memories"]
+        assert chat["memories_used"] == [m for m in stored if m["used"]] != []
 
 
 async def test_changed_fact_supersedes_the_old_one(make_api: Any) -> None:
