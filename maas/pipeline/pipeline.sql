@@ -24,11 +24,14 @@ WITH next AS (
   SELECT r.id FROM maas.pipeline_runs r
   WHERE r.status = $1::text::maas.run_status
     AND r.next_attempt_at <= now()
-    AND r.stop_at <> r.status
-    AND NOT EXISTS (
-      SELECT 1 FROM maas.pipeline_runs e
-      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
+    -- the predicate of runs_claim_idx, word for word (migration 0022)
+    AND r.status IN ('NEW', 'ANALYZED', 'READY') AND r.stop_at <> r.status
+    -- an earlier unfinished run of the thread, looked up per queued run (runs_thread_idx): as
+    -- NOT EXISTS the planner, misjudging how many runs wait, hashed the whole table instead
+    AND (SELECT true FROM maas.pipeline_runs e
+         WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
+           AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
+         LIMIT 1) IS NULL
   ORDER BY r.created_at
   LIMIT 1
   FOR UPDATE SKIP LOCKED
