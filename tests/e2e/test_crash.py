@@ -39,6 +39,12 @@ def test_sigkill_mid_responding_completes_exactly_once(
         "run_id"
     ]
     wait_status(demo, run_id, {"RESPONDING"})
+    # RESPONDING is committed before the model is called: kill only once the slow reply has been
+    # taken, else the next attempt would get it (a race the test lost about 1 run in 20)
+    deadline = time.monotonic() + 10
+    while scripted.pending("responder") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert scripted.requests_for("responder"), "the responder never called the model"
     server.kill()  # SIGKILL: no shutdown code runs, the lease stays on the row
 
     servers.append(server.start())

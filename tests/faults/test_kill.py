@@ -38,6 +38,12 @@ def test_sigkill_mid_stage_completes_exactly_once_after_restart(
     sent = alice.post("/v1/chat?wait=false", json={"message": "My bike is red and very fast."})
     run_id = sent.json()["run_id"]
     wait_status(alice, run_id, {status})
+    # the status is committed before the model is called: kill only once the slow reply has been
+    # taken, else the next attempt would get it
+    deadline = time.monotonic() + 10
+    while scripted.pending(stage) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert scripted.requests_for(stage), f"the {stage} never called the model"
     server.kill()  # SIGKILL: no shutdown code runs, the lease stays on the row
 
     server.start()
