@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from maas.db.pool import connect
+from maas.db.pool import GENERIC_PLANS, connect
 from maas.runtime.signals import wait_any
 from selflearn.queries import q
 
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "maas_runs"  # MaaS's run doorbell; the sensor only listens
 APPLICATION_NAME = "selflearn-sensor"
 _DONE = frozenset({"COMPLETED", "FAILED", "READY"})  # READY ends a /v1/context run
-# The sensor's own connection plans each of its few statements once: Postgres kept re-planning
-# the capture (the finished_runs view, 0.7 ms of planning) although the generic plan is as good
-# (primary-key lookups per run id): capture of 3 runs 3.4 -> 1.3-2.2 ms.
-_GENERIC = {"plan_cache_mode": "force_generic_plan"}
 
 
 @dataclass
@@ -69,7 +65,9 @@ class Sensor:
                 delay = min(delay * 2, 30.0)
 
     async def _session(self, stop: asyncio.Event) -> None:
-        conn = await connect(self.dsn(), application_name=APPLICATION_NAME, settings=_GENERIC)
+        # Its few statements planned once: Postgres kept re-planning the capture (the
+        # finished_runs view, 0.7 ms) although the generic plan is as good (lookups per run id).
+        conn = await connect(self.dsn(), application_name=APPLICATION_NAME, settings=GENERIC_PLANS)
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())

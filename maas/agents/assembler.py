@@ -53,20 +53,21 @@ class Assembled:
         columns = _columns(self.found, packed)
         return await conn.fetchrow(q("commit_assemble"), *head, *columns, *next_args(nxt))
 
-    def memories(self, used_only: bool) -> list[dict[str, Any]]:
-        """As maas.api.views.run_memories reads them back: scores as stored (float32)."""
+    def rows(self, used_only: bool) -> list[dict[str, Any]]:
+        """The run's memories as the run_memories query returns them: scores as stored
+        (float32), components as stored."""
         used, tokens = self.packed.used_ids, self.packed.line_tokens
         scores = array("f", [c.score for c in self.found]).tolist()
         return [
             {
-                "id": c.id,
-                "text": c.text,
+                "memory_id": c.id,
                 "rank": rank,
-                "score": round(score, 4),
+                "score": score,
                 "components": _components(c),
                 "used": c.id in used,
                 "tokens": tokens.get(c.id, 0),
-                "source_message_ids": list(c.source_message_ids),
+                "text": c.text,
+                "source_message_ids": c.source_message_ids,
                 "source_thread_id": c.source_thread_id,
                 "event_time": c.event_time,
             }

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from maas.api.deps import User, current_user, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
-from maas.api.views import run_memories, timings_ms
+from maas.api.views import memory_view, run_memories, timings_ms
 from maas.db.queries import q
 from maas.pipeline.status import is_done
 from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
@@ -96,8 +96,8 @@ async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONRe
         run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
     used_only = run["stop_at"] != "READY"
     done = is_done(run["status"], run["stop_at"])
-    if done and sub.memories is not None:  # this request's own drive wrote them (express lane)
-        memories = sub.memories(used_only)
+    if done and sub.memory_rows is not None:  # this request's own drive wrote them (express)
+        memories = [memory_view(r) for r in sub.memory_rows(used_only)]
     else:
         memories = await run_memories(rt.pool, sub.run_id, user.id, used_only=used_only)
     return FastJSON(_payload(run, memories), status_code=200 if done else 202)

@@ -44,8 +44,8 @@ class ExpressLane:
             if sub.claim is None:
                 return sub
             committed = await self.drive(sub.claim)
-            views = [getattr(c, "memories", None) for c in committed]
-            return replace(sub, memories=next((v for v in views if v is not None), None))
+            rows = [getattr(c, "rows", None) for c in committed]  # the assembler's
+            return replace(sub, memory_rows=next((r for r in rows if r is not None), None))
 
     async def drive(self, claim: Claim) -> list[StageCommit]:
         """Analyzer, assembler, responder in turn, while each commit hands over the next claim.

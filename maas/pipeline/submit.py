@@ -28,9 +28,9 @@ class Submitted:
     thread_id: uuid.UUID | None
     replayed: bool = False
     claim: Claim | None = None  # the analyzer's claim, taken in the same commit (express lane)
-    # What the driving request's assembler committed (express lane): the run's memories as
-    # maas.api.views.run_memories reads them back (argument: packed ones only).
-    memories: Callable[[bool], list[dict[str, Any]]] | None = None
+    # What the driving request's assembler committed (express lane): the run's memories as the
+    # run_memories query returns them (argument: packed ones only).
+    memory_rows: Callable[[bool], list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
