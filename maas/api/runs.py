@@ -70,10 +70,13 @@ async def _stream(
     async with rt.signals.watch(str(run_id)) as wake:
         while not await request.is_disconnected():
             wake.clear()
+            # Status first: the events of a change commit with it, so the events read next include
+            # the final one (read the other way round, a run that ended between the two reads lost
+            # its last event from the stream).
+            state = await rt.pool.fetchrow(q("run_status"), run_id)
             for event in await rt.pool.fetch(q("run_events"), run_id, last, owner):
                 last = event["id"]
                 yield _sse(dict(event))
-            state = await rt.pool.fetchrow(q("run_status"), run_id)
             if state is None or is_done(state["status"], state["stop_at"]):
                 yield "event: end\ndata: {}\n\n"
                 return
