@@ -20,13 +20,24 @@ ORDER BY id DESC LIMIT $3
 -- The responder's commit in one statement: run $3 (lease token $4) becomes COMPLETED with answer
 -- $5, which is also written as the assistant's message in thread $1 of user $2 (a second insert
 -- for the same run is a no-op) and touches the thread. Nothing happens, and nothing comes back,
--- when the guard does not hold (the lease was lost). The last stage: it claims nothing.
-WITH done AS (
+-- when the guard does not hold (the lease was lost). The last stage: it claims nothing; it
+-- returns the finished run's columns of get_run, so the request that drove it has its reply. The
+-- attempt's LLM calls ($6, a JSON array, see insert_llm_calls) are written by the same statement.
+WITH logged AS (
+  INSERT INTO maas.llm_calls
+    (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
+  SELECT $3, $2, c.* FROM jsonb_to_recordset($6::text::jsonb) AS c(
+    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
+    outcome text, error text)
+), done AS (
   UPDATE maas.pipeline_runs
   SET status = 'COMPLETED', answer = $5,
       attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
   WHERE id = $3 AND status = 'RESPONDING' AND lease_token = $4
-  RETURNING id
+  RETURNING id, user_id, thread_id, message_id, query, status::text, stop_at::text, mode,
+            client_type, attempts, param_version, analyzer_output, context_text, context_tokens,
+            max_tokens, answer, error, created_at, analyzing_at, analyzed_at, assembling_at,
+            ready_at, responding_at, completed_at, failed_at
 ), answer AS (
   INSERT INTO maas.messages (thread_id, user_id, run_id, role, content)
   SELECT $1, $2, done.id, 'assistant', $5 FROM done WHERE $1::uuid IS NOT NULL
@@ -35,7 +46,7 @@ WITH done AS (
   UPDATE maas.threads SET last_message_at = now()
   WHERE id = $1 AND EXISTS (SELECT 1 FROM done)
 )
-SELECT true AS finished, NULL::uuid AS lease_token FROM done
+SELECT true AS finished, NULL::uuid AS lease_token, done.* FROM done
 
 -- name: claim_archive_job
 -- The oldest queued job, leased to worker $2 for $1 seconds.

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from maas.db.queries import q
-from maas.llm.types import Analysis
+from maas.llm.types import Analysis, Recorder
 from maas.memory.budget import Packed, pack
 from maas.memory.search import Candidate, search
 from maas.pipeline.claim import Claim, Next, next_args
@@ -23,7 +23,8 @@ def search_terms(analysis: Analysis) -> list[str]:
     return [t for t in seen if t]
 
 
-async def assemble(rt: Runtime, run: Claim) -> Assembled:
+async def assemble(rt: Runtime, run: Claim, record: Recorder) -> Assembled:
+    """(`record` logs inferences; the assembler makes none.)"""
     params = run.param_set()
     analysis = Analysis.model_validate(run.analyzer_output or {})
     terms = search_terms(analysis)
@@ -47,11 +48,12 @@ class Assembled:
     found: list[Candidate]
     packed: Packed
 
-    async def __call__(self, conn: Any, nxt: Next | None) -> Any:
+    async def __call__(self, conn: Any, nxt: Next | None, calls: str) -> Any:
         run, packed = self.run, self.packed
         head = (run.id, run.lease_token, packed.text, packed.tokens)
         columns = _columns(self.found, packed)
-        return await conn.fetchrow(q("commit_assemble"), *head, *columns, *next_args(nxt))
+        tail = (*next_args(nxt), run.user_id, calls)
+        return await conn.fetchrow(q("commit_assemble"), *head, *columns, *tail)
 
     def rows(self, used_only: bool) -> list[dict[str, Any]]:
         """The run's memories as the run_memories query returns them: scores as stored

@@ -88,9 +88,11 @@ async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONRe
     if not wait:
         body = {"run_id": str(sub.run_id), "thread_id": _s(sub.thread_id), "status": "NEW"}
         return FastJSON(body, 202)
-    # An express run has been driven already: read it. A queued run (or one the express lane
-    # left in a queue) is waited for first.
-    run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id) if sub.claim else None
+    # An express run has been driven already: its last commit returned it (a chat) or it is read
+    # (a context). A queued run (or one the express lane left in a queue) is waited for first.
+    run = sub.run_row
+    if run is None and sub.claim:
+        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
     if run is None or not is_done(run["status"], run["stop_at"]):
         await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
         run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from maas.llm.types import PackedMemory
 from maas.params import ParamSet, defaults
 
 # The archivist's effects, run by the runner inside one transaction; False = the guard did not
@@ -23,9 +24,10 @@ class Next:
 
 
 # A pipeline stage's commit: one statement (maas.commit_* functions, migration 0019) given the
-# next stage's claim to take, if any; it returns a row with `finished` (the guard held) and, when
-# it claimed the next stage, that claim's columns (lease_token not null). None = not finished.
-StageCommit = Callable[[Any, Next | None], Awaitable[Any]]
+# next stage's claim to take, if any, and the attempt's LLM calls (JSON, maas/pipeline/calls.py)
+# to write with it; it returns a row with `finished` (the guard held) and, when it claimed the
+# next stage, that claim's columns (lease_token not null). None = not finished.
+StageCommit = Callable[[Any, Next | None, str], Awaitable[Any]]
 
 
 def next_args(nxt: Next | None) -> tuple[float | None, str | None]:
@@ -48,13 +50,19 @@ class Claim:
     param_version: str | None
     analyzer_output: dict[str, Any] | None
     context_text: str | None
+    # The packed memories, when the assembler that packed them hands the run on itself (express
+    # lane): the responder need not read them back. Not a column.
+    memories: tuple[PackedMemory, ...] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Claim:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        return cls(**{name: row[name] for name in COLUMNS})
 
     def param_set(self) -> ParamSet:
         """The parameters frozen on the run by the analyzer, so one run uses one version."""
         if self.params is None or self.param_version is None:
             return defaults()
         return ParamSet(self.param_version, dict(self.params))
+
+
+COLUMNS = tuple(name for name in Claim.__dataclass_fields__ if name != "memories")

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 from dataclasses import replace
 
+from maas.agents.assembler import Assembled
+from maas.agents.responder import Responded
 from maas.pipeline.claim import Claim, StageCommit
 from maas.pipeline.runner import STAGES, StageWorker
 from maas.pipeline.submit import ChatRequest, Submitted, submit
@@ -44,8 +46,9 @@ class ExpressLane:
             if sub.claim is None:
                 return sub
             committed = await self.drive(sub.claim)
-            rows = [getattr(c, "rows", None) for c in committed]  # the assembler's
-            return replace(sub, memory_rows=next((r for r in rows if r is not None), None))
+            rows = next((c.rows for c in committed if isinstance(c, Assembled)), None)
+            run = committed[-1].row if committed and isinstance(committed[-1], Responded) else None
+            return replace(sub, memory_rows=rows, run_row=run)
 
     async def drive(self, claim: Claim) -> list[StageCommit]:
         """Analyzer, assembler, responder in turn, while each commit hands over the next claim.
@@ -57,7 +60,8 @@ class ExpressLane:
             for stage in STAGES:
                 if item is None:
                     break
-                item = await self._stage(self.workers[stage.name], item, committed)
+                claimed = await self._stage(self.workers[stage.name], item, committed)
+                item = _with_packed(claimed, committed)
             finished = True
             return committed
         finally:
@@ -88,3 +92,11 @@ class ExpressLane:
         finally:
             stopping.cancel()
             task.cancel()  # the request itself was cancelled: process() releases the claim
+
+
+def _with_packed(claim: Claim | None, committed: list[StageCommit]) -> Claim | None:
+    """The responder's claim carries what this drive's assembler packed (rank order, dated as the
+    packer dated them), so the responder does not read it back."""
+    if claim is None or not committed or not isinstance(committed[-1], Assembled):
+        return claim
+    return replace(claim, memories=tuple(committed[-1].packed.memories))

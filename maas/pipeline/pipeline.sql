@@ -96,6 +96,15 @@ SELECT $1::uuid, $2::bigint, $3::uuid, $4::text, $5::text, $6::integer, $7::inte
        $9::text, $10::text
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
 
+-- name: insert_llm_calls
+-- The calls of a stage attempt that did not commit (maas/pipeline/calls.py): $1 run, $2 user,
+-- $3 the calls as a JSON array. The commit statements write them with this same CTE.
+INSERT INTO maas.llm_calls
+  (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
+SELECT $1, $2, c.* FROM jsonb_to_recordset($3::text::jsonb) AS c(
+  stage text, model text, prompt_tokens integer, completion_tokens integer, ms real, outcome text,
+  error text)
+
 -- name: run_status
 -- $1 run
 SELECT status::text, stop_at::text, answer, error FROM maas.pipeline_runs WHERE id = $1
@@ -124,12 +133,26 @@ GROUP BY status
 -- name: commit_analyze
 -- The analyzer's commit in one statement (migration 0019): $1 run, $2 lease token, $3 analyzer
 -- output, $4 parameter version, $5 parameter values; $6 lease seconds of the assembler's claim
--- (null = no claim), $7 worker.
+-- (null = no claim), $7 worker; the attempt's LLM calls ($8 user, $9 JSON array, see
+-- insert_llm_calls) are written by the same statement.
+WITH logged AS (
+  INSERT INTO maas.llm_calls
+    (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
+  SELECT $1, $8, c.* FROM jsonb_to_recordset($9::text::jsonb) AS c(
+    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
+    outcome text, error text))
 SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7)
 
 -- name: commit_assemble
 -- The assembler's commit in one statement (migration 0019): $1 run, $2 lease token, $3 packed
 -- context, $4 its token count; the retrieved memories as parallel arrays in rank order: $5 ids,
 -- $6 scores, $7 components (one JSON array as text), $8 used, $9 tokens; $10 lease seconds of
--- the responder's claim (null = no claim), $11 worker.
+-- the responder's claim (null = no claim), $11 worker; the attempt's LLM calls ($12 user, $13
+-- JSON array, see insert_llm_calls) are written by the same statement.
+WITH logged AS (
+  INSERT INTO maas.llm_calls
+    (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
+  SELECT $1, $12, c.* FROM jsonb_to_recordset($13::text::jsonb) AS c(
+    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
+    outcome text, error text))
 SELECT * FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11)

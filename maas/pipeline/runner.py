@@ -18,6 +18,8 @@ from typing import Any, Generic, TypeVar
 from maas.agents import analyzer, archivist, assembler, responder
 from maas.db.queries import q
 from maas.errors import MaasError, StageError
+from maas.llm.types import Recorder
+from maas.pipeline.calls import StageCalls
 from maas.pipeline.claim import Claim, Commit, Next, StageCommit
 from maas.pipeline.status import Status
 from maas.runtime.context import Runtime
@@ -158,7 +160,7 @@ class Stage:
     queue: Status
     working: Status
     done: Status
-    work: Callable[[Runtime, Claim], Awaitable[StageCommit]]
+    work: Callable[[Runtime, Claim, Recorder], Awaitable[StageCommit]]
 
 
 STAGES = (
@@ -180,11 +182,32 @@ class StageWorker(Worker[Claim, StageCommit]):
         self.stage = stage
         self.name = stage.name
         self.chained = chained
+        # Each claim's LLM calls until a statement writes them, by lease token: the express lane
+        # drives many runs through one worker of each stage at once.
+        self.calls: dict[Any, StageCalls] = {}
+
+    def _calls(self, item: Claim) -> StageCalls:
+        return self.calls.setdefault(item.lease_token, StageCalls(self.rt, item.id, item.user_id))
+
+    async def _flush(self, item: Claim) -> None:
+        calls = self.calls.pop(item.lease_token, None)
+        if calls is not None:
+            await calls.flush()
+
+    async def process(self, item: Claim, committed: list[StageCommit] | None = None) -> Any:
+        try:
+            return await super().process(item, committed)
+        finally:
+            if item.lease_token in self.calls:  # the lease was lost: nothing else wrote them
+                await asyncio.shield(self._flush(item))
 
     async def _commit(self, commit: StageCommit, item: Claim) -> Claim | None:
-        """One statement (maas.commit_*): no BEGIN/COMMIT round trips."""
+        """One statement (maas.commit_*): no BEGIN/COMMIT round trips. It also writes the
+        attempt's LLM calls, whether or not its guard holds."""
+        calls = self._calls(item)
         async with self.rt.pool.acquire() as conn:
-            row = await commit(conn, self._next(item))
+            row = await commit(conn, self._next(item), calls.json())
+        self.calls.pop(item.lease_token, None)
         if row is None or not row["finished"]:
             raise LostLease()
         return Claim.from_row(row) if row["lease_token"] is not None else None
@@ -213,7 +236,7 @@ class StageWorker(Worker[Claim, StageCommit]):
         return Claim.from_row(row) if row else None
 
     async def work(self, item: Claim) -> StageCommit:
-        return await self.stage.work(self.rt, item)
+        return await self.stage.work(self.rt, item, self._calls(item).record)
 
     async def renew(self, item: Claim) -> bool:
         found = await self.rt.pool.fetchval(
@@ -222,6 +245,7 @@ class StageWorker(Worker[Claim, StageCommit]):
         return found is not None
 
     async def fail(self, item: Claim, error: str, permanent: bool = False) -> None:
+        await self._flush(item)  # first: whoever sees the run failed sees its calls too
         status = await self.rt.pool.fetchval(
             q("retry_or_fail_run"),
             item.id,
@@ -242,6 +266,7 @@ class StageWorker(Worker[Claim, StageCommit]):
         )
 
     async def release(self, item: Claim) -> None:
+        await self._flush(item)
         await self.rt.pool.execute(
             q("release_run"), item.id, item.lease_token, self.stage.queue.value
         )

@@ -31,6 +31,8 @@ class Submitted:
     # What the driving request's assembler committed (express lane): the run's memories as the
     # run_memories query returns them (argument: packed ones only).
     memory_rows: Callable[[bool], list[dict[str, Any]]] | None = None
+    # The finished run as get_run returns it, when the driving request's responder committed it.
+    run_row: Any = None
 
 
 @dataclass(frozen=True)

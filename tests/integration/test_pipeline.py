@@ -78,8 +78,19 @@ async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> No
         # it must say exactly what was stored
         assert body["memories"] == run["memories"]
         chat = (await alice.post("/v1/chat", json={"message": "Who likes chess?"})).json()
-        stored = (await alice.get(f"/v1/runs/{chat['run_id']}")).json()["memories"]
-        assert chat["memories_used"] == [m for m in stored if m["used"]] != []
+        stored = (await alice.get(f"/v1/runs/{chat['run_id']}")).json()
+        assert chat["memories_used"] == [m for m in stored["memories"] if m["used"]] != []
+        # the run itself came back from the responder's commit, not from a read: the same again
+        same = ("thread_id", "status", "mode", "answer", "error", "timings_ms")
+        assert {k: chat[k] for k in same} == {k: stored[k] for k in same}
+        assert chat["run_id"] == stored["id"]
+        # the express responder answered from what its assembler packed, a worker's responder
+        # from what it reads back: one question, one answer (quoting the best memories, dated)
+        queued = await alice.post("/v1/chat?wait=false", json={"message": "Who likes chess?"})
+        events = (await alice.get(f"/v1/runs/{queued.json()['run_id']}/events")).text
+        assert '"status": "COMPLETED"' in events
+        worked = (await alice.get(f"/v1/runs/{queued.json()['run_id']}")).json()
+        assert worked["answer"] == chat["answer"] and "Person" in chat["answer"]
 
 
 async def test_changed_fact_supersedes_the_old_one(make_api: Any) -> None:
