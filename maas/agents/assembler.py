@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -51,21 +52,27 @@ class Assembled:
     async def __call__(self, conn: Any, nxt: Next | None, calls: str) -> Any:
         run, packed = self.run, self.packed
         head = (run.id, run.lease_token, packed.text, packed.tokens)
-        columns = _columns(self.found, packed)
+        columns = _columns(self.found, packed, self.components)
         tail = (*next_args(nxt), run.user_id, calls)
         return await conn.fetchrow(q("commit_assemble"), *head, *columns, *tail)
+
+    @cached_property
+    def components(self) -> list[dict[str, float]]:
+        """Each candidate's components as stored (written, and returned in the reply)."""
+        return [_components(c) for c in self.found]
 
     def rows(self, used_only: bool) -> list[dict[str, Any]]:
         """The run's memories as the run_memories query returns them: scores as stored
         (float32), components as stored."""
         used, tokens = self.packed.used_ids, self.packed.line_tokens
         scores = array("f", [c.score for c in self.found]).tolist()
+        found = zip(self.found, scores, self.components, strict=True)
         return [
             {
                 "memory_id": c.id,
                 "rank": rank,
                 "score": score,
-                "components": _components(c),
+                "components": components,
                 "used": c.id in used,
                 "tokens": tokens.get(c.id, 0),
                 "text": c.text,
@@ -73,21 +80,30 @@ class Assembled:
                 "source_thread_id": c.source_thread_id,
                 "event_time": c.event_time,
             }
-            for rank, (c, score) in enumerate(zip(self.found, scores, strict=True), start=1)
+            for rank, (c, score, components) in enumerate(found, start=1)
             if c.id in used or not used_only
         ]
 
 
 def _components(c: Candidate) -> dict[str, float]:
-    """Rounded, in jsonb's key order (shorter keys first), as a reader gets them back."""
-    return {k: round(c.components[k], 4) for k in sorted(c.components, key=lambda k: (len(k), k))}
+    """Rounded, in jsonb's key order, as a reader gets them back."""
+    values = c.components
+    return {k: round(values[k], 4) for k in _jsonb_order(tuple(values))}
 
 
-def _columns(found: list[Candidate], packed: Packed) -> list[Any]:
+@lru_cache(maxsize=256)
+def _jsonb_order(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """jsonb keeps an object's keys shorter first, then bytewise (a handful of key sets)."""
+    return tuple(sorted(keys, key=lambda k: (len(k.encode()), k.encode())))
+
+
+def _columns(
+    found: list[Candidate], packed: Packed, components: list[dict[str, float]]
+) -> list[Any]:
     return [
         [c.id for c in found],
         [c.score for c in found],
-        orjson.dumps([_components(c) for c in found]).decode(),
+        orjson.dumps(components).decode(),
         [c.id in packed.used_ids for c in found],
         [packed.line_tokens.get(c.id, 0) for c in found],
     ]

@@ -43,7 +43,7 @@ from maas.db.pool import connect
 from maas.db.queries import q
 from maas.llm.offline import entities, keywords
 from maas.llm.types import Analysis
-from maas.memory.search import trigram_terms
+from maas.memory.search import siblings_in_search, trigram_terms
 from maas.params import ParamSet, defaults
 
 WARMUP = 10
@@ -172,6 +172,7 @@ def search_args(user_id: str, question: str, params: ParamSet) -> list[Any]:
         bool(params["retrieval.include_superseded"]),
         params.num("retrieval.bm25_k1"),
         params.num("retrieval.bm25_b"),
+        siblings_in_search(params),
     ]
 
 

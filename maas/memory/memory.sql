@@ -22,6 +22,9 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 --   vec:  cosine similarity to embedding $4 (null = arm off).
 -- $6 = also search closed (superseded) facts. The assembler fuses the arms. `speaker` is who said
 -- the (last) source message, so a question naming a person can prefer what that person said.
+-- With $9, also the candidates' siblings (small-to-big, retrieval.sibling_decay): the other valid
+-- memories of their source messages, `sibling` true and no arm scores. They come in the same round
+-- trip; the assembler keeps those of the candidates it keeps (search.py, with_siblings).
 WITH stats AS (
   SELECT greatest(docs, 1)::float8 AS docs, greatest(total_len, 1)::float8 / greatest(docs, 1) AS avgdl
   FROM maas.memory_stats WHERE user_id = $1),
@@ -60,13 +63,34 @@ vec AS (  -- exact, over the user's own memories (fenced): the HNSW index is sha
     WHERE $4::text IS NOT NULL AND m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
       AND m.embedding IS NOT NULL OFFSET 0) v
   ORDER BY v.v DESC LIMIT $5),
-cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec)
-SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       m.source_thread_id, bm25.r::float8 AS bm25, trg.s::float8 AS trgm, vec.v::float8 AS vector,
-       (SELECT s.speaker FROM maas.messages s
-        WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker
-FROM cand JOIN maas.memories m USING (id)
-LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)
+cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec),
+found AS MATERIALIZED (
+  SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to IS NULL AS valid,
+         m.source_message_ids, m.source_thread_id, bm25.r::float8 AS bm25, trg.s::float8 AS trgm,
+         vec.v::float8 AS vector,
+         (SELECT s.speaker FROM maas.messages s
+          WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker
+  FROM cand JOIN maas.memories m USING (id)
+  LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)),
+-- each source message's memories from the memory_sources primary key, the candidates themselves
+-- taken out before any memory row is read (most hits are the candidates), then one primary-key
+-- fetch per sibling (both fenced, as in sibling_memories)
+sib AS (
+  SELECT y.id, y.text, y.importance, y.event_time, y.created_at, true AS valid,
+         y.source_message_ids, y.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm,
+         NULL::float8 AS vector, NULL::text AS speaker
+  FROM (SELECT h.memory_id AS id
+        FROM (SELECT DISTINCT unnest(f.source_message_ids) AS mid FROM found f) s
+        CROSS JOIN LATERAL (
+          SELECT x.memory_id FROM maas.memory_sources x WHERE x.message_id = s.mid OFFSET 0) h
+        WHERE $9
+        EXCEPT SELECT id FROM found) hit
+  CROSS JOIN LATERAL (
+    SELECT * FROM maas.memories z
+    WHERE z.id = hit.id AND z.user_id = $1 AND z.valid_to IS NULL OFFSET 0) y)
+SELECT found.*, false AS sibling FROM found
+UNION ALL
+SELECT sib.*, true FROM sib
 
 -- name: find_near_duplicate
 -- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most
@@ -137,17 +161,18 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 -- the turns just before), except ids $3. Each message's memories from the memory_sources
 -- primary key (migration 0020), then one primary-key fetch per hit (both LATERAL, fenced: a plan
 -- made without statistics read all of memory_sources for `= ANY`, and in a generic plan the
--- planner preferred walking the user's every memory).
-SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to, m.source_message_ids,
-       m.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm, NULL::float8 AS vector,
-       NULL::text AS speaker
-FROM (SELECT DISTINCT h.memory_id AS id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
+-- planner preferred walking the user's every memory); ids $3 are taken out before any memory row
+-- is read. Used with retrieval.neighbor_decay (the turns before need previous_messages first);
+-- without it the siblings come with search_memories.
+SELECT m.id, m.text, m.importance, m.event_time, m.created_at, true AS valid,
+       m.source_message_ids, m.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm,
+       NULL::float8 AS vector, NULL::text AS speaker
+FROM (SELECT h.memory_id AS id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
         SELECT x.memory_id FROM maas.memory_sources x WHERE x.message_id = s.mid OFFSET 0) h
-     ) hit
+      EXCEPT SELECT unnest($3::bigint[])) hit
 CROSS JOIN LATERAL (
   SELECT * FROM maas.memories y
-  WHERE y.id = hit.id AND y.user_id = $1 AND y.valid_to IS NULL AND NOT (y.id = ANY($3::bigint[]))
-  OFFSET 0) m
+  WHERE y.id = hit.id AND y.user_id = $1 AND y.valid_to IS NULL OFFSET 0) m
 
 -- name: memory_by_fact
 -- The memory of user $1 for fact key $2, open or closed.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ class Candidate:
     speaker: str | None = None
     score: float = 0.0
     source_thread_id: Any = None
+    valid: bool = True  # not superseded (valid_to is null)
 
     @property
     def when(self) -> datetime:
@@ -50,6 +51,7 @@ async def search(
 ) -> list[Candidate]:
     """Candidates from every arm, fused by weighted reciprocal rank, best first. `names` are the
     people the query mentions: what they said gets `retrieval.w_speaker` more."""
+    together = siblings_in_search(params)
     args = (
         user_id,
         " ".join([query, *keywords]),
@@ -59,15 +61,26 @@ async def search(
         bool(params["retrieval.include_superseded"]),
         params.num("retrieval.bm25_k1"),
         params.num("retrieval.bm25_b"),
+        together,
     )
     rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
-    found = fuse([_candidate(r) for r in rows], params, now or datetime.now(UTC))
+    hits = [_candidate(r) for r in rows if not r["sibling"]]
+    found = fuse(hits, params, now or datetime.now(UTC))
     prefer_speakers(found, names or [], params.num("retrieval.w_speaker"))
-    kept = sorted(
-        (c for c in found if c.score >= params.num("retrieval.min_score")),
-        key=lambda c: (-c.score, -c.id),
-    )
-    return await with_siblings(conn, user_id, kept, params)
+    floor = params.num("retrieval.min_score")
+    kept = sorted((c for c in found if c.score >= floor), key=lambda c: (-c.score, -c.id))
+    if not together:
+        return await with_siblings(conn, user_id, kept, params)
+    # the siblings came with the search: those of kept candidates, and dropped candidates that
+    # are siblings of kept ones (as sibling_memories would return them: no arm scores)
+    near = [_candidate(r) for r in rows if r["sibling"]]
+    near += [replace(c, components={}, speaker=None) for c in found if c.score < floor and c.valid]
+    return linked_siblings(kept, near, params.num("retrieval.sibling_decay"))
+
+
+def siblings_in_search(params: ParamSet) -> bool:
+    """Siblings only (no neighbours): search_memories brings them in the same round trip."""
+    return params.num("retrieval.sibling_decay") > 0 and params.num("retrieval.neighbor_decay") <= 0
 
 
 async def _search_rows(conn: Any, args: tuple[Any, ...], threshold: float) -> list[Any]:
@@ -99,6 +112,18 @@ async def with_siblings(
                 links[row["prev"]] = (own[row["id"]], nbr)
     rows = await conn.fetch(q("sibling_memories"), user_id, list(links), [c.id for c in ranked])
     extra = [_linked(_candidate(r), links) for r in rows]
+    return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
+
+
+def linked_siblings(
+    ranked: list[Candidate], near: list[Candidate], decay: float
+) -> list[Candidate]:
+    """with_siblings without neighbours, given every memory that shares a source message with a
+    candidate: each that shares one with a ranked memory follows the best such hit."""
+    if decay <= 0 or not ranked:
+        return ranked
+    links = {i: (c, decay) for c in reversed(ranked) for i in c.source_message_ids}
+    extra = [_linked(c, links) for c in near if any(i in links for i in c.source_message_ids)]
     return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
 
 
@@ -146,6 +171,7 @@ def _candidate(row: Any) -> Candidate:
         components={arm: row[arm] for arm in ARMS if row[arm] is not None},
         speaker=row["speaker"],
         source_thread_id=row["source_thread_id"],
+        valid=row["valid"],
     )
 
 

@@ -3,6 +3,7 @@ same result as before — per user, valid memories only, threshold from the tran
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +84,60 @@ async def test_a_hit_brings_its_sibling_chunks_of_the_owner_only(db_url: str) ->
         assert sofa.components == {"linked_to": float(found[0].id)}
         assert sofa.score == found[0].score * params.num("retrieval.sibling_decay")
         assert len(texts) == len(set(texts))
+    finally:
+        await conn.close()
+
+
+async def test_siblings_in_the_search_equal_the_separate_lookup(
+    db_url: str, monkeypatch: Any
+) -> None:
+    """search_memories brings the siblings in the same round trip; the assembler must keep
+    exactly what the separate sibling_memories lookup gave: siblings of kept hits only, a weak
+    hit dropped by min_score back as a sibling of a kept one, closed chunks never."""
+    from maas.memory import search as search_mod
+    from maas.params import ParamSet, defaults
+
+    conn = await connect(db_url)
+    try:
+        alice = await _user(conn, "alice")
+        rng = random.Random(7)
+
+        def word() -> str:  # made-up words: chunks distinct enough not to be merged as duplicates
+            return "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+
+        topics = ("garden tomatoes", "greenhouse roof leaked", "greyhound seedlings")
+        for turn in range(36):  # turns of 1-3 chunks
+            for topic in topics[: 1 + turn % 3]:
+                text = f"{topic} {' '.join(word() for _ in range(5))}"
+                await store.write(conn, memory(alice, text, 9000 + turn))
+        await conn.execute(  # a closed chunk is never a sibling
+            "UPDATE maas.memories SET valid_to = now() WHERE id = (SELECT min(id) FROM"
+            " maas.memories WHERE text LIKE 'greenhouse%' AND user_id = $1)",
+            alice,
+        )
+        closed = await conn.fetchval(
+            "SELECT id FROM maas.memories WHERE valid_to IS NOT NULL AND user_id = $1", alice
+        )
+        base = defaults()
+        hits: dict[str, set[int]] = {}
+        for floor in (0.0, 0.9):  # 0.9 drops the weaker hits, some of them siblings of kept ones
+            params = ParamSet("t", {**base.values, "retrieval.min_score": floor})
+            for query in ("garden tomatoes", "greyhound seedlings", "garden greenhouse"):
+                terms = query.split()
+                at = datetime.now(UTC)
+                together = await search_mod.search(conn, alice, query, terms, None, params, at)
+                monkeypatch.setattr(search_mod, "siblings_in_search", lambda p: False)
+                apart = await search_mod.search(conn, alice, query, terms, None, params, at)
+                monkeypatch.undo()
+                view = [(c.id, c.score, c.components) for c in together]
+                assert view == [(c.id, c.score, c.components) for c in apart]
+                assert any("linked_to" in c.components for c in together), query
+                assert closed not in [c.id for c in together]
+                linked = {c.id for c in together if "linked_to" in c.components}
+                if floor == 0:
+                    hits[query] = {c.id for c in together} - linked
+                else:
+                    assert linked & hits[query] or query != "garden greenhouse"  # dropped, back
     finally:
         await conn.close()
 
