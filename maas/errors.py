@@ -22,6 +22,9 @@ class Unauthorized(MaasError):
     code = "unauthorized"
 
 
+UNKNOWN_KEY = "unknown or revoked API key"
+
+
 class Forbidden(MaasError):
     status_code = 403
     code = "forbidden"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from maas.api.deps import User, current_user, get_runtime
+from maas.api.deps import caller_key, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import memory_view, run_memories, timings_ms
 from maas.db.queries import q
@@ -43,7 +43,8 @@ class ContextIn(BaseModel):
 
 
 Rt = Annotated[Runtime, Depends(get_runtime)]
-Caller = Annotated[User, Depends(current_user)]
+# Authenticated by the submit statement itself (an unknown or revoked key: 401, nothing stored).
+CallerKey = Annotated[str, Depends(caller_key)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 ClientType = Annotated[str | None, Header(alias="X-MaaS-Client", max_length=40)]
 
@@ -52,25 +53,27 @@ ClientType = Annotated[str | None, Header(alias="X-MaaS-Client", max_length=40)]
 async def chat(
     body: ChatIn,
     rt: Rt,
-    user: Caller,
+    key: CallerKey,
     idempotency_key: IdemKey = None,
     client: ClientType = None,
     wait: Annotated[bool, Query()] = True,
 ) -> JSONResponse:
     """Send a message; waits for the answer unless `wait=false` (then 202 with the run id)."""
     within(body.message, rt.settings.max_message_chars, "message")
-    req = ChatRequest(user.id, body.message, body.thread_id, idempotency_key, _client(client))
+    req = ChatRequest(key, body.message, body.thread_id, idempotency_key, _client(client))
     sub = await (_drive(rt, req) if wait else submit(rt, req))
-    return await _answer(rt, user, sub, wait)
+    return await _answer(rt, sub, wait)
 
 
 @router.post("/context")
-async def context(body: ContextIn, rt: Rt, user: Caller, client: ClientType = None) -> JSONResponse:
+async def context(
+    body: ContextIn, rt: Rt, key: CallerKey, client: ClientType = None
+) -> JSONResponse:
     """Analyzer + Assembler only: the packed context for a client that has its own LLM."""
     within(body.query, rt.settings.max_message_chars, "query")
-    req = ChatRequest(user.id, body.query, None, None, _client(client), "READY", body.max_tokens)
+    req = ChatRequest(key, body.query, None, None, _client(client), "READY", body.max_tokens)
     sub = await _drive(rt, req)
-    return await _answer(rt, user, sub, True)
+    return await _answer(rt, sub, True)
 
 
 async def _drive(rt: Runtime, req: ChatRequest) -> Submitted:
@@ -84,7 +87,7 @@ def _client(value: str | None) -> str:
     return value if value in {"client", "emulator", "test-runner", "bench"} else "client"
 
 
-async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONResponse:
+async def _answer(rt: Runtime, sub: Submitted, wait: bool) -> JSONResponse:
     if not wait:
         body = {"run_id": str(sub.run_id), "thread_id": _s(sub.thread_id), "status": "NEW"}
         return FastJSON(body, 202)
@@ -92,16 +95,16 @@ async def _answer(rt: Runtime, user: User, sub: Submitted, wait: bool) -> JSONRe
     # (a context). A queued run (or one the express lane left in a queue) is waited for first.
     run = sub.run_row
     if run is None and sub.claim:
-        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
+        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
     if run is None or not is_done(run["status"], run["stop_at"]):
         await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
-        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, user.id)
+        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
     used_only = run["stop_at"] != "READY"
     done = is_done(run["status"], run["stop_at"])
     if done and sub.memory_rows is not None:  # this request's own drive wrote them (express)
         memories = [memory_view(r) for r in sub.memory_rows(used_only)]
     else:
-        memories = await run_memories(rt.pool, sub.run_id, user.id, used_only=used_only)
+        memories = await run_memories(rt.pool, sub.run_id, sub.user_id, used_only=used_only)
     return FastJSON(_payload(run, memories), status_code=200 if done else 202)
 
 

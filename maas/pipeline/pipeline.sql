@@ -1,13 +1,20 @@
 -- Pipeline runs: creation, claims with a lease, guarded transitions, crash recovery.
 
 -- name: submit_run
--- A message and its run in one round trip (migration 0018): $1 the new run's id, $2 user,
--- $3 thread (null = new), $4 title of a new thread, $5 message, $6 mode, $7 stop_at,
--- $8 client_type, $9 idempotency key, $10 max_tokens override, $11 lease seconds of the express
--- lane's claim (null = no claim), $12 worker. Raises MA404 (thread not the user's) or MA409
--- (key taken).
-SELECT run_id, thread_id, message_id, mode, lease_token
-FROM maas.submit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+-- A message and its run in one round trip (migration 0018), for the user whose API key hashes to
+-- $2 (the caller is authenticated by the same statement; an unknown or revoked key submits
+-- nothing and no row comes back): $1 the new run's id, $3 thread (null = new), $4 title of a new
+-- thread, $5 message, $6 mode, $7 stop_at, $8 client_type, $9 idempotency key, $10 max_tokens
+-- override, $11 lease seconds of the express lane's claim (null = no claim), $12 worker. Raises
+-- MA404 (thread not the user's) or MA409 (idempotency key taken).
+SELECT s.run_id, s.thread_id, s.message_id, s.mode, s.lease_token, u.id AS user_id
+FROM maas.users u
+CROSS JOIN LATERAL maas.submit_run($1, u.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) s
+WHERE u.api_key_hash = $2 AND u.revoked_at IS NULL
+
+-- name: user_id_by_key_hash
+-- $1 sha256 of an API key; a revoked key finds nobody.
+SELECT id FROM maas.users WHERE api_key_hash = $1 AND revoked_at IS NULL
 
 -- name: run_by_idempotency_key
 -- $1 user, $2 key

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from maas.db.queries import q
-from maas.errors import NotFound
+from maas.errors import UNKNOWN_KEY, NotFound, Unauthorized
 from maas.pipeline.claim import Claim
 from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
@@ -26,6 +26,7 @@ ENDS = frozenset({Status.READY, Status.COMPLETED, Status.FAILED})
 class Submitted:
     run_id: uuid.UUID
     thread_id: uuid.UUID | None
+    user_id: uuid.UUID
     replayed: bool = False
     claim: Claim | None = None  # the analyzer's claim, taken in the same commit (express lane)
     # What the driving request's assembler committed (express lane): the run's memories as the
@@ -37,7 +38,7 @@ class Submitted:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    user_id: uuid.UUID
+    key_hash: str  # the caller's API key (sha256): the submit authenticates it (maas.credentials)
     message: str
     thread_id: uuid.UUID | None
     idempotency_key: str | None = None
@@ -47,9 +48,10 @@ class ChatRequest:
 
 
 async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submitted:
-    """Message + run in one statement (maas.submit_run, migration 0018); a replayed idempotency
-    key returns the first run. With `express` the same commit claims the run for the analyzer
-    (see express.py)."""
+    """Message + run in one statement (maas.submit_run, migration 0018), which also authenticates
+    the caller (Unauthorized for an unknown or revoked key); a replayed idempotency key returns
+    the first run. With `express` the same commit claims the run for the analyzer (see
+    express.py)."""
     if req.idempotency_key:
         found = await _by_key(rt, req)
         if found:
@@ -69,16 +71,16 @@ async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submit
         assert found is not None
         return found
     claim = _claim(row, req) if claimed else None
-    return Submitted(row["run_id"], row["thread_id"], claim=claim)
+    return Submitted(row["run_id"], row["thread_id"], row["user_id"], claim=claim)
 
 
 async def _submit_row(rt: Runtime, req: ChatRequest, run_id: uuid.UUID, express: bool) -> Any:
     """The submit_run row; None when the idempotency key is taken."""
     try:
-        return await rt.pool.fetchrow(
+        row = await rt.pool.fetchrow(
             q("submit_run"),
             run_id,
-            req.user_id,
+            req.key_hash,
             req.thread_id,
             _title(req.message),
             req.message,
@@ -96,13 +98,16 @@ async def _submit_row(rt: Runtime, req: ChatRequest, run_id: uuid.UUID, express:
         if exc.sqlstate == "MA409":
             return None
         raise
+    if row is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    return row
 
 
 def _claim(row: Any, req: ChatRequest) -> Claim:
     """The analyzer's claim taken by submit_run: a new run, so nothing of it is known yet."""
     return Claim(
         id=row["run_id"],
-        user_id=req.user_id,
+        user_id=row["user_id"],
         thread_id=row["thread_id"],
         message_id=row["message_id"],
         query=req.message,
@@ -123,8 +128,12 @@ def _title(message: str) -> str:
 
 
 async def _by_key(rt: Runtime, req: ChatRequest) -> Submitted | None:
-    row = await rt.pool.fetchrow(q("run_by_idempotency_key"), req.user_id, req.idempotency_key)
-    return Submitted(row["id"], row["thread_id"], replayed=True) if row else None
+    """The run of the caller's idempotency key, if any (the caller's key authenticated first)."""
+    user = await rt.pool.fetchval(q("user_id_by_key_hash"), req.key_hash)
+    if user is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    row = await rt.pool.fetchrow(q("run_by_idempotency_key"), user, req.idempotency_key)
+    return Submitted(row["id"], row["thread_id"], user, replayed=True) if row else None
 
 
 async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
