@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
+
 from tests.helpers import close_and_archive
 
 ALL = ["NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING", "COMPLETED"]
@@ -23,8 +25,15 @@ async def test_chat_completes_with_all_statuses_and_logged_calls(make_api: Any) 
 
         run = (await alice.get(f"/v1/runs/{body['run_id']}")).json()
         assert [e["status"] for e in run["history"]] == ALL
-        for status in ALL[1:]:
-            assert run[f"{status.lower()}_at"] is not None
+        stamps = [run[f"{status.lower()}_at"] for status in ALL[1:]]
+        assert None not in stamps and stamps == sorted(stamps)
+        # the express lane passes ANALYZED and READY in one row version each (migration 0024):
+        # the same events as a run the workers drive, attempt for attempt
+        queued = await alice.post("/v1/chat?wait=false", json={"message": "And a dog, Rex."})
+        await alice.get(f"/v1/runs/{queued.json()['run_id']}/events")  # returns once it ended
+        worked = (await alice.get(f"/v1/runs/{queued.json()['run_id']}")).json()
+        trail = [(e["status"], e["attempt"], e["error"]) for e in run["history"]]
+        assert trail == [(e["status"], e["attempt"], e["error"]) for e in worked["history"]]
         keywords = run["analyzer_output"]["keywords"]
         assert {"adopted", "cat", "miso"} <= set(keywords)
         assert [c["stage"] for c in run["llm_calls"]] == ["analyzer", "responder"]
@@ -199,3 +208,33 @@ async def test_a_value_said_again_is_current_again(make_api: Any) -> None:
         assert any("Porto" in t for t in current) and not any("Madrid" in t for t in current)
         everything = (await alice.get("/v1/memories?include_closed=true")).json()["memories"]
         assert len([m for m in everything if "moved to" in m["text"]]) == 2
+
+
+async def test_express_runs_pass_analyzed_and_ready_without_waking_anyone(
+    make_api: Any, db_url: str
+) -> None:
+    """Migration 0024: a run the express lane drives is recorded at every status, but goes from
+    ANALYZING to ASSEMBLING and from ASSEMBLING to RESPONDING in one row version each, so the two
+    passed statuses send no NOTIFY (nobody could claim them); a worker-driven run sends all."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(db_url)
+    await listener.add_listener("maas_runs", lambda *a: heard.append(a[-1]))
+    try:
+        async with make_api() as api:
+            alice = await api.user()
+            express = (await alice.post("/v1/chat", json={"message": "Tea at five."})).json()
+            queued = await alice.post("/v1/chat?wait=false", json={"message": "Jam on toast."})
+            worked = queued.json()["run_id"]
+            await alice.get(f"/v1/runs/{worked}/events")  # returns once the run has ended
+            await asyncio.sleep(0.3)  # the last notifications are on their way
+            for run_id in (express["run_id"], worked):
+                history = (await alice.get(f"/v1/runs/{run_id}")).json()["history"]
+                assert [e["status"] for e in history] == ALL
+        rung = {
+            run_id: [h.split(":")[0] for h in heard if h.endswith(run_id)]
+            for run_id in (express["run_id"], worked)
+        }
+        assert rung[express["run_id"]] == [s for s in ALL if s not in ("ANALYZED", "READY")]
+        assert rung[worked] == ALL
+    finally:
+        await listener.close()
