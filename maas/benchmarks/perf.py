@@ -39,7 +39,7 @@ from maas.benchmarks.serve_proc import (
     start_serve,
 )
 from maas.db.embedded import start_embedded, stop_embedded
-from maas.db.pool import connect
+from maas.db.pool import GENERIC_PLANS, connect
 from maas.db.queries import q
 from maas.llm.offline import entities, keywords
 from maas.llm.types import Analysis
@@ -177,8 +177,10 @@ def search_args(user_id: str, question: str, params: ParamSet) -> list[Any]:
 
 
 async def bare_search(dsn: str, user_id: str, questions: Sequence[str]) -> list[float]:
-    """The search SQL alone on one connection (prepared once), as the floor of /v1/context."""
-    conn = await connect(dsn)
+    """The search SQL alone on one connection (prepared once), as the floor of /v1/context: a
+    session like the service's search pool (generic plans; the default plan mode planned the
+    search anew on each call, and its planning time was counted in the floor)."""
+    conn = await connect(dsn, settings=GENERIC_PLANS)
     params = defaults()
     try:
         stmt = await conn.prepare(q("search_memories"))
