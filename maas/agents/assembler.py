@@ -53,7 +53,8 @@ class Assembled:
         run, packed = self.run, self.packed
         head = (run.id, run.lease_token, packed.text, packed.tokens)
         columns = _columns(self.found, packed, self.components)
-        tail = (*next_args(nxt), run.user_id, calls)
+        history = int(run.param_set()["context.history_messages"])  # what the responder reads
+        tail = (*next_args(nxt), run.user_id, calls, history)
         return await conn.fetchrow(q("commit_assemble"), *head, *columns, *tail)
 
     @cached_property

@@ -42,8 +42,8 @@ class Responded:
 async def _inputs(rt: Runtime, run: Claim, history_n: int) -> RespondInput:
     async with rt.pool.acquire() as conn:
         memories = list(run.memories) if run.memories is not None else await _packed(conn, run)
-        history = []
-        if run.thread_id is not None and history_n > 0:
+        history: list[Any] = run.history or []
+        if run.history is None and run.thread_id is not None and history_n > 0:
             history = await conn.fetch(
                 q("thread_history"), run.thread_id, run.message_id or 2**62, history_n
             )

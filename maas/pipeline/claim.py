@@ -53,10 +53,13 @@ class Claim:
     # The packed memories, when the assembler that packed them hands the run on itself (express
     # lane): the responder need not read them back. Not a column.
     memories: tuple[PackedMemory, ...] | None = None
+    # The thread's messages before the run's, newest first (role, content), when the commit that
+    # claimed the run read them for its stage (the assembler's, for the responder).
+    history: list[dict[str, str]] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Claim:
-        return cls(**{name: row[name] for name in COLUMNS})
+        return cls(**{name: row[name] for name in COLUMNS}, history=row.get("history"))
 
     def param_set(self) -> ParamSet:
         """The parameters frozen on the run by the analyzer, so one run uses one version."""
@@ -65,4 +68,4 @@ class Claim:
         return ParamSet(self.param_version, dict(self.params))
 
 
-COLUMNS = tuple(name for name in Claim.__dataclass_fields__ if name != "memories")
+COLUMNS = tuple(n for n in Claim.__dataclass_fields__ if n not in ("memories", "history"))

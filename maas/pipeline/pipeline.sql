@@ -155,11 +155,20 @@ SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7)
 -- context, $4 its token count; the retrieved memories as parallel arrays in rank order: $5 ids,
 -- $6 scores, $7 components (one JSON array as text), $8 used, $9 tokens; $10 lease seconds of
 -- the responder's claim (null = no claim), $11 worker; the attempt's LLM calls ($12 user, $13
--- JSON array, see insert_llm_calls) are written by the same statement.
+-- JSON array, see insert_llm_calls) are written by the same statement. With the responder's
+-- claim comes what the responder reads next: `history`, the last $14 messages of the thread
+-- before the run's message (thread_history's rows as a JSON array, newest first).
 WITH logged AS (
   INSERT INTO maas.llm_calls
     (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
   SELECT $1, $12, c.* FROM jsonb_to_recordset($13::text::jsonb) AS c(
     stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
     outcome text, error text))
-SELECT * FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11)
+SELECT c.*, CASE WHEN c.lease_token IS NOT NULL THEN coalesce(h.history, '[]') END AS history
+FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11) c
+LEFT JOIN LATERAL (
+  SELECT jsonb_agg(jsonb_build_object('role', m.role, 'content', m.content) ORDER BY m.id DESC)
+         AS history
+  FROM (SELECT x.id, x.role, x.content FROM maas.messages x
+        WHERE x.thread_id = c.thread_id AND x.id < c.message_id AND c.lease_token IS NOT NULL
+        ORDER BY x.id DESC LIMIT $14) m) h ON true

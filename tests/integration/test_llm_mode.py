@@ -111,3 +111,28 @@ async def test_hang_hits_the_configured_timeout(make_api: Any, scripted: Scripte
         assert body["status"] == "COMPLETED" and time.monotonic() - started < 5
         calls = (await alice.get(f"/v1/runs/{body['run_id']}")).json()["llm_calls"]
         assert [c["outcome"] for c in calls if c["stage"] == "responder"] == ["timeout", "ok"]
+
+
+async def test_the_responder_sees_the_thread_history_on_both_lanes(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
+    """The responder's prompt carries the thread's last messages before this one (oldest first),
+    whether the request drove its run (the express lane) or the workers did (wait=false)."""
+    async with make_api(**llm(scripted)) as api:
+        alice = await api.user()
+        said = ["One: my cat is Miso.", "Two: she likes tuna.", "Three: she is four."]
+        tid = (await alice.post("/v1/chat", json={"message": said[0]})).json()["thread_id"]
+        for text in said[1:]:
+            await alice.post("/v1/chat", json={"message": text, "thread_id": tid})
+        queued = await alice.post(
+            "/v1/chat?wait=false", json={"message": "Four: and grey.", "thread_id": tid}
+        )
+        await alice.get(f"/v1/runs/{queued.json()['run_id']}/events")  # returns once it ended
+        thread = (await alice.get(f"/v1/threads/{tid}")).json()["messages"]
+        turns = [(m["role"], m["content"]) for m in thread]
+        assert len(turns) == 8
+        prompts = [r.body["messages"] for r in scripted.requests_for("responder")][-4:]
+        for i, messages in enumerate(prompts):  # message i sees the 2i messages before it (≤ 6)
+            history = [(m["role"], m["content"]) for m in messages[1:-1]]
+            assert history == turns[: 2 * i][-6:]
+            assert messages[-1]["content"] == turns[2 * i][1]
