@@ -26,9 +26,7 @@ ORDER BY id DESC LIMIT $3
 WITH logged AS (
   INSERT INTO maas.llm_calls
     (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
-  SELECT $3, $2, c.* FROM jsonb_to_recordset($6::text::jsonb) AS c(
-    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
-    outcome text, error text)
+  SELECT $3, $2, c.* FROM maas.llm_call_rows($6::text::jsonb) c
 ), done AS (
   UPDATE maas.pipeline_runs
   SET status = 'COMPLETED', answer = $5,

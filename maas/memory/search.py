@@ -68,7 +68,7 @@ async def search(
     found = fuse(hits, params, now or datetime.now(UTC))
     prefer_speakers(found, names or [], params.num("retrieval.w_speaker"))
     floor = params.num("retrieval.min_score")
-    kept = sorted((c for c in found if c.score >= floor), key=lambda c: (-c.score, -c.id))
+    kept = _best_first([c for c in found if c.score >= floor])
     if not together:
         return await with_siblings(conn, user_id, kept, params)
     # the siblings came with the search: those of kept candidates, and dropped candidates that
@@ -104,15 +104,14 @@ async def with_siblings(
     sib, nbr = params.num("retrieval.sibling_decay"), params.num("retrieval.neighbor_decay")
     if (sib <= 0 and nbr <= 0) or not ranked:
         return ranked
-    own = {i: c for c in reversed(ranked) for i in c.source_message_ids}  # best hit per message
+    own = _best_hit(ranked)
     links = {i: (c, sib) for i, c in own.items()} if sib > 0 else {}
     if nbr > 0:
         for row in await conn.fetch(q("previous_messages"), list(own), user_id):
             if row["prev"] is not None and row["prev"] not in links:
                 links[row["prev"]] = (own[row["id"]], nbr)
     rows = await conn.fetch(q("sibling_memories"), user_id, list(links), [c.id for c in ranked])
-    extra = [_linked(_candidate(r), links) for r in rows]
-    return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
+    return _best_first(ranked + [_linked(_candidate(r), links) for r in rows])
 
 
 def linked_siblings(
@@ -122,9 +121,18 @@ def linked_siblings(
     candidate: each that shares one with a ranked memory follows the best such hit."""
     if decay <= 0 or not ranked:
         return ranked
-    links = {i: (c, decay) for c in reversed(ranked) for i in c.source_message_ids}
+    links = {i: (c, decay) for i, c in _best_hit(ranked).items()}
     extra = [_linked(c, links) for c in near if any(i in links for i in c.source_message_ids)]
-    return sorted(ranked + extra, key=lambda c: (-c.score, -c.id))
+    return _best_first(ranked + extra)
+
+
+def _best_hit(ranked: list[Candidate]) -> dict[int, Candidate]:
+    """Each source message's best-ranked hit."""
+    return {i: c for c in reversed(ranked) for i in c.source_message_ids}
+
+
+def _best_first(cands: list[Candidate]) -> list[Candidate]:
+    return sorted(cands, key=lambda c: (-c.score, -c.id))
 
 
 def _linked(c: Candidate, links: dict[int, tuple[Candidate, float]]) -> Candidate:

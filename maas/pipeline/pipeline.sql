@@ -12,10 +12,6 @@ FROM maas.users u
 CROSS JOIN LATERAL maas.submit_run($1, u.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) s
 WHERE u.api_key_hash = $2 AND u.revoked_at IS NULL
 
--- name: user_id_by_key_hash
--- $1 sha256 of an API key; a revoked key finds nobody.
-SELECT id FROM maas.users WHERE api_key_hash = $1 AND revoked_at IS NULL
-
 -- name: run_by_idempotency_key
 -- $1 user, $2 key
 SELECT id, thread_id FROM maas.pipeline_runs WHERE user_id = $1 AND idempotency_key = $2
@@ -105,12 +101,10 @@ FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_comm
 
 -- name: insert_llm_calls
 -- The calls of a stage attempt that did not commit (maas/pipeline/calls.py): $1 run, $2 user,
--- $3 the calls as a JSON array. The commit statements write them with this same CTE.
+-- $3 the calls as a JSON array (maas.llm_call_rows). The commit statements write them likewise.
 INSERT INTO maas.llm_calls
   (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
-SELECT $1, $2, c.* FROM jsonb_to_recordset($3::text::jsonb) AS c(
-  stage text, model text, prompt_tokens integer, completion_tokens integer, ms real, outcome text,
-  error text)
+SELECT $1, $2, c.* FROM maas.llm_call_rows($3::text::jsonb) c
 
 -- name: run_status
 -- $1 run
@@ -145,9 +139,7 @@ GROUP BY status
 WITH logged AS (
   INSERT INTO maas.llm_calls
     (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
-  SELECT $1, $8, c.* FROM jsonb_to_recordset($9::text::jsonb) AS c(
-    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
-    outcome text, error text))
+  SELECT $1, $8, c.* FROM maas.llm_call_rows($9::text::jsonb) c)
 SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7)
 
 -- name: commit_assemble
@@ -161,9 +153,7 @@ SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7)
 WITH logged AS (
   INSERT INTO maas.llm_calls
     (run_id, user_id, stage, model, prompt_tokens, completion_tokens, ms, outcome, error)
-  SELECT $1, $12, c.* FROM jsonb_to_recordset($13::text::jsonb) AS c(
-    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
-    outcome text, error text))
+  SELECT $1, $12, c.* FROM maas.llm_call_rows($13::text::jsonb) c)
 SELECT c.*, CASE WHEN c.lease_token IS NOT NULL THEN coalesce(h.history, '[]') END AS history
 FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11) c
 LEFT JOIN LATERAL (

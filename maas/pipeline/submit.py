@@ -129,7 +129,7 @@ def _title(message: str) -> str:
 
 async def _by_key(rt: Runtime, req: ChatRequest) -> Submitted | None:
     """The run of the caller's idempotency key, if any (the caller's key authenticated first)."""
-    user = await rt.pool.fetchval(q("user_id_by_key_hash"), req.key_hash)
+    user = await rt.pool.fetchval(q("user_by_key_hash"), req.key_hash)  # its first column: id
     if user is None:
         raise Unauthorized(UNKNOWN_KEY)
     row = await rt.pool.fetchrow(q("run_by_idempotency_key"), user, req.idempotency_key)
