@@ -23,13 +23,14 @@ from maas.db.pool import connect
 from maas.db.queries import q
 from maas.llm.offline import facts_from
 from maas.llm.types import TranscriptLine
+from maas.memory.budget import stored_line_tokens
 from maas.memory.store import fact_key
 from maas.params import ParamSet, defaults
 
 SESSION_TURNS = 50  # messages per imported thread
 MEMORY_COLUMNS = (
     "user_id", "text", "kind", "slot", "fact_key", "importance", "event_time", "valid_from",
-    "source_message_ids", "source_thread_id",
+    "source_message_ids", "source_thread_id", "line_tokens",
 )  # fmt: skip
 # Utility statements cannot be PREPAREd, so they stay out of the named .sql blocks.
 VACUUM = (
@@ -75,8 +76,9 @@ def memory_rows(
                 continue
             seen.add(key)
             rows.append(
-                (user_id, fact.text, fact.kind, None, key, fact.importance, at, at, [mid], thread)
-            )
+                (user_id, fact.text, fact.kind, None, key, fact.importance, at, at, [mid], thread,
+                 stored_line_tokens(fact.text))
+            )  # fmt: skip
     return rows
 
 

@@ -16,6 +16,9 @@ from maas.llm.when import day
 from maas.memory.search import Candidate
 
 _INDEX_PLACEHOLDER = 99  # the real number is known after ordering; two digits cost the same
+# The encoding memories.line_tokens is counted in (migration 0026); with another one the packer
+# counts each line itself.
+STORED_ENCODING = "cl100k_base"
 
 
 @dataclass
@@ -49,6 +52,20 @@ def date_header(date: str) -> str:
     return f"{date}:"
 
 
+def stored_line_tokens(text: str) -> int:
+    """What a memory's writer stores with it (memories.line_tokens): the tokens of its packed
+    line, newline included, in STORED_ENCODING."""
+    return count_tokens(memory_line(_INDEX_PLACEHOLDER, text) + "\n", STORED_ENCODING)
+
+
+def line_cost(cand: Candidate, encoding: str) -> int:
+    """The tokens of a candidate's packed line with its newline: as stored with the memory when
+    it was counted in this encoding, else counted (once per process)."""
+    if cand.line_tokens is not None and encoding == STORED_ENCODING:
+        return cand.line_tokens
+    return count_line_tokens(memory_line(_INDEX_PLACEHOLDER, cand.text) + "\n", encoding)
+
+
 def pack(
     candidates: list[Candidate], max_tokens: int, include_dates: bool, encoding: str
 ) -> Packed:
@@ -57,8 +74,7 @@ def pack(
     line_tokens: dict[int, int] = {}
     for cand in candidates:
         date = day(cand.when) if include_dates else None
-        cost = count_line_tokens(memory_line(_INDEX_PLACEHOLDER, cand.text) + "\n", encoding)
-        line_tokens[cand.id] = cost
+        cost = line_tokens[cand.id] = line_cost(cand, encoding)
         if date not in state.dates and date is not None:
             cost += count_line_tokens(date_header(date) + "\n", encoding)
         if state.total + cost <= max_tokens:
@@ -66,7 +82,7 @@ def pack(
             state.dates.add(date)
             state.total += cost
     text = render(state.chosen, include_dates)
-    tokens = _total(state, include_dates, encoding)
+    tokens = _total(state, include_dates, encoding, line_tokens)
     while state.chosen and tokens > max_tokens:  # BPE merges across lines
         state.chosen.pop()
         text = render(state.chosen, include_dates)
@@ -80,26 +96,29 @@ def pack(
     )
 
 
-def _total(state: _State, include_dates: bool, encoding: str) -> int:
-    """The packed text's token count from the lines' cached counts, without encoding the text
-    again (that was 5 % of the service's CPU). Exact: every line starts with a number or a date,
-    and the pre-tokenizer of these encodings splits before such a character after a newline, so
-    BPE never merges across lines; a line's count with its newline is its share of the whole,
-    and the last line has no newline. An index of 1..999 costs what the placeholder 99 costs
-    (one token); a longer list is counted the slow way.
-    tests/unit/test_budget.py checks it against tiktoken on awkward texts."""
+def _total(state: _State, include_dates: bool, encoding: str, line_tokens: dict[int, int]) -> int:
+    """The packed text's token count from the lines' counts (`line_tokens`: each memory's line
+    with its newline), without encoding the text again (that was 5 % of the service's CPU).
+    Exact: every line starts with a number or a date, and the pre-tokenizer of these encodings
+    splits before such a character after a newline, so BPE never merges across lines; a line's
+    count with its newline is its share of the whole, and the last line has no newline. An
+    index of 1..999 costs what the placeholder 99 costs (one token); a longer list is counted
+    the slow way. tests/unit/test_budget.py checks it against tiktoken on awkward texts."""
     if len(state.chosen) > 999:
         return count_tokens(render(state.chosen, include_dates), encoding)
-    lines = [
-        date_header(item)
-        if isinstance(item, str)
-        else memory_line(_INDEX_PLACEHOLDER, item.memory.text)
-        for item in _layout(state.chosen, include_dates)
-    ]
-    if not lines:
+    items = _layout(state.chosen, include_dates)
+    if not items:
         return 0
-    head = sum(count_line_tokens(line + "\n", encoding) for line in lines[:-1])
-    return head + count_line_tokens(lines[-1], encoding)
+    head = sum(
+        count_line_tokens(date_header(item) + "\n", encoding)
+        if isinstance(item, str)
+        else line_tokens[item.cand.id]
+        for item in items[:-1]
+    )
+    last = items[-1]
+    if isinstance(last, str):
+        return head + count_line_tokens(date_header(last), encoding)
+    return head + count_line_tokens(memory_line(_INDEX_PLACEHOLDER, last.memory.text), encoding)
 
 
 def _layout(chosen: list[_Chosen], include_dates: bool) -> list[str | _Chosen]:

@@ -69,7 +69,8 @@ found AS MATERIALIZED (
          m.source_message_ids, m.source_thread_id, bm25.r::float8 AS bm25, trg.s::float8 AS trgm,
          vec.v::float8 AS vector,
          (SELECT s.speaker FROM maas.messages s
-          WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker
+          WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker,
+         m.line_tokens
   FROM cand JOIN maas.memories m USING (id)
   LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)),
 -- each source message's memories from the memory_sources primary key, the candidates themselves
@@ -78,7 +79,7 @@ found AS MATERIALIZED (
 sib AS (
   SELECT y.id, y.text, y.importance, y.event_time, y.created_at, true AS valid,
          y.source_message_ids, y.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm,
-         NULL::float8 AS vector, NULL::text AS speaker
+         NULL::float8 AS vector, NULL::text AS speaker, y.line_tokens
   FROM (SELECT h.memory_id AS id
         FROM (SELECT DISTINCT unnest(f.source_message_ids) AS mid FROM found f) s
         CROSS JOIN LATERAL (
@@ -109,11 +110,12 @@ WHERE id = $1
 -- name: upsert_memory
 -- One memory per (user, fact): a replay only unions provenance. $1 user, $2 text, $3 kind,
 -- $4 slot, $5 fact key, $6 embedding (text form or null), $7 importance, $8 event time,
--- $9 source message ids, $10 source thread. Returns the id and whether it is new.
+-- $9 source message ids, $10 source thread, $11 the tokens of its packed line (migration 0026).
+-- Returns the id and whether it is new.
 INSERT INTO maas.memories
   (user_id, text, kind, slot, fact_key, embedding, importance, event_time, valid_from,
-   source_message_ids, source_thread_id)
-VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10)
+   source_message_ids, source_thread_id, line_tokens)
+VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10, $11)
 ON CONFLICT (user_id, fact_key) DO UPDATE
 SET source_message_ids = ARRAY(
       SELECT DISTINCT unnest(maas.memories.source_message_ids || excluded.source_message_ids)
@@ -166,7 +168,7 @@ FROM maas.messages m WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2
 -- without it the siblings come with search_memories.
 SELECT m.id, m.text, m.importance, m.event_time, m.created_at, true AS valid,
        m.source_message_ids, m.source_thread_id, NULL::float8 AS bm25, NULL::float8 AS trgm,
-       NULL::float8 AS vector, NULL::text AS speaker
+       NULL::float8 AS vector, NULL::text AS speaker, m.line_tokens
 FROM (SELECT h.memory_id AS id FROM unnest($2::bigint[]) AS s(mid) CROSS JOIN LATERAL (
         SELECT x.memory_id FROM maas.memory_sources x WHERE x.message_id = s.mid OFFSET 0) h
       EXCEPT SELECT unnest($3::bigint[])) hit

@@ -24,6 +24,7 @@ class Candidate:
     score: float = 0.0
     source_thread_id: Any = None
     valid: bool = True  # not superseded (valid_to is null)
+    line_tokens: int | None = None  # its packed line's tokens as stored (budget.line_cost)
 
     @property
     def when(self) -> datetime:
@@ -180,6 +181,7 @@ def _candidate(row: Any) -> Candidate:
         speaker=row["speaker"],
         source_thread_id=row["source_thread_id"],
         valid=row["valid"],
+        line_tokens=row["line_tokens"],
     )
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from maas.db.queries import q
+from maas.memory.budget import stored_line_tokens
 from maas.memory.search import vector_text
 
 _NON_WORD = re.compile(r"[^\w]+")
@@ -64,6 +65,7 @@ async def write(conn: Any, mem: NewMemory) -> bool:
         mem.event_time,
         mem.source_message_ids,
         mem.source_thread_id,
+        stored_line_tokens(mem.text),
     )
     if row["created"] and mem.slot:
         await conn.fetch(q("supersede_slot"), mem.user_id, mem.slot, row["id"])

@@ -11,6 +11,7 @@ from typing import Any
 from maas.db.pool import connect
 from maas.db.queries import q
 from maas.memory import store
+from maas.memory.budget import stored_line_tokens
 
 
 def memory(user: uuid.UUID, text: str, source: int) -> store.NewMemory:
@@ -84,6 +85,8 @@ async def test_a_hit_brings_its_sibling_chunks_of_the_owner_only(db_url: str) ->
         assert sofa.components == {"linked_to": float(found[0].id)}
         assert sofa.score == found[0].score * params.num("retrieval.sibling_decay")
         assert len(texts) == len(set(texts))
+        # the writer stored each line's token count; hits and siblings come back with it
+        assert [c.line_tokens for c in found] == [stored_line_tokens(t) for t in texts]
     finally:
         await conn.close()
 

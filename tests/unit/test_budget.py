@@ -4,12 +4,13 @@ of the packed text, whatever the memories' text looks like."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from maas.llm.tokens import count_tokens
-from maas.memory.budget import pack
+from maas.memory.budget import STORED_ENCODING, pack, stored_line_tokens
 from maas.memory.search import Candidate
 
 AWKWARD = [
@@ -56,3 +57,37 @@ def test_nothing_fits_is_zero_tokens() -> None:
     cands = _cands(random.Random(1), 3, dated=True)
     packed = pack(cands, 1, True, "cl100k_base")
     assert packed.used_ids == set() and packed.text == "" and packed.tokens == 0
+
+
+def _stored(cands: list[Candidate]) -> list[Candidate]:
+    return [replace(c, line_tokens=stored_line_tokens(c.text)) for c in cands]
+
+
+@pytest.mark.parametrize("include_dates", [True, False])
+def test_stored_line_counts_pack_exactly_what_counting_packs(include_dates: bool) -> None:
+    rng = random.Random(11)
+    for trial in range(100):
+        cands = _cands(rng, rng.randint(1, 40), dated=trial % 3 != 0)
+        budget = rng.choice([30, 120, 400, 5000])
+        counted = pack(cands, budget, include_dates, STORED_ENCODING)
+        stored = pack(_stored(cands), budget, include_dates, STORED_ENCODING)
+        assert (stored.text, stored.tokens, stored.line_tokens, stored.used_ids) == (
+            counted.text,
+            counted.tokens,
+            counted.line_tokens,
+            counted.used_ids,
+        )
+        assert stored.tokens == count_tokens(stored.text, STORED_ENCODING)
+
+
+def test_the_packer_takes_a_stored_count_in_its_encoding_only() -> None:
+    base = datetime(2023, 5, 1, tzinfo=UTC)
+    cands = [
+        Candidate(1, "short memory", 0.5, base, base, [1], score=2.0, line_tokens=500),
+        Candidate(2, "another one", 0.5, base, base, [2], score=1.0, line_tokens=3),
+    ]
+    stored = pack(cands, 100, False, STORED_ENCODING)
+    assert stored.line_tokens == {1: 500, 2: 3} and stored.used_ids == {2}
+    other = pack(cands, 100, False, "o200k_base")  # stored counts are cl100k_base's: ignored
+    assert other.used_ids == {1, 2}
+    assert other.line_tokens[1] == count_tokens("99. short memory\n", "o200k_base")
