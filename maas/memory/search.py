@@ -11,7 +11,7 @@ from maas.db.queries import q
 from maas.params import ParamSet
 
 
-@dataclass
+@dataclass(slots=True)  # ~200 per search: slots make them half as costly to build
 class Candidate:
     id: int
     text: str
@@ -170,14 +170,21 @@ def trigram_terms(keywords: list[str], params: ParamSet) -> list[str]:
 
 
 def _candidate(row: Any) -> Candidate:
+    components = {}  # the arms that found it (an unrolled loop: this runs ~200 times a search)
+    if (bm25 := row["bm25"]) is not None:
+        components["bm25"] = bm25
+    if (trgm := row["trgm"]) is not None:
+        components["trgm"] = trgm
+    if (vector := row["vector"]) is not None:
+        components["vector"] = vector
     return Candidate(
         id=row["id"],
         text=row["text"],
         importance=row["importance"],
         event_time=row["event_time"],
         created_at=row["created_at"],
-        source_message_ids=list(row["source_message_ids"]),
-        components={arm: row[arm] for arm in ARMS if row[arm] is not None},
+        source_message_ids=row["source_message_ids"],  # a fresh list from asyncpg
+        components=components,
         speaker=row["speaker"],
         source_thread_id=row["source_thread_id"],
         valid=row["valid"],
@@ -200,12 +207,14 @@ def fuse(cands: list[Candidate], p: ParamSet, now: datetime) -> list[Candidate]:
         ranked = sorted((c for c in cands if arm in c.components), key=lambda c: -c.components[arm])
         for rank, c in enumerate(ranked, start=1):
             c.score += weights[arm] * (k + 1) / (k + rank)
+    half_life = p.num("retrieval.recency_half_life_days")
+    w_recency, w_importance = p.num("retrieval.w_recency"), p.num("retrieval.w_importance")
     for c in cands:
         age_days = max((now - c.when).total_seconds() / 86400, 0.0)
-        recency = math.pow(0.5, age_days / p.num("retrieval.recency_half_life_days"))
+        recency = math.pow(0.5, age_days / half_life)
         c.components["recency"] = recency
-        c.score += p.num("retrieval.w_recency") * recency
-        c.score += p.num("retrieval.w_importance") * c.importance
+        c.score += w_recency * recency
+        c.score += w_importance * c.importance
     return cands
 
 
