@@ -146,6 +146,9 @@ def _add_bench_pipeline(bench: Any) -> None:
     pipe.add_argument("--load-memories", type=int, default=1000, help="memories per load user")
     pipe.add_argument("--load-seconds", type=float, default=20.0)
     pipe.add_argument("--turns", type=int, default=1000, help="turns the archivist ingests")
+    pipe.add_argument(
+        "--httpx-messages", type=int, default=50, help="chat messages also sent with httpx"
+    )
     pipe.add_argument("--json", type=Path, default=None)
     pipe.set_defaults(func=cmd_bench)
 

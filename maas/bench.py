@@ -450,6 +450,6 @@ def run_bench(args: argparse.Namespace) -> int:
         return 2
     cfg = PerfConfig(
         scales, args.messages, args.queries, args.dialogs, args.users, args.load_memories,
-        args.load_seconds, args.turns, args.json,
+        args.load_seconds, args.turns, args.json, args.httpx_messages,
     )  # fmt: skip
     return run(cfg)

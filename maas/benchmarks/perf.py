@@ -11,6 +11,10 @@ hop), `maas serve` as its own process on an embedded data dir, and in the same r
 - /v1/context latency at every scale; POST /v1/chat latency and per-stage spans at 10k (or the
   scale nearest it); messages/s with many dialogs over many users; archivist turns/s;
   erasing the 10k user; peak RSS of the service process.
+
+Latencies and the load are sent with a minimal keep-alive HTTP client (lean_http.py): httpx
+costs ~2 ms of CPU per request on the cores the service runs on. A shorter chat sequence sent
+with httpx in the same run is reported beside them, and at load the client's CPU per message.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import httpx
 
 from maas.agents.assembler import search_terms
 from maas.bench import THREAD_LEN, Outcome, make_facts, make_questions, notify_floor, send_chat
+from maas.benchmarks.lean_http import LeanClient, LeanHTTPError
 from maas.benchmarks.preload import SESSION_TURNS, Loaded, preload_history
 from maas.benchmarks.serve_proc import (
     ADMIN_KEY,
@@ -66,6 +71,7 @@ class PerfConfig:
     load_s: float = 20.0
     turns: int = 1000  # imported turns the archivist ingests
     json_path: Path | None = None
+    httpx_messages: int = 50  # chat messages sent with httpx after the others, for comparison
 
     @property
     def chat_scale(self) -> int:
@@ -83,11 +89,13 @@ class Results:
     bare_search: dict[int, list[float]] = field(default_factory=dict)
     context: dict[int, list[float]] = field(default_factory=dict)
     chat: list[Outcome] = field(default_factory=list)
+    chat_httpx: list[Outcome] = field(default_factory=list)  # the same kind of chat, via httpx
     timings: list[dict[str, float]] = field(default_factory=list)
     stage_split_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # work / write
     load: list[Outcome] = field(default_factory=list)
     load_wall_s: float = 0.0
-    load_cpu_s: dict[str, float] = field(default_factory=dict)  # service / postgres CPU seconds
+    # CPU seconds at load: the service, Postgres, and the load client (this process)
+    load_cpu_s: dict[str, float] = field(default_factory=dict)
     archivist: tuple[int, int, float] = (0, 0, 0.0)  # turns, memories made, seconds
     erase_s: float = 0.0
     erased_memories: int = 0
@@ -111,11 +119,38 @@ class User:
     key: str
 
 
-def client(base_url: str, key: str | None) -> httpx.AsyncClient:
+def _headers(key: str | None) -> dict[str, str]:
     headers = {"X-MaaS-Client": "bench"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=httpx.Timeout(120.0))
+    return headers
+
+
+def client(base_url: str, key: str | None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, headers=_headers(key), timeout=httpx.Timeout(120.0))
+
+
+def lean(base_url: str, key: str) -> LeanClient:
+    return LeanClient(base_url, _headers(key))
+
+
+async def lean_chat(http: LeanClient, message: str, thread_id: str | None) -> Outcome:
+    """send_chat (maas.bench) with the lean client."""
+    payload: dict[str, Any] = {"message": message}
+    if thread_id is not None:
+        payload["thread_id"] = thread_id
+    t0 = time.perf_counter()
+    try:
+        status, body = await http.post("/v1/chat", payload)
+    except LeanHTTPError as exc:
+        return Outcome(None, thread_id, ms_since(t0), str(exc))
+    latency = ms_since(t0)
+    body = body if isinstance(body, dict) else {}
+    run_id, new_thread = body.get("run_id"), body.get("thread_id") or thread_id
+    if status != 200 or body.get("status") != "COMPLETED":
+        error = f"HTTP {status} {body.get('status')}: {body.get('error')}"
+        return Outcome(run_id, new_thread, latency, error)
+    return Outcome(run_id, new_thread, latency, None, len(body.get("memories_used") or []))
 
 
 async def new_user(base_url: str, name: str) -> User:
@@ -197,29 +232,49 @@ async def bare_search(dsn: str, user_id: str, questions: Sequence[str]) -> list[
 
 async def context_latency(base_url: str, key: str, questions: Sequence[str]) -> list[float]:
     out = []
-    async with client(base_url, key) as http:
+    http = lean(base_url, key)
+    try:
         for i, question in enumerate(questions):
             t0 = time.perf_counter()
-            resp = await http.post("/v1/context", json={"query": question})
+            status, body = await http.post("/v1/context", {"query": question})
             elapsed = ms_since(t0)
-            if resp.status_code != 200 or resp.json().get("status") != "READY":
-                raise RuntimeError(f"/v1/context failed: {resp.status_code} {resp.text[:200]}")
+            if status != 200 or not isinstance(body, dict) or body.get("status") != "READY":
+                raise RuntimeError(f"/v1/context failed: {status} {str(body)[:200]}")
             if i >= WARMUP:
                 out.append(elapsed)
+    finally:
+        await http.aclose()
     return out
 
 
-async def chat_sequence(
-    http: httpx.AsyncClient, messages: Sequence[str], out: list[Outcome]
-) -> None:
-    """One client, one message at a time, a new thread every THREAD_LEN messages."""
+@dataclass
+class Chatter:
+    """One chat client sending one message at a time, a new thread every THREAD_LEN messages."""
+
+    http: httpx.AsyncClient | LeanClient
+    out: list[Outcome] = field(default_factory=list)
     thread_id: str | None = None
+    sent: int = 0
+
+    async def send(self, message: str) -> None:
+        if self.sent % THREAD_LEN == 0:
+            self.thread_id = None
+        if isinstance(self.http, LeanClient):
+            outcome = await lean_chat(self.http, message, self.thread_id)
+        else:
+            outcome = await send_chat(self.http, message, self.thread_id)
+        self.thread_id = outcome.thread_id
+        self.out.append(outcome)
+        self.sent += 1
+
+
+async def interleaved(main: Chatter, other: Chatter, messages: Sequence[str], n_other: int) -> None:
+    """`messages` in turn, n_other of them spread evenly through the sequence sent by `other`:
+    both clients see the service in the same state (caches, tables) at the same moments."""
+    total = len(messages)
     for i, message in enumerate(messages):
-        if i % THREAD_LEN == 0:
-            thread_id = None
-        outcome = await send_chat(http, message, thread_id)
-        thread_id = outcome.thread_id
-        out.append(outcome)
+        spread = (i + 1) * n_other // total > i * n_other // total if total else False
+        await (other if spread else main).send(message)
 
 
 STAGE_SUMS = re.compile(r'^maas_stage(_commit)?_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
@@ -250,31 +305,41 @@ def split_ms(
 
 
 async def chat_latency(
-    base_url: str, key: str, questions: Sequence[str]
-) -> tuple[list[Outcome], list[dict[str, float]], dict[str, dict[str, float]]]:
+    base_url: str, key: str, questions: Sequence[str], n_httpx: int
+) -> tuple[Chatter, Chatter, list[dict[str, float]], dict[str, dict[str, float]]]:
+    """The chat sequence from the lean client, with n_httpx more messages from httpx (what a
+    Python client built on it sees) spread through it; per-stage spans of the lean client's."""
+    stopwatch = lean(base_url, key)
     async with client(base_url, key) as http:
-        await chat_sequence(http, questions[:WARMUP], [])
-        outcomes: list[Outcome] = []
-        before = await stage_sums(http)
-        await chat_sequence(http, questions[WARMUP:], outcomes)
-        split = split_ms(before, await stage_sums(http))
+        main, other = Chatter(stopwatch), Chatter(http)
+        try:
+            for message in questions[:WARMUP]:
+                await main.send(message)
+                await other.send(message)
+            main.out.clear()
+            other.out.clear()
+            before = await stage_sums(http)
+            await interleaved(main, other, questions[2 * WARMUP :], n_httpx)
+            split = split_ms(before, await stage_sums(http))
+        finally:
+            await stopwatch.aclose()
         timings = []
-        for o in outcomes:
+        for o in main.out:
             if o.error is None and o.run_id:
                 resp = await http.get(f"/v1/runs/{o.run_id}")
                 timings.append(dict(resp.json()["timings_ms"]))
-    return outcomes, timings, split
+    return main, other, timings, split
 
 
 async def dialog(
-    http: httpx.AsyncClient, questions: Sequence[str], until: float, out: list[Outcome]
+    http: LeanClient, questions: Sequence[str], until: float, out: list[Outcome]
 ) -> None:
     thread_id: str | None = None
     i = 0
     while time.monotonic() < until:
         if i % THREAD_LEN == 0:
             thread_id = None
-        outcome = await send_chat(http, questions[i % len(questions)], thread_id)
+        outcome = await lean_chat(http, questions[i % len(questions)], thread_id)
         thread_id = outcome.thread_id
         out.append(outcome)
         i += 1
@@ -283,17 +348,15 @@ async def dialog(
 async def throughput(
     base_url: str, users: Sequence[tuple[User, list[str]]], dialogs: int, seconds: float
 ) -> tuple[list[Outcome], float]:
-    """`dialogs` concurrent dialogs spread over the users, each a chat client, for `seconds`."""
-    clients = [client(base_url, u.key) for u, _ in users]
+    """`dialogs` concurrent dialogs spread over the users, each a chat client with its own
+    connection, for `seconds`."""
+    clients = [lean(base_url, users[n % len(users)][0].key) for n in range(dialogs)]
     out: list[Outcome] = []
     try:
         t0 = time.monotonic()
         until = t0 + seconds
         await asyncio.gather(
-            *(
-                dialog(clients[n % len(users)], users[n % len(users)][1][n:], until, out)
-                for n in range(dialogs)
-            )
+            *(dialog(clients[n], users[n % len(users)][1][n:], until, out) for n in range(dialogs))
         )
         return out, time.monotonic() - t0
     finally:
@@ -374,10 +437,13 @@ async def measure_scales(
         say(f"  {count}: /v1/context and bare search, {cfg.queries} queries each")
         if count == cfg.chat_scale:
             chat_user = user
-            res.chat, res.timings, res.stage_split_ms = await chat_latency(
-                served.base_url, user.key, questions[n : n + WARMUP + cfg.messages]
+            asked = questions[n : n + 2 * WARMUP + cfg.messages + cfg.httpx_messages]
+            main, other, res.timings, res.stage_split_ms = await chat_latency(
+                served.base_url, user.key, asked, cfg.httpx_messages
             )
-            say(f"  {count}: {cfg.messages} chat messages, one at a time")
+            res.chat, res.chat_httpx = main.out, other.out
+            say(f"  {count}: {cfg.messages} chat messages one at a time "
+                f"(and {cfg.httpx_messages} with httpx among them)")  # fmt: skip
     assert chat_user is not None
     return chat_user
 
@@ -394,11 +460,12 @@ async def measure_load(
         users.append((user, questions))
     say(f"{cfg.users} load users with {cfg.load_memories} memories each; "
         f"{cfg.dialogs} dialogs for {cfg.load_s:g} s")  # fmt: skip
-    before = cpu_seconds(served.pid), postgres_cpu_seconds(served.data_dir)
+    before = cpu_seconds(served.pid), postgres_cpu_seconds(served.data_dir), time.process_time()
     res.load, res.load_wall_s = await throughput(served.base_url, users, cfg.dialogs, cfg.load_s)
     res.load_cpu_s = {
         "service": cpu_seconds(served.pid) - before[0],
         "postgres": postgres_cpu_seconds(served.data_dir) - before[1],
+        "client": time.process_time() - before[2],
     }
 
 
@@ -462,4 +529,4 @@ def run(cfg: PerfConfig) -> int:
 
     results = asyncio.run(run_perf(cfg))
     publish(render(results, cfg), to_json(results, cfg), cfg.json_path)
-    return 1 if any(o.error for o in (*results.chat, *results.load)) else 0
+    return 1 if any(o.error for o in (*results.chat, *results.chat_httpx, *results.load)) else 0

@@ -14,7 +14,7 @@ from maas.__main__ import build_parser
 from maas.bench import run_bench
 
 ARGS = ["--scale", "200", "--messages", "20", "--queries", "10", "--dialogs", "3", "--users", "2"]
-ARGS += ["--load-memories", "50", "--load-seconds", "1", "--turns", "40"]
+ARGS += ["--load-memories", "50", "--load-seconds", "1", "--turns", "40", "--httpx-messages", "5"]
 
 
 def test_bench_pipeline_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,3 +36,6 @@ def test_bench_pipeline_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["archivist"]["turns"] == 40 and data["archivist"]["memories"] > 0
     assert data["erase"]["memories"] == 200
     assert all(f["ratio"] is None or f["ratio"] > 0 for f in data["figures"])
+    assert data["chat_latency_httpx_ms"]["p50"] > 0  # the comparison sequence ran
+    cpu = data["load"]["cpu_ms_per_message"]
+    assert set(cpu) == {"service", "postgres", "client"} and all(v > 0 for v in cpu.values())
