@@ -210,12 +210,13 @@ async def test_a_value_said_again_is_current_again(make_api: Any) -> None:
         assert len([m for m in everything if "moved to" in m["text"]]) == 2
 
 
-async def test_express_runs_pass_analyzed_and_ready_without_waking_anyone(
+async def test_express_runs_pass_new_analyzed_and_ready_without_waking_anyone(
     make_api: Any, db_url: str
 ) -> None:
-    """Migration 0024: a run the express lane drives is recorded at every status, but goes from
-    ANALYZING to ASSEMBLING and from ASSEMBLING to RESPONDING in one row version each, so the two
-    passed statuses send no NOTIFY (nobody could claim them); a worker-driven run sends all."""
+    """Migrations 0024 and 0027: a run the express lane drives is recorded at every status, but
+    is inserted at ANALYZING and goes from ANALYZING to ASSEMBLING and from ASSEMBLING to
+    RESPONDING in one row version each, so the three passed statuses send no NOTIFY (nobody could
+    claim them); a worker-driven run sends all. Either way the message is linked to its run."""
     heard: list[str] = []
     listener = await asyncpg.connect(db_url)
     await listener.add_listener("maas_runs", lambda *a: heard.append(a[-1]))
@@ -234,7 +235,13 @@ async def test_express_runs_pass_analyzed_and_ready_without_waking_anyone(
             run_id: [h.split(":")[0] for h in heard if h.endswith(run_id)]
             for run_id in (express["run_id"], worked)
         }
-        assert rung[express["run_id"]] == [s for s in ALL if s not in ("ANALYZED", "READY")]
+        assert rung[express["run_id"]] == [s for s in ALL if s not in ("NEW", "ANALYZED", "READY")]
         assert rung[worked] == ALL
+        links = await listener.fetch(
+            "SELECT r.id, m.run_id FROM maas.pipeline_runs r JOIN maas.messages m"
+            " ON m.id = r.message_id WHERE r.id = ANY($1::uuid[])",
+            [express["run_id"], worked],
+        )
+        assert len(links) == 2 and all(r["id"] == r["run_id"] for r in links)
     finally:
         await listener.close()
