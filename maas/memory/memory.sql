@@ -21,7 +21,8 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 --   trgm: trigram word similarity of any keyword in $3 (threshold set per transaction);
 --   vec:  cosine similarity to embedding $4 (null = arm off).
 -- $6 = also search closed (superseded) facts. The assembler fuses the arms. `speaker` is who said
--- the (last) source message, so a question naming a person can prefer what that person said.
+-- the (last) source message (kept with the memory, migration 0028), so a question naming a person
+-- can prefer what that person said.
 -- With $9, also the candidates' siblings (small-to-big, retrieval.sibling_decay): the other valid
 -- memories of their source messages, `sibling` true and no arm scores. They come in the same round
 -- trip; the assembler keeps those of the candidates it keeps (search.py, with_siblings).
@@ -68,9 +69,7 @@ found AS MATERIALIZED (
   SELECT m.id, m.text, m.importance, m.event_time, m.created_at, m.valid_to IS NULL AS valid,
          m.source_message_ids, m.source_thread_id, bm25.r::float8 AS bm25, trg.s::float8 AS trgm,
          vec.v::float8 AS vector,
-         (SELECT s.speaker FROM maas.messages s
-          WHERE s.id = m.source_message_ids[cardinality(m.source_message_ids)]) AS speaker,
-         m.line_tokens
+         m.speaker, m.line_tokens
   FROM cand JOIN maas.memories m USING (id)
   LEFT JOIN bm25 USING (id) LEFT JOIN trg USING (id) LEFT JOIN vec USING (id)),
 -- each source message's memories from the memory_sources primary key, the candidates themselves

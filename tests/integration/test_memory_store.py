@@ -208,3 +208,45 @@ async def test_vector_arm_is_exact_per_user_whatever_the_plan(db_url: str) -> No
             assert all("vector" in c.components for c in found)
     finally:
         await conn.close()
+
+
+async def test_a_memory_keeps_the_speaker_of_its_last_source_message(db_url: str) -> None:
+    """Migration 0028: what the search used to look up per candidate is kept with the memory,
+    and follows its provenance when a later message is merged in."""
+    from maas.memory.search import search
+    from maas.params import defaults
+
+    conn = await connect(db_url)
+    try:
+        alice = await _user(conn, "alice")
+        thread = await conn.fetchval(
+            "INSERT INTO maas.threads (user_id, title) VALUES ($1, 't') RETURNING id", alice
+        )
+        ids = [
+            await conn.fetchval(
+                "INSERT INTO maas.messages (thread_id, user_id, role, speaker, content)"
+                " VALUES ($1, $2, 'user', $3, 'x') RETURNING id",
+                thread,
+                alice,
+                who,
+            )
+            for who in ("Jon", "Gina", None)
+        ]
+        await store.write(conn, memory(alice, "Jon opened a dance studio", ids[0]))
+        await store.write(conn, memory(alice, "Gina lost her job at the bank", ids[1]))
+        await store.write(conn, memory(alice, "Nobody in particular likes rain", ids[2]))
+        found = await search(conn, alice, "studio job rain", ["studio", "job", "rain"], None,
+                             defaults())  # fmt: skip
+        assert {c.text.split()[0]: c.speaker for c in found} == {
+            "Jon": "Jon",
+            "Gina": "Gina",
+            "Nobody": None,
+        }
+        # the same fact said again later by Gina: its last source message is hers now
+        await store.write(conn, memory(alice, "Jon opened a dance studio!", ids[1]))
+        speaker = await conn.fetchval(
+            "SELECT speaker FROM maas.memories WHERE user_id = $1 AND text LIKE 'Jon%'", alice
+        )
+        assert speaker == "Gina"
+    finally:
+        await conn.close()
