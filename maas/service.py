@@ -20,7 +20,7 @@ from maas.db.queries import q
 from maas.llm.client import LLMConfig, OpenAIModel
 from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
 from maas.llm.offline import OfflineModel
-from maas.llm.tokens import seed_tiktoken_cache
+from maas.llm.tokens import encoding, seed_tiktoken_cache
 from maas.llm.types import LanguageModel
 from maas.params import BuiltinParams, ParamSource
 from maas.pipeline.express import ExpressLane
@@ -103,6 +103,8 @@ class Service:
     async def start(self) -> None:
         seed_tiktoken_cache()
         self._loop = asyncio.get_running_loop()
+        # the token encoding (~0.1 s to load) loads while the database starts, not in a request
+        tokens = asyncio.ensure_future(asyncio.to_thread(encoding, self.settings.token_encoding))
         self.dsn = await asyncio.to_thread(resolve_dsn, self.settings)
         if self.settings.migrate_on_start:
             await run_migrations(self.dsn)
@@ -138,6 +140,7 @@ class Service:
         self._start_tasks(self.runtime, self.listener)
         # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
         await wait_any(5.0, self.listener.ready)
+        await tokens
 
     async def _credentials(self, pool: Any) -> None:
         if self.settings.admin_key is not None:

@@ -32,12 +32,12 @@ class DrainingServer(uvicorn.Server):
 
 
 def settle_heap(token_encoding: str) -> None:
-    """Once the service is up: load the token encoding now rather than in the first request
-    (~0.3 s), then move everything alive to the garbage collector's permanent generation. A full
-    collection walked every object of the ~200 MB process (imports, FastAPI's models, the
-    encoding's ranks): 90–125 ms, a request's worth of latency spikes at 10k memories. Frozen,
-    the same collections take ~0.5 ms (docs/performance.md, session 6)."""
-    encoding(token_encoding)
+    """Once the service is up (the token encoding loaded, Service.start), move everything alive
+    to the garbage collector's permanent generation. A full collection walked every object of
+    the ~200 MB process (imports, FastAPI's models, the encoding's ranks): 90–125 ms, latency
+    spikes in requests at 10k memories. Frozen, the same collections take ~0.5 ms
+    (docs/performance.md, session 6). One collection first (~0.05 s), so no garbage is frozen."""
+    encoding(token_encoding)  # loaded already when the service started: a cache hit
     gc.collect()
     gc.freeze()
 
