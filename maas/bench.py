@@ -367,13 +367,16 @@ async def send_chat(http: httpx.AsyncClient, message: str, thread_id: str | None
         resp = await http.post("/v1/chat", json=payload)
     except httpx.HTTPError as exc:
         return Outcome(None, thread_id, _ms_since(t0), f"{type(exc).__name__}: {exc}")
-    latency = _ms_since(t0)
-    body = _json_body(resp)
+    return chat_outcome(resp.status_code, _json_body(resp), thread_id, _ms_since(t0))
+
+
+def chat_outcome(status: int, body: dict[str, Any], thread_id: str | None, ms: float) -> Outcome:
+    """A /v1/chat reply as an Outcome: an error unless 200 and COMPLETED."""
     run_id, new_thread = body.get("run_id"), body.get("thread_id") or thread_id
-    if resp.status_code != 200 or body.get("status") != "COMPLETED":
-        error = f"HTTP {resp.status_code} {body.get('status')}: {body.get('error')}"
-        return Outcome(run_id, new_thread, latency, error)
-    return Outcome(run_id, new_thread, latency, None, len(body.get("memories_used") or []))
+    if status != 200 or body.get("status") != "COMPLETED":
+        error = f"HTTP {status} {body.get('status')}: {body.get('error')}"
+        return Outcome(run_id, new_thread, ms, error)
+    return Outcome(run_id, new_thread, ms, None, len(body.get("memories_used") or []))
 
 
 def _ms_since(t0: float) -> float:

@@ -4,8 +4,8 @@ The harness measures the service, but its client runs on the same cores. httpx s
 CPU per chat request here (its pure-Python HTTP machinery) and added ~2–4 ms to every measured
 latency; this client does one write and a few reads per request (~0.45 ms). It speaks only what
 the harness needs from `maas serve`: JSON in, a JSON body with a Content-Length out, one request
-at a time per connection. The harness still reports a chat sequence sent with httpx in the same
-run, so the difference stays visible.
+at a time per connection. The harness still reports chats sent with httpx in the same sequence,
+so the difference stays visible.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ hop), `maas serve` as its own process on an embedded data dir, and in the same r
   erasing the 10k user; peak RSS of the service process.
 
 Latencies and the load are sent with a minimal keep-alive HTTP client (lean_http.py): httpx
-costs ~2 ms of CPU per request on the cores the service runs on. A shorter chat sequence sent
-with httpx in the same run is reported beside them, and at load the client's CPU per message.
+costs ~2 ms of CPU per request on the cores the service runs on. A sample of chats sent with httpx,
+spread through the same sequence, is reported beside them, and at load the client's CPU per message.
 """
 
 from __future__ import annotations
@@ -32,7 +32,15 @@ from typing import Any
 import httpx
 
 from maas.agents.assembler import search_terms
-from maas.bench import THREAD_LEN, Outcome, make_facts, make_questions, notify_floor, send_chat
+from maas.bench import (
+    THREAD_LEN,
+    Outcome,
+    chat_outcome,
+    make_facts,
+    make_questions,
+    notify_floor,
+    send_chat,
+)
 from maas.benchmarks.lean_http import LeanClient, LeanHTTPError
 from maas.benchmarks.preload import SESSION_TURNS, Loaded, preload_history
 from maas.benchmarks.serve_proc import (
@@ -71,7 +79,7 @@ class PerfConfig:
     load_s: float = 20.0
     turns: int = 1000  # imported turns the archivist ingests
     json_path: Path | None = None
-    httpx_messages: int = 50  # chat messages sent with httpx after the others, for comparison
+    httpx_messages: int = 50  # chat messages sent with httpx among the others, for comparison
 
     @property
     def chat_scale(self) -> int:
@@ -144,13 +152,8 @@ async def lean_chat(http: LeanClient, message: str, thread_id: str | None) -> Ou
         status, body = await http.post("/v1/chat", payload)
     except LeanHTTPError as exc:
         return Outcome(None, thread_id, ms_since(t0), str(exc))
-    latency = ms_since(t0)
-    body = body if isinstance(body, dict) else {}
-    run_id, new_thread = body.get("run_id"), body.get("thread_id") or thread_id
-    if status != 200 or body.get("status") != "COMPLETED":
-        error = f"HTTP {status} {body.get('status')}: {body.get('error')}"
-        return Outcome(run_id, new_thread, latency, error)
-    return Outcome(run_id, new_thread, latency, None, len(body.get("memories_used") or []))
+    reply = body if isinstance(body, dict) else {"error": str(body)[:200]}
+    return chat_outcome(status, reply, thread_id, ms_since(t0))
 
 
 async def new_user(base_url: str, name: str) -> User:

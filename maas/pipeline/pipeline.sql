@@ -5,7 +5,8 @@
 -- $2 (the caller is authenticated by the same statement; an unknown or revoked key submits
 -- nothing and no row comes back): $1 the new run's id, $3 thread (null = new), $4 title of a new
 -- thread, $5 message, $6 mode, $7 stop_at, $8 client_type, $9 idempotency key, $10 max_tokens
--- override, $11 lease seconds of the express lane's claim (null = no claim), $12 worker. Raises
+-- override, $11 lease seconds of the express lane's claim (null = no claim; a run it will claim is
+-- inserted at ANALYZING, migration 0027), $12 worker. Raises
 -- MA404 (thread not the user's) or MA409 (idempotency key taken).
 SELECT s.run_id, s.thread_id, s.message_id, s.mode, s.lease_token, u.id AS user_id
 FROM maas.users u
