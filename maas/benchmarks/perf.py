@@ -337,15 +337,9 @@ async def chat_latency(
 async def dialog(
     http: LeanClient, questions: Sequence[str], until: float, out: list[Outcome]
 ) -> None:
-    thread_id: str | None = None
-    i = 0
+    chatter = Chatter(http, out)  # the dialogs share one list of outcomes
     while time.monotonic() < until:
-        if i % THREAD_LEN == 0:
-            thread_id = None
-        outcome = await lean_chat(http, questions[i % len(questions)], thread_id)
-        thread_id = outcome.thread_id
-        out.append(outcome)
-        i += 1
+        await chatter.send(questions[chatter.sent % len(questions)])
 
 
 async def throughput(
