@@ -6,10 +6,10 @@ memories); a close step on the archive job and the user's memories (GET /v1/memo
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from maas.testsuite.patterns import search
 from maas.testsuite.suite import CloseExpect, Matcher, Regex, SendExpect
 
 WORKING = {"ANALYZING", "ASSEMBLING", "RESPONDING"}  # one per stage attempt in the history
@@ -37,7 +37,7 @@ def label(m: Matcher) -> str:
 
 def matches(m: Matcher, text: str) -> bool:
     if isinstance(m, Regex):
-        return re.search(m.regex, text, re.IGNORECASE) is not None
+        return search(m.regex, text)  # RE2: linear in the text, whatever the pattern
     return m.lower() in text.lower()
 
 

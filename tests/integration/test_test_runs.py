@@ -466,3 +466,35 @@ def test_cli_runs_a_suite_file_against_maas_serve(tmp_path: Path, db_url: str) -
         )
     finally:
         server.kill(15)
+
+
+# --- patterns run on RE2 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=secret)", r"(?<!x)y", "a{1000}{1000}"])
+async def test_patterns_re2_cannot_run_are_refused_when_the_suite_is_submitted(
+    make_api: Any, pattern: str
+) -> None:
+    """Backreferences and lookaround need backtracking: a 422 naming the field at submission,
+    no test run started."""
+    suite = {
+        "name": "bad-pattern",
+        "steps": [
+            {
+                "action": "send",
+                "user": "u",
+                "thread": "t",
+                "message": "hello there",
+                "expect": {"memory_retrieved": [{"regex": pattern}]},
+            }
+        ],
+    }
+    async with make_api() as api:
+        alice = await api.user()
+        resp = await alice.post("/v1/test-runs", json={"suite_def": suite})
+        assert resp.status_code == 422, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "invalid_suite"
+        assert "steps[0].expect.memory_retrieved[0].Regex.regex" in error["message"]
+        assert "not a valid regular expression" in error["message"]
+        assert (await alice.get("/v1/test-runs")).json()["test_runs"] == []
