@@ -35,6 +35,11 @@ class BadRequest(MaasError):
     code = "bad_request"
 
 
+class Gone(MaasError):
+    status_code = 410
+    code = "gone"
+
+
 class Conflict(MaasError):
     status_code = 409
     code = "conflict"

@@ -14,6 +14,7 @@ from maas.api.deps import caller_key, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import memory_view, run_memories, timings_ms
 from maas.db.queries import q
+from maas.errors import Gone
 from maas.pipeline.status import is_done
 from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
 from maas.runtime.context import Runtime
@@ -99,6 +100,8 @@ async def _answer(rt: Runtime, sub: Submitted, wait: bool) -> JSONResponse:
     if run is None or not is_done(run["status"], run["stop_at"]):
         await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
         run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
+    if run is None:  # the cascade of an erasure took it (retention never prunes a fresh run)
+        raise Gone(f"run {sub.run_id} no longer exists: its account was erased while it ran")
     used_only = run["stop_at"] != "READY"
     done = is_done(run["status"], run["stop_at"])
     if done and sub.memory_rows is not None:  # this request's own drive wrote them (express)

@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from maas.llm.tokens import count_tokens
 from maas.llm.types import (
@@ -25,6 +28,11 @@ from maas.llm.when import resolve
 from maas.params import ParamSet
 
 OFFLINE_LABEL = "[offline mode: extractive answer, no LLM]"
+# Inputs longer than this are worked on in a thread: an import of ~1 MB takes seconds of regex
+# and token counting, which on the event loop would stall every other request meanwhile.
+OFF_LOOP_CHARS = 8_000
+LISTED = 64  # entities and time expressions kept per message (Analysis holds at most 64 each)
+T = TypeVar("T")
 
 STOPWORDS = frozenset(
     line.strip()
@@ -65,18 +73,22 @@ def keywords(text: str, limit: int) -> list[str]:
 
 
 def entities(text: str) -> list[str]:
-    found: list[str] = []
+    """Capitalised words past a sentence's first, each once, the first LISTED of them."""
+    found: dict[str, None] = {}
     for sentence in _SENTENCE.split(text):
         tokens = sentence.split()
         for tok in tokens[1:]:  # the first word is capitalised anyway
             word = tok.strip(".,!?;:\"'()")
-            if word[:1].isupper() and word.lower() not in STOPWORDS and word not in found:
-                found.append(word)
-    return found
+            if word[:1].isupper() and word.lower() not in STOPWORDS:
+                found[word] = None
+                if len(found) == LISTED:
+                    return list(found)
+    return list(found)
 
 
 def time_expressions(text: str) -> list[str]:
-    return [m.group(0) for m in _TIME.finditer(text)]
+    """Each distinct expression once, the first LISTED of them."""
+    return list(dict.fromkeys(m.group(0) for m in _TIME.finditer(text)))[:LISTED]
 
 
 def slot_of(sentence: str) -> str | None:
@@ -188,25 +200,34 @@ class OfflineModel:
         self.encoding = encoding  # token counts in llm_calls use the configured encoding
 
     async def analyze(self, message: str, params: ParamSet, rec: Recorder) -> Analysis:
+        result, call = await _work(len(message), self._analyze, message, params)
+        await rec(call)
+        return result
+
+    def _analyze(self, message: str, params: ParamSet) -> tuple[Analysis, CallLog]:
         started = time.perf_counter()
         result = Analysis(
             keywords=keywords(message, int(params["llm.analyzer_max_keywords"])),
             entities=entities(message),
             time_expressions=time_expressions(message),
         )
-        await rec(self._log("analyzer", started, message, result.model_dump_json()))
-        return result
+        return result, self._log("analyzer", started, message, result.model_dump_json())
 
     async def extract_facts(
         self, lines: list[TranscriptLine], params: ParamSet, rec: Recorder
     ) -> list[Fact]:
+        size = sum(len(line.text) for line in lines)
+        facts, call = await _work(size, self._extract, lines, params)
+        await rec(call)
+        return facts
+
+    def _extract(self, lines: list[TranscriptLine], params: ParamSet) -> tuple[list[Fact], CallLog]:
         started = time.perf_counter()
         previous = [None, *lines][: len(lines)]  # no lines (nothing left to archive): no pairs
         pairs = zip(lines, previous, strict=True)
         facts = [fact for line, prev in pairs for fact in facts_from(line, prev, params)]
         source = "\n".join(line.text for line in lines)
-        await rec(self._log("archivist", started, source, "\n".join(f.text for f in facts)))
-        return facts
+        return facts, self._log("archivist", started, source, "\n".join(f.text for f in facts))
 
     async def respond(self, data: RespondInput, params: ParamSet, rec: Recorder) -> str:
         started = time.perf_counter()
@@ -218,6 +239,13 @@ class OfflineModel:
         ms = (time.perf_counter() - started) * 1000
         tokens = (count_tokens(prompt, self.encoding), count_tokens(completion, self.encoding))
         return CallLog(stage, f"{self.model}:{stage}", tokens[0], tokens[1], ms, "ok")
+
+
+async def _work(size: int, fn: Callable[..., T], *args: object) -> T:
+    """Small inputs inline (a thread hop costs more than the work), large ones in a thread."""
+    if size <= OFF_LOOP_CHARS:
+        return fn(*args)
+    return await asyncio.to_thread(fn, *args)
 
 
 def extractive_answer(data: RespondInput, quote: int = 3) -> str:

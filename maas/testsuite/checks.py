@@ -1,5 +1,8 @@
 """Expectations evaluated on what the API returned: pure functions, so each can be shown to fail.
 
+Regex matchers search through a `Budget` (maas/testsuite/patterns.py): the engine runs a step's
+checks in a worker thread with its test run's budget; called directly, the budget is unbounded.
+
 A send step is checked on the run detail (GET /v1/runs/{id}: status, history, answer, retrieved
 memories); a close step on the archive job and the user's memories (GET /v1/memories).
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maas.testsuite.patterns import search
+from maas.testsuite.patterns import Budget, BudgetSpent
 from maas.testsuite.suite import CloseExpect, Matcher, Regex, SendExpect
 
 WORKING = {"ANALYZING", "ASSEMBLING", "RESPONDING"}  # one per stage attempt in the history
@@ -35,9 +38,9 @@ def label(m: Matcher) -> str:
     return f"/{m.regex}/" if isinstance(m, Regex) else m
 
 
-def matches(m: Matcher, text: str) -> bool:
+def matches(m: Matcher, text: str, budget: Budget) -> bool:
     if isinstance(m, Regex):
-        return search(m.regex, text)  # RE2: linear in the text, whatever the pattern
+        return budget.search(m.regex, text)  # RE2: linear in the text, whatever the pattern
     return m.lower() in text.lower()
 
 
@@ -45,13 +48,23 @@ def _listing(texts: list[str]) -> str:
     return _short(" | ".join(texts)) if texts else "(none)"
 
 
-def present(name: str, m: Matcher, texts: list[str]) -> Check:
-    hit = next((t for t in texts if matches(m, t)), None)
+def _hit(m: Matcher, texts: list[str], budget: Budget) -> str | None:
+    return next((t for t in texts if matches(m, t, budget)), None)
+
+
+def present(name: str, m: Matcher, texts: list[str], budget: Budget) -> Check:
+    try:
+        hit = _hit(m, texts, budget)
+    except BudgetSpent as spent:
+        return Check(name, False, label(m), str(spent))
     return Check(name, hit is not None, label(m), _short(hit) if hit else _listing(texts))
 
 
-def absent(name: str, m: Matcher, texts: list[str]) -> Check:
-    hit = next((t for t in texts if matches(m, t)), None)
+def absent(name: str, m: Matcher, texts: list[str], budget: Budget) -> Check:
+    try:
+        hit = _hit(m, texts, budget)
+    except BudgetSpent as spent:
+        return Check(name, False, f"no {label(m)}", str(spent))
     return Check(name, hit is None, f"no {label(m)}", _short(hit) if hit else _listing(texts))
 
 
@@ -79,26 +92,35 @@ def answer_checks(expect: SendExpect, answer: str) -> list[Check]:
     ]
 
 
-def memory_checks(expect: SendExpect, memories: list[dict[str, Any]]) -> list[Check]:
+def memory_checks(
+    expect: SendExpect, memories: list[dict[str, Any]], budget: Budget
+) -> list[Check]:
     retrieved = [str(m.get("text", "")) for m in memories]
     used = [str(m.get("text", "")) for m in memories if m.get("used")]
     return (
-        [present("memory_retrieved", m, retrieved) for m in expect.memory_retrieved]
-        + [absent("memory_not_retrieved", m, retrieved) for m in expect.memory_not_retrieved]
-        + [present("memory_used", m, used) for m in expect.memory_used]
+        [present("memory_retrieved", m, retrieved, budget) for m in expect.memory_retrieved]
+        + [
+            absent("memory_not_retrieved", m, retrieved, budget)
+            for m in expect.memory_not_retrieved
+        ]
+        + [present("memory_used", m, used, budget) for m in expect.memory_used]
     )
 
 
-def send_checks(expect: SendExpect, run: dict[str, Any]) -> list[Check]:
+def send_checks(
+    expect: SendExpect, run: dict[str, Any], budget: Budget | None = None
+) -> list[Check]:
     """Every expectation of a send step against the run detail."""
     checks = [status_check(expect, run)]
     if expect.within_stages is not None:
         checks.append(stages_check(expect.within_stages, run))
     checks += answer_checks(expect, str(run.get("answer") or ""))
-    return checks + memory_checks(expect, list(run.get("memories") or []))
+    return checks + memory_checks(expect, list(run.get("memories") or []), budget or Budget())
 
 
-def close_checks(expect: CloseExpect, job: dict[str, Any], stored: list[str]) -> list[Check]:
+def close_checks(
+    expect: CloseExpect, job: dict[str, Any], stored: list[str], budget: Budget | None = None
+) -> list[Check]:
     """The archivist finished the job; the user's (valid) memories hold what was expected."""
     state = str(job.get("status"))
     created = int(job.get("memories_created") or 0)
@@ -111,8 +133,11 @@ def close_checks(expect: CloseExpect, job: dict[str, Any], stored: list[str]) ->
         checks.append(
             Check("memories_created_min", created >= minimum, f">= {minimum}", str(created))
         )
-    checks += [present("memory_stored", m, stored) for m in expect.memory_stored]
-    return checks + [absent("memory_not_stored", m, stored) for m in expect.memory_not_stored]
+    budget = budget or Budget()
+    checks += [present("memory_stored", m, stored, budget) for m in expect.memory_stored]
+    return checks + [
+        absent("memory_not_stored", m, stored, budget) for m in expect.memory_not_stored
+    ]
 
 
 def request_failed(what: str, status: int, body: str) -> Check:

@@ -8,9 +8,11 @@ checked on what GET /v1/runs/{id} and GET /v1/memories return.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +23,14 @@ from maas.db.queries import q
 from maas.pipeline.status import is_done
 from maas.runtime.context import Runtime
 from maas.testsuite.checks import Check, close_checks, request_failed, send_checks
+from maas.testsuite.patterns import Budget
 from maas.testsuite.suite import Close, Import, Send, Suite, describe
 
 CLIENT_HEADER = {"X-MaaS-Client": "test-runner"}
+PATTERN_BUDGET_S = 10.0  # search time of one test run's regex matchers, in all
+# Checks run here, off the event loop: every test run of the process shares these two threads, so
+# pattern searches take at most two cores' worth of time whatever the tenants submit.
+CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="maas-checks")
 
 
 @dataclass
@@ -71,6 +78,7 @@ class Engine:
     mock: bool
     record: Record
     actors: dict[str, Actor] = field(default_factory=dict)
+    budget: Budget = field(default_factory=lambda: Budget(PATTERN_BUDGET_S))
 
     async def run(self) -> bool:
         """Every step in order; True when all passed."""
@@ -122,7 +130,7 @@ class Engine:
         actor.threads[step.thread] = sent["thread_id"]
         result.run_id = sent["run_id"]
         detail = await self._finished_run(actor, sent["run_id"])
-        result.checks += send_checks(step.expect, detail)
+        result.checks += await self._checked(send_checks, step.expect, detail)
 
     async def _finished_run(self, actor: Actor, run_id: str) -> dict[str, Any]:
         """The run detail once the run is done (or the wait is over: the checks then say so)."""
@@ -156,7 +164,7 @@ class Engine:
         job = await self._archived(actor, closed["archive_job_id"])
         listed = await _call(actor.client, "GET", "/v1/memories?limit=500", "list memories")
         stored = [str(m["text"]) for m in listed["memories"]]
-        result.checks += close_checks(step.expect, job, stored)
+        result.checks += await self._checked(close_checks, step.expect, job, stored)
 
     async def _archived(self, actor: Actor, job_id: int | None) -> dict[str, Any]:
         """Wait for the archivist's job; no job means there was nothing new to archive."""
@@ -169,6 +177,11 @@ class Engine:
             if state["status"] in ("done", "failed", "missing") or time.monotonic() > deadline:
                 return state
             await asyncio.sleep(min(self.rt.settings.poll_s, 0.25))
+
+    async def _checked(self, checks: Callable[..., list[Check]], *args: Any) -> list[Check]:
+        """A step's checks in a worker thread, with this test run's pattern budget."""
+        call = functools.partial(checks, *args, self.budget)
+        return await asyncio.get_running_loop().run_in_executor(CHECKS, call)
 
     async def close(self) -> None:
         for actor in self.actors.values():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
+from maas.testing.scripted_llm import Reply, ScriptedLLM
 from tests.conftest import ADMIN_KEY
-from tests.helpers import close_and_archive
+from tests.helpers import close_and_archive, eventually
 
 USER_TABLES = """
 SELECT c.table_schema, c.table_name FROM information_schema.columns c
@@ -91,3 +94,26 @@ async def test_admin_erase_is_repeatable_and_leaves_others_untouched(make_api: A
         assert set((await rows_of(pool, carol_id)).values()) == {0}
         assert (await carol.get("/v1/memories")).status_code == 401
         assert (await dave.get("/v1/users/me/export")).json() == dave_before
+
+
+@pytest.mark.parametrize("stage", ["analyzer", "responder"])
+async def test_a_chat_whose_account_is_erased_while_it_runs_answers_410(
+    make_api: Any, scripted: ScriptedLLM, stage: str
+) -> None:
+    """The erasure's cascade takes the run away under the waiting request: a clear 410, not a
+    500 from reading a run that is gone."""
+    llm = {"llm_base_url": scripted.base_url, "llm_api_key": "sk-test", "llm_model": "scripted"}
+    async with make_api(**llm) as api:
+        alice = await api.user()
+        scripted.push(Reply(delay_s=1.0), stage=stage)
+        chat = asyncio.create_task(alice.post("/v1/chat", json={"message": "hello there friend"}))
+        await eventually(lambda: _asked(scripted, stage))
+        assert (await alice.delete("/v1/users/me")).status_code == 200
+        resp = await chat
+        assert resp.status_code == 410, resp.text
+        error = resp.json()["error"]
+        assert error["code"] == "gone" and "erased" in error["message"]
+
+
+async def _asked(scripted: ScriptedLLM, stage: str) -> bool:
+    return bool(scripted.requests_for(stage))

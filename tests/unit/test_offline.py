@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from maas.llm.offline import facts_from, is_fact, keywords, slot_of
 from maas.llm.tokens import count_tokens
@@ -112,3 +114,53 @@ async def test_an_archive_job_with_no_lines_extracts_nothing() -> None:
     line = TranscriptLine(1, "user", None, "I adopted a greyhound named Pixel last spring.", AT)
     assert [f.text for f in await model.extract_facts([line], defaults(), record)]
     assert len(calls) == 2
+
+
+async def _loop_turns_during(work: Any) -> tuple[Any, int]:
+    """Run `work` while a ticker counts its turns on the same event loop."""
+    ticks, done = 0, asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0.002)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker has started
+    before = ticks
+    try:
+        result = await work
+    finally:
+        done.set()
+        await task
+    return result, ticks - before
+
+
+async def test_a_big_import_is_archived_off_the_event_loop() -> None:
+    """~1 MB of imported turns: the offline archivist's regexes and token counts take seconds;
+    they run in a thread, so the loop keeps taking turns (on the loop: none until it is done)."""
+    from maas.llm.offline import OfflineModel
+
+    async def record(call: object) -> None:
+        pass
+
+    turn = "My sister Maria moved to Berlin last week and teaches piano at 3 schools. " * 400
+    lines = [TranscriptLine(i, "user", None, turn, AT) for i in range(1, 34)]
+    facts, turns = await _loop_turns_during(OfflineModel().extract_facts(lines, defaults(), record))
+    assert len(facts) > 1000 and turns >= 3
+
+
+async def test_many_names_and_dates_in_one_message_do_not_fail_the_analyzer() -> None:
+    """More than 64 distinct names or dates used to fail the analyzer's own output model on every
+    attempt, so such a chat ended FAILED; each list now keeps its first 64."""
+    from maas.llm.offline import OfflineModel
+
+    async def record(call: object) -> None:
+        pass
+
+    names = " ".join(f"Then Name{i:03d} came." for i in range(100))
+    dates = " ".join(f"On {i % 28 + 1} May {1900 + i} it rained." for i in range(100))
+    result = await OfflineModel().analyze(names + " " + dates, defaults(), record)
+    assert result.entities[:3] == ["Name000", "Name001", "Name002"] and len(result.entities) == 64
+    assert result.time_expressions[0] == "1 May 1900" and len(result.time_expressions) == 64
