@@ -41,7 +41,11 @@ def create_app(
     app.state.service = service
     errors.install(app)
     limits.install(
-        app, settings.max_body_bytes, settings.rate_limit_per_min, settings.rate_limit_burst
+        app,
+        settings.max_body_bytes,
+        settings.rate_limit_per_min,
+        settings.rate_limit_burst,
+        settings.rate_limit_buckets,
     )
     for module in (chat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)

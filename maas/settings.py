@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     max_message_chars: int = 32_000  # a chat message or /v1/context query (422 above it)
     rate_limit_per_min: float = 600.0
     rate_limit_burst: int = 60
+    rate_limit_buckets: int = Field(default=10_000, ge=1)  # keys tracked, least recent out
+    # Web UI sessions (the login form's cookie) expire this long after login.
+    session_hours: float = Field(default=168.0, gt=0)
 
     @property
     def offline(self) -> bool:

@@ -1,10 +1,15 @@
-"""Who is looking: a user (by API key) or the admin key (read-only, every user's runs).
+"""Who is looking: a user or the admin key (read-only, every user's runs), by a server-side
+session or an API key.
 
-The key comes from `Authorization: Bearer` or the `maas_key` cookie set by the login form
-(HttpOnly, SameSite=Strict: another site can neither read it nor make the browser send it)."""
+The login form exchanges a key for a session: a random token in the `maas_session` cookie
+(HttpOnly, SameSite=Strict), stored only as its sha256 in maas.sessions, expiring after
+MAAS_SESSION_HOURS, ended by logout, by revoking the key, by a new admin key and by erasure. The
+cookie never holds the key. Pages and the /v1 API read it through the same parse
+(maas.api.identity), which also refuses a cookie that would act from another site."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -12,12 +17,14 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from maas.api.deps import User, bearer, runtime, service
-from maas.credentials import hash_key, same_key
+from maas.api.deps import User, caller_key, is_admin_hash, runtime, service, user_by_hash
+from maas.api.identity import SESSION_COOKIE, first_cookie
+from maas.credentials import hash_key
 from maas.db.queries import q
-from maas.errors import Unauthorized
+from maas.errors import Forbidden, Unauthorized
 
-COOKIE = "maas_key"
+COOKIE = SESSION_COOKIE
+LEGACY_COOKIE = "maas_key"  # the raw key, as the cookie held it before sessions: dropped
 
 
 @dataclass(frozen=True)
@@ -47,22 +54,32 @@ class ReadOnly(Exception):
     """The admin key on a page that acts for a user (chat, memories): answered with a 403 page."""
 
 
-async def identify(request: Request, key: str) -> Viewer | None:
-    admin = service(request).admin_key
-    if admin is not None and same_key(key, admin):
+class CrossSite(Exception):
+    """A session cookie on a form posted from another site: answered with a 403 page."""
+
+
+async def viewer_for(request: Request, key_hash: str) -> Viewer | None:
+    """The viewer a key (by its sha256) stands for: the admin, a user, or nobody."""
+    if is_admin_hash(request, key_hash):
         return Viewer(None, "admin")
-    row = await runtime(request).pool.fetchrow(q("user_by_key_hash"), hash_key(key))
-    return None if row is None else Viewer(User(row["id"], row["name"]), row["name"])
+    user = await user_by_hash(request, key_hash)
+    return None if user is None else Viewer(user, user.name)
+
+
+async def identify(request: Request, key: str) -> Viewer | None:
+    return await viewer_for(request, hash_key(key))
 
 
 async def viewer(request: Request) -> Viewer:
     """Page dependency: the viewer, or a redirect to the login form (via LoginRequired)."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        key = bearer(request)
+        key_hash = await caller_key(request)
     except Unauthorized:
         raise LoginRequired(here) from None
-    found = await identify(request, key)
+    except Forbidden as refused:
+        raise CrossSite(refused.message) from None
+    found = await viewer_for(request, key_hash)
     if found is None:
         raise LoginRequired(here)
     return found
@@ -79,8 +96,8 @@ async def user_viewer(request: Request) -> Viewer:
 async def login_redirect(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
     response = RedirectResponse(f"/ui/login?next={quote(exc.next_path, safe='/')}", 303)
-    if request.cookies.get(COOKIE):  # a revoked or stale key: forget it
-        response.delete_cookie(COOKIE, path="/")
+    if first_cookie(request.scope, COOKIE) or first_cookie(request.scope, LEGACY_COOKIE):
+        forget(response)  # an expired, ended or stale session
     return response
 
 
@@ -94,21 +111,33 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def same_origin(request: Request) -> bool:
-    """A form POST from another origin is refused (defence in depth beside SameSite=Strict)."""
-    origin = request.headers.get("origin")
-    if origin is None:  # not a browser form (curl, tests): nothing to forge
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
-def set_session(response: Response, request: Request, key: str) -> None:
+async def open_session(request: Request, response: Response, who: Viewer, key: str) -> None:
+    """A new session for the key that just logged in, its token in the cookie."""
+    token = secrets.token_urlsafe(32)
+    ttl_s = service(request).settings.session_hours * 3600
+    await runtime(request).pool.execute(
+        q("open_session"), hash_key(token), who.owner, hash_key(key), ttl_s
+    )
+    response.delete_cookie(LEGACY_COOKIE, path="/")
     response.set_cookie(
         COOKIE,
-        key,
+        token,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/",
-        max_age=7 * 24 * 3600,
+        max_age=int(ttl_s),
     )
+
+
+async def close_session(request: Request, response: Response) -> None:
+    """Logout: the session row goes, so the token is worthless even if it was copied."""
+    token = first_cookie(request.scope, COOKIE)
+    if token is not None:
+        await runtime(request).pool.execute(q("close_session"), hash_key(token))
+    forget(response)
+
+
+def forget(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(LEGACY_COOKIE, path="/")

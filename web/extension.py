@@ -11,9 +11,10 @@ from fastapi.staticfiles import StaticFiles
 
 from maas.api import errors
 from maas.service import Service
-from web.auth import LoginRequired, ReadOnly, login_redirect, viewer
+from web.auth import CrossSite, LoginRequired, ReadOnly, login_redirect, viewer
 from web.render import render
 from web.routes import chat, dashboard, login, memories, runs, testruns
+from web.routes.common import BadForm
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -21,6 +22,15 @@ STATIC = Path(__file__).resolve().parent / "static"
 async def _read_only(request: Request, exc: Exception) -> Response:
     who = await viewer(request)
     return render(request, "pages/error.html", who, 403, title="Read-only", message=str(exc))
+
+
+async def _cross_site(request: Request, exc: Exception) -> Response:
+    """A cookie-authenticated form from another site (maas.api.identity refused it)."""
+    return render(request, "pages/error.html", None, 403, title="Not allowed", message=str(exc))
+
+
+async def _bad_form(request: Request, exc: Exception) -> Response:
+    return render(request, "pages/error.html", None, 400, title="Bad form", message=str(exc))
 
 
 async def _invalid(request: Request, exc: Exception) -> Response:
@@ -39,4 +49,6 @@ def extend(app: FastAPI, service: Service) -> None:
         app.include_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(ReadOnly, _read_only)
+    app.add_exception_handler(CrossSite, _cross_site)
+    app.add_exception_handler(BadForm, _bad_form)
     app.add_exception_handler(RequestValidationError, _invalid)

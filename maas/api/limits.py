@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maas.api.identity import header, presented
+from maas.credentials import hash_key
 
 TOO_LARGE = 413
 
@@ -23,13 +26,6 @@ async def send_error(
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class BodyLimit:
@@ -73,16 +69,20 @@ class Bucket:
 
 
 class RateLimit:
-    """A token bucket per API key (by its hash), in this process's memory.
+    """A token bucket per presented credential (by its hash), in this process's memory.
 
+    The credential is the one authentication uses (maas.api.identity.presented). At most
+    `max_buckets` are kept, least recently used first out: a stream of random tokens cannot grow
+    memory, and a bucket evicted while idle would have refilled anyway.
     Several processes each allow the rate; put a shared limiter in front for a global one.
     """
 
-    def __init__(self, app: ASGIApp, per_min: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, per_min: float, burst: int, max_buckets: int) -> None:
         self.app = app
         self.rate = per_min / 60.0
         self.burst = float(max(burst, 1))
-        self.buckets: dict[str, Bucket] = {}
+        self.max_buckets = max(max_buckets, 1)
+        self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _key(scope) if scope["type"] == "http" else None
@@ -97,42 +97,33 @@ class RateLimit:
     def _take(self, key: str) -> float:
         """Take one token; 0 when granted, else the seconds until one is there."""
         now = time.monotonic()
-        bucket = self.buckets.get(key) or Bucket(self.burst, now)
+        bucket = self._bucket(key, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
-        self.buckets[key] = bucket
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return 0.0
-        self._prune(now)
         return (1 - bucket.tokens) / self.rate
 
-    def _prune(self, now: float) -> None:
-        if len(self.buckets) > 10_000:
-            full = self.burst / self.rate
-            self.buckets = {k: b for k, b in self.buckets.items() if now - b.at < full}
+    def _bucket(self, key: str, now: float) -> Bucket:
+        bucket = self.buckets.get(key)
+        if bucket is not None:
+            self.buckets.move_to_end(key)
+            return bucket
+        while len(self.buckets) >= self.max_buckets:
+            self.buckets.popitem(last=False)
+        bucket = self.buckets[key] = Bucket(self.burst, now)
+        return bucket
 
 
 def _key(scope: Scope) -> str | None:
-    auth = header(scope, b"authorization") or ""
-    scheme, _, token = auth.partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    if not token:
-        token = _cookie(header(scope, b"cookie") or "")
-    return hashlib.sha256(token.encode()).hexdigest() if token else None
+    credential = presented(scope)
+    return None if credential is None else hash_key(credential.secret)
 
 
-def _cookie(raw: str) -> str:
-    for part in raw.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == "maas_key":
-            return value
-    return ""
-
-
-def install(app: Any, max_body_bytes: int, per_min: float, burst: int) -> None:
+def install(app: Any, max_body_bytes: int, per_min: float, burst: int, max_buckets: int) -> None:
     from maas.api.headers import SecurityHeaders
 
-    app.add_middleware(RateLimit, per_min=per_min, burst=burst)
+    app.add_middleware(RateLimit, per_min=per_min, burst=burst, max_buckets=max_buckets)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse before anything

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from maas.api.deps import bearer, current_user, service
-from maas.credentials import same_key
+from maas.api.deps import caller_key, is_admin_hash, user_by_hash
+from maas.errors import UNKNOWN_KEY, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,10 @@ class Principal:
 
 async def principal(request: Request) -> Principal:
     """The admin key (constant-time compare) or a user key; anything else is 401."""
-    admin = service(request).admin_key
-    if admin is not None and same_key(bearer(request), admin):
+    key_hash = await caller_key(request)
+    if is_admin_hash(request, key_hash):
         return Principal(None)
-    return Principal((await current_user(request)).id)
+    user = await user_by_hash(request, key_hash)
+    if user is None:
+        raise Unauthorized(UNKNOWN_KEY)
+    return Principal(user.id)

@@ -32,6 +32,7 @@ EXPORTS = {
     "memory_terms": "export_memory_terms",
     "test_runs": "export_test_runs",
     "test_run_users": "export_test_run_users",
+    "sessions": "export_sessions",
 }
 
 

@@ -1,7 +1,9 @@
 -- A user's own account: revocation, erasure, export. Every query is scoped by the user id $1.
 
 -- name: revoke_user_key
--- $1 user. Returns the user when it exists (revoking twice keeps the first time).
+-- $1 user. Returns the user when it exists (revoking twice keeps the first time); its web
+-- sessions end with the key.
+WITH ended AS (DELETE FROM maas.sessions WHERE user_id = $1)
 UPDATE maas.users SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
 RETURNING id, revoked_at
 

@@ -51,7 +51,12 @@ def test_pages_need_a_login_and_the_session_cookie_is_strict(
     assert page.locator(".error").inner_text() == "Unknown or revoked API key."
     login(page, site, "alice", "/ui/memories")
     [cookie] = page.context.cookies()
-    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == ("maas_key", True, "Strict")
+    assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == (
+        "maas_session",
+        True,
+        "Strict",
+    )
+    assert cookie["value"] not in site.keys.values()  # a session token, never the key
     page.click("text=Log out")
     page.wait_for_url("**/ui/login")
     page.goto(site.url + "/ui/chat")

@@ -70,16 +70,24 @@ async def objects_of(client: httpx.AsyncClient) -> dict[str, str]:
     }
 
 
-def cookie(client: httpx.AsyncClient) -> dict[str, str]:
-    """The browser's way: the key in the session cookie, not the header."""
-    return {"Cookie": f"maas_key={client.headers['Authorization'].split()[1]}"}
+async def cookie(api: Api, who: httpx.AsyncClient | str) -> dict[str, str]:
+    """The browser's way: log in with the key, then send the session cookie (and, as a browser
+    does on its own pages, the Origin), not the key."""
+    key = who if isinstance(who, str) else who.headers["Authorization"].split()[1]
+    resp = await api.client.post("/ui/login", data={"api_key": key, "next": "/ui/chat"})
+    assert resp.status_code == 303, resp.text
+    token = resp.cookies["maas_session"]
+    api.client.cookies.clear()  # each request below says who it is itself
+    return {"Cookie": f"maas_session={token}", "Origin": "http://maas"}
 
 
 async def test_no_or_bad_key_is_sent_to_the_login_form(db_url: str, tmp_path: Path) -> None:
     async with web_api(db_url, tmp_path) as api:
         ids = {"run_id": str(uuid.uuid4()), "thread_id": str(uuid.uuid4()), "memory_id": "1",
                "cycle_id": str(uuid.uuid4())}  # fmt: skip
-        for headers in ({}, {"Cookie": "maas_key=maas_wrong"}, {"Authorization": "Bearer x"}):
+        ours = {"Origin": "http://maas"}  # a browser on our own pages, with a stale cookie
+        stale = ({"Cookie": "maas_session=nope", **ours}, {"Cookie": "maas_key=maas_wrong"})
+        for headers in ({}, *stale, {"Authorization": "Bearer x"}):
             for method, path in NEEDS:
                 resp = await api.client.request(method, path.format(**ids), headers=headers)
                 assert resp.status_code == 303, (method, path, headers, resp.text)
@@ -92,14 +100,15 @@ async def test_user_b_gets_nothing_of_user_a_and_the_admin_only_reads(
     async with web_api(db_url, tmp_path) as api:
         alice, bob = await api.user("alice"), await api.user("bob")
         ids = await objects_of(alice)
+        bob_session = await cookie(api, bob)
         for method, path in NEEDS:
-            resp = await api.client.request(method, path.format(**ids), headers=cookie(bob))
+            resp = await api.client.request(method, path.format(**ids), headers=bob_session)
             if NEEDS[(method, path)] == "admin":
                 assert resp.status_code == 403, (method, path, resp.text)
             elif "{" in path:
                 assert resp.status_code == 404, (method, path, resp.text)
             assert resp.status_code < 500 and not any(s in resp.text for s in SECRETS), path
-        page = await api.client.get(f"/ui/chat?thread={ids['thread_id']}", headers=cookie(bob))
+        page = await api.client.get(f"/ui/chat?thread={ids['thread_id']}", headers=bob_session)
         assert page.status_code == 404 and "4817" not in page.text
 
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -119,7 +128,8 @@ async def test_forms_refuse_another_origin_and_login_never_redirects_away(
     async with web_api(db_url, tmp_path) as api:
         alice = await api.user("alice")
         ids = await objects_of(alice)
-        evil = {**cookie(alice), "Origin": "http://evil.example"}
+        alice_session = await cookie(api, alice)
+        evil = {**alice_session, "Origin": "http://evil.example"}
         delete = f"/ui/memories/{ids['memory_id']}/delete"
         assert (await api.client.post(delete, headers=evil)).status_code == 403
         assert (await api.client.post("/ui/threads", headers=evil)).status_code == 403
@@ -134,7 +144,7 @@ async def test_forms_refuse_another_origin_and_login_never_redirects_away(
             assert resp.status_code == 303 and resp.headers["location"] == "/ui/chat", target
             set_cookie = resp.headers["set-cookie"].lower()
             assert "httponly" in set_cookie and "samesite=strict" in set_cookie
-        own = {**cookie(alice), "Origin": "http://maas"}
+        own = alice_session
         resp = await api.client.post(delete, headers=own, data={"back": "q=locker"})
         assert resp.status_code == 303 and resp.headers["location"] == "/ui/memories?q=locker"
         assert (await alice.get("/v1/memories")).json()["memories"] == []
@@ -154,13 +164,14 @@ async def test_every_page_sends_a_strict_csp(db_url: str, tmp_path: Path) -> Non
             "/ui/tests",
             f"/ui/runs/{uuid.uuid4()}",
         ]
-        admin = {"Cookie": f"maas_key={ADMIN_KEY}"}
+        admin = await cookie(api, ADMIN_KEY)
+        alice_session = await cookie(api, alice)
         dashboard = [
             "/ui/dashboard",
             "/ui/dashboard/parameters",
             f"/ui/dashboard/cycles/{uuid.uuid4()}",
         ]
-        for path, who in [*((p, cookie(alice)) for p in pages), *((p, admin) for p in dashboard)]:
+        for path, who in [*((p, alice_session) for p in pages), *((p, admin) for p in dashboard)]:
             resp = await api.client.get(path, headers=who)
             csp = resp.headers["content-security-policy"]
             assert resp.headers["content-type"].startswith("text/html"), path
@@ -173,8 +184,9 @@ async def test_a_malformed_page_address_gets_a_page_and_the_api_keeps_json(
 ) -> None:
     async with web_api(db_url, tmp_path) as api:
         alice = await api.user("alice")
+        alice_session = await cookie(api, alice)
         for path in ("/ui/runs/not-a-uuid", "/ui/chat?thread=nope", "/ui/memories?page=0"):
-            resp = await api.client.get(path, headers=cookie(alice))
+            resp = await api.client.get(path, headers=alice_session)
             assert resp.status_code == 400 and resp.headers["content-type"].startswith("text/html")
         resp = await alice.get("/v1/runs/not-a-uuid")
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request"

@@ -19,10 +19,20 @@ Owner = Annotated[Viewer, Depends(user_viewer)]
 PAGE = 25
 
 
+MAX_FIELDS = 20  # our forms have at most 3
+
+
+class BadForm(Exception):
+    """A form body that is not one of ours (too many fields): answered with a 400 page."""
+
+
 async def form(request: Request) -> dict[str, str]:
     """A urlencoded form (no python-multipart needed); the body limit middleware caps its size."""
     raw = (await request.body()).decode("utf-8", "replace")
-    fields = parse_qs(raw, keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # parse_qs refuses more fields than max_num_fields this way
+        raise BadForm(f"A form has at most {MAX_FIELDS} fields.") from None
     return {k: v[0] for k, v in fields.items()}
 
 

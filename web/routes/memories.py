@@ -10,9 +10,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from maas.api.inputs import BIGINT_MAX
 from maas.db.queries import q
-from web.auth import same_origin
 from web.render import render
-from web.routes.common import PAGE, Owner, Rt, forbidden, form, not_found
+from web.routes.common import PAGE, Owner, Rt, form, not_found
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,19 +68,22 @@ async def delete_memory(
     rt: Rt,
     who: Owner,
 ) -> Response:
-    """A POST form with the SameSite=Strict cookie, refused from another origin."""
-    if not same_origin(request):
-        return forbidden(request, who, "Cross-site form refused.")
+    """A POST form with the SameSite=Strict session cookie (one from another site is refused
+    before this runs: maas.api.identity)."""
     assert who.user is not None
-    back = (await form(request)).get("back", "")
+    back = _back((await form(request)).get("back", ""))
     if await rt.pool.fetchval(q("delete_memory"), memory_id, who.user.id) is None:
         return not_found(request, who, "This memory does not exist or is not yours.")
-    return RedirectResponse(f"/ui/memories?{_back(back)}", status_code=303)
+    return RedirectResponse(f"/ui/memories?{back}", status_code=303)
 
 
 def _back(raw: str) -> str:
-    """Back to the same search and page, rebuilt from known fields only."""
-    fields = parse_qs(raw, max_num_fields=5)
+    """Back to the same search and page, rebuilt from known fields only; a `back` that is not
+    such a query (too many fields) leads to the first page."""
+    try:
+        fields = parse_qs(raw, max_num_fields=5)
+    except ValueError:
+        return ""
     page = fields.get("page", ["1"])[0]
     text = fields.get("q", [""])[0][:1000]
     return _query_string(
