@@ -76,7 +76,7 @@ class OpenAIModel:
     async def extract_facts(
         self, lines: list[TranscriptLine], params: ParamSet, rec: Recorder
     ) -> list[Fact]:
-        transcript = "\n".join(_transcript_line(line) for line in lines)
+        transcript = json.dumps([_transcript_entry(line) for line in lines], ensure_ascii=False)
         msgs = [
             {"role": "system", "content": prompts.render("archivist")},
             {"role": "user", "content": transcript},
@@ -221,7 +221,13 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _transcript_line(line: TranscriptLine) -> str:
-    who = f"{line.role} ({line.speaker})" if line.speaker else line.role
-    when = f" [{line.at.date().isoformat()}]" if line.at else ""
-    return f"[{line.number}] {who}{when}: {line.text}"
+def _transcript_entry(line: TranscriptLine) -> dict[str, Any]:
+    """One message of the archivist's transcript, as JSON data: an imported speaker's text cannot
+    forge a line of its own (it could in the old "[n] role: text" lines, by a newline)."""
+    return {
+        "n": line.number,
+        "role": line.role,
+        "speaker": line.speaker,
+        "date": line.at.date().isoformat() if line.at else None,
+        "text": line.text,
+    }

@@ -143,8 +143,25 @@ def _analyzer_content(body: dict[str, Any]) -> str:
     return json.dumps(result)
 
 
+def _json_transcript(text: str) -> list[tuple[int, str, str]] | None:
+    """The archivist's transcript as MaaS sends it: a JSON array of {n, role, text, ...}."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, list) or not all(isinstance(m, dict) for m in data):
+        return None
+    return [
+        (int(m.get("n", 0)), str(m.get("role", "")).lower(), str(m.get("text", ""))) for m in data
+    ]
+
+
 def _transcript_entries(text: str) -> list[tuple[int, str, str]]:
-    """(line number, role, text); unnumbered lines continue the previous entry."""
+    """(message number, role, text) of a JSON transcript, or of "[n] role: text" lines, where
+    unnumbered lines continue the previous entry."""
+    parsed = _json_transcript(text)
+    if parsed is not None:
+        return parsed
     entries: list[tuple[int, str, str]] = []
     for line in text.splitlines():
         match = _TRANSCRIPT_LINE_RE.match(line)

@@ -3,8 +3,10 @@ packed memories does it use, which are relevant to the question. Every score car
 version.
 
 Two judges share one orchestrator. The LLM judge renders a versioned prompt template
-(prompts/judge-v1.j2), shows memories as small numbers mapped back in code and validates its JSON
-reply with pydantic. In offline mode (no LLM) the heuristic judge stands in and says so in its
+(prompts/judge-v2.j2), shows memories as small numbers mapped back in code and validates its JSON
+reply with pydantic. The question, memories and answer reach it as one JSON object (v1 pasted them
+as plain sections, which a memory or an answer could close and continue with words of its own).
+In offline mode (no LLM) the heuristic judge stands in and says so in its
 version: a sentence of the answer is supported when most of its content words occur in the
 context. Consistency: each run is judged `repeats` times with the memories in their order and
 reversed (position swap); agreement = share of judged items on which all those verdicts agree.
@@ -27,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 from maas.llm.offline import OFFLINE_LABEL, STOPWORDS
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
-TEMPLATE = "judge-v1"
+TEMPLATE = "judge-v2"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _FRAMING = re.compile(r"^(from memory:|i have nothing in memory about that\.?|- )", re.I)
@@ -134,10 +136,9 @@ class LLMJudge:
     async def judge(self, inp: JudgeInput, swapped: bool, repeat: int) -> list[Score]:
         memories = inp.memories[::-1] if swapped else inp.memories
         numbered = {i: mid for i, (mid, _) in enumerate(memories, start=1)}
-        shown = [(i, text) for i, (_, text) in enumerate(memories, start=1)]
-        prompt = template(self.prompt).render(
-            question=inp.question, answer=inp.answer, memories=shown
-        )
+        shown = [{"n": i, "text": text} for i, (_, text) in enumerate(memories, start=1)]
+        data = {"question": inp.question, "memories": shown, "answer": inp.answer}
+        prompt = template(self.prompt).render(data=json.dumps(data, ensure_ascii=False, indent=1))
         reply = self._parse(await self.complete(prompt))
         scores = [Score(inp.run_id, "hallucination", None, float(reply.hallucination), swapped,
                         repeat)]  # fmt: skip
