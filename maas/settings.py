@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     rate_limit_per_min: float = 600.0
     rate_limit_burst: int = 60
     rate_limit_buckets: int = Field(default=10_000, ge=1)  # keys tracked, least recent out
+    # Connections (maas serve): each request's headers must arrive within header_timeout_s of
+    # connecting or of the previous response; an idle keep-alive connection closes after
+    # keep_alive_s; past max_connections a new connection closes the longest-idle one.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
     # Web UI sessions (the login form's cookie) expire this long after login.
     session_hours: float = Field(default=168.0, gt=0)
 
