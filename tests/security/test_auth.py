@@ -4,11 +4,17 @@ Keys are stored only as sha256 hashes."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from maas.app import create_app
+from maas.credentials import bootstrap
 from tests.conftest import ADMIN_KEY
 from tests.conftest import test_settings as settings_for
 from tests.security.conftest import BODIES, api_routes, is_admin
@@ -82,3 +88,20 @@ async def test_revoked_key_keeps_the_data_and_revoke_is_admin_only(make_api: Any
         assert (await api.client.post(unknown, headers=admin)).status_code == 404
         pool = api.service.runtime.pool
         assert await pool.fetchval("SELECT count(*) FROM maas.pipeline_runs") == 1
+
+
+async def test_a_rewritten_credentials_file_is_mode_0600(db_url: str, tmp_path: Path) -> None:
+    """The file is rewritten when its demo key is not in the database (a new database); the
+    rewrite kept whatever wider mode the old file had."""
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({"admin_key": "maas_admin_old", "demo_user_key": "maas_gone"}))
+    path.chmod(0o644)
+    conn = await asyncpg.connect(db_url)
+    try:
+        admin, created = await bootstrap(conn, tmp_path)
+    finally:
+        await conn.close()
+    assert created and admin == "maas_admin_old"
+    assert json.loads(path.read_text())["demo_user_key"] != "maas_gone"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == ["credentials.json"]  # no temporary file left

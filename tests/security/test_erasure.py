@@ -117,3 +117,36 @@ async def test_a_chat_whose_account_is_erased_while_it_runs_answers_410(
 
 async def _asked(scripted: ScriptedLLM, stage: str) -> bool:
     return bool(scripted.requests_for(stage))
+
+
+async def test_a_deleted_memory_leaves_no_copy_in_contexts_or_answers(make_api: Any) -> None:
+    """Deleting a memory left its text in the runs' packed contexts and (offline, quoted) answers,
+    while docs/api.md said no reader shows it any more. Now only the user's own message it was
+    made from still holds it (the conversation, erased with the account)."""
+    async with make_api() as api:
+        alice = await api.user()
+        told = await alice.post("/v1/chat", json={"message": "My locker code is 4817, ZEBRAFISH."})
+        [memory] = await close_and_archive(alice, told.json()["thread_id"])
+        asked = (await alice.post("/v1/chat", json={"message": "What is my locker code?"})).json()
+        assert "ZEBRAFISH" in asked["answer"]
+        context = (await alice.post("/v1/context", json={"query": "locker code"})).json()
+        assert "ZEBRAFISH" in context["context"]
+
+        assert (await alice.delete(f"/v1/memories/{memory['id']}")).status_code == 200
+        export = (await alice.get("/v1/users/me/export")).json()
+        holders = {
+            (table, field)
+            for table, rows in export.items()
+            if isinstance(rows, list)
+            for row in rows
+            for field, value in row.items()
+            if "ZEBRAFISH" in repr(value)
+        }
+        # what alice said (her message, the thread's title, the run's query and its analysis),
+        # nothing made of the memory
+        said_by_her = {("messages", "content"), ("threads", "title")}
+        assert holders == said_by_her | {("pipeline_runs", f) for f in ("query", "analyzer_output")}
+        said = [m for m in export["messages"] if "ZEBRAFISH" in m["content"]]
+        assert [m["role"] for m in said] == ["user"]
+        run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
+        assert "[deleted memory]" in run["answer"] and "4817" not in repr(run)
