@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from maas import __version__
-from maas.api import admin, chat, errors, limits, memories, runs, test_runs, threads, users
+from maas.api import admin, chat, docs, errors, limits, memories, runs, test_runs, threads, users
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings
@@ -37,7 +37,13 @@ def create_app(
         finally:
             await service.stop()
 
-    app = FastAPI(title="MaaS — Memory as a Service", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="MaaS — Memory as a Service",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,  # served locally under a CSP (maas/api/docs.py), not from a CDN
+        redoc_url=None,
+    )
     app.state.service = service
     errors.install(app)
     limits.install(
@@ -49,6 +55,7 @@ def create_app(
     )
     for module in (chat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
+    docs.install(app)
     test_run_manager.install(app, service)
     for extend in extensions or []:
         extend(app, service)
