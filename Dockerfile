@@ -14,6 +14,7 @@ COPY pyproject.toml README.md ./
 COPY maas ./maas
 COPY selflearn ./selflearn
 COPY web ./web
+COPY bench ./bench
 COPY migrations ./migrations
 COPY seeds ./seeds
 # Local embeddings as in the README's install; the CPU wheel of torch first, so pip does not pull

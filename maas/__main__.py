@@ -1,4 +1,5 @@
-"""`maas` command line: serve, migrate, users, seed, chat, bench. Thin: it calls functions."""
+"""`maas` command line: serve, migrate, users, seed, chat, test-suite; extensions add theirs
+(`maas bench`, `maas emulate`, ...). Thin: it calls functions."""
 
 from __future__ import annotations
 
@@ -92,27 +93,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from maas.bench import run_bench
-
-    code: int = run_bench(args)
-    return code
-
-
-def cmd_bench_locomo(args: argparse.Namespace) -> int:
-    from maas.benchmarks.locomo import main as run_locomo
-
-    code: int = run_locomo(args)
-    return code
-
-
-def cmd_bench_load(args: argparse.Namespace) -> int:
-    from maas.bench_load import run_load
-
-    code: int = run_load(args)
-    return code
-
-
 def cmd_test_suite_run(args: argparse.Namespace) -> int:
     from maas.testsuite.cli import run_file
 
@@ -132,37 +112,6 @@ def _add_test_suite(sub: Any) -> None:
     run.add_argument("--json", type=Path, default=None, help="write the full report here")
     run.add_argument("--data-dir", type=Path)
     run.set_defaults(func=cmd_test_suite_run)
-
-
-def _add_bench_pipeline(bench: Any) -> None:
-    pipe = bench.add_parser(
-        "pipeline", help="performance harness: latency by memory count, floor, throughput"
-    )
-    pipe.add_argument("--scale", default="1000,10000,100000", help="memory counts, comma-separated")
-    pipe.add_argument("--messages", type=int, default=200, help="chat messages at ~10k memories")
-    pipe.add_argument("--queries", type=int, default=100, help="/v1/context queries per scale")
-    pipe.add_argument("--dialogs", type=int, default=50, help="concurrent dialogs (throughput)")
-    pipe.add_argument("--users", type=int, default=10, help="users the dialogs are spread over")
-    pipe.add_argument("--load-memories", type=int, default=1000, help="memories per load user")
-    pipe.add_argument("--load-seconds", type=float, default=20.0)
-    pipe.add_argument("--turns", type=int, default=1000, help="turns the archivist ingests")
-    pipe.add_argument(
-        "--httpx-messages", type=int, default=50, help="chat messages also sent with httpx"
-    )
-    pipe.add_argument("--json", type=Path, default=None)
-    pipe.set_defaults(func=cmd_bench)
-
-
-def _add_bench_load(bench: Any) -> None:
-    load = bench.add_parser("load", help="many users and dialogs at once through the HTTP API")
-    load.add_argument("--users", type=int, default=10)
-    load.add_argument("--concurrency", type=int, default=50, help="concurrent dialogs")
-    load.add_argument("--duration", type=float, default=30.0, help="seconds")
-    load.add_argument("--llm-latency-ms", type=float, default=0.0, help="scripted LLM latency")
-    load.add_argument("--workers", type=int, default=None, help="workers per stage")
-    load.add_argument("--pool-max", type=int, default=None)
-    load.add_argument("--json", type=Path, default=None)
-    load.set_defaults(func=cmd_bench_load)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,23 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", default=None, help="API key (default: the demo user's key)")
     chat.add_argument("--data-dir", type=Path)
     chat.set_defaults(func=cmd_chat)
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
-    _add_bench_pipeline(bench)
-    locomo = bench.add_parser("locomo", help="LoCoMo retrieval through /v1/context vs BM25")
-    locomo.add_argument("--data", type=Path, required=True, help="directory of LoCoMo *.json")
-    locomo.add_argument("--json", type=Path, default=None)
-    locomo.add_argument(
-        "--embedder",
-        choices=("auto", "none", "local"),
-        default="auto",
-        help="auto (default): local when installed, as `maas serve` does",
-    )
-    locomo.add_argument("--budgets", default="500,2000", help="token budgets, comma-separated")
-    locomo.add_argument("--limit-conversations", type=int, default=None)
-    locomo.add_argument("--concurrency", type=int, default=4)
-    locomo.add_argument("--archive-timeout", type=float, default=600.0, help="seconds")
-    locomo.set_defaults(func=cmd_bench_locomo)
-    _add_bench_load(bench)
     _add_test_suite(sub)
     _plugin_commands(sub)
     return parser

@@ -9,26 +9,21 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import pytest
 
+from bench.database import admin_sql, with_database
+from bench.harness import ADMIN_KEY
+from bench.scripted_llm import ScriptedLLM
 from maas.app import create_app
 from maas.db.migrate import migrate
 from maas.llm.tokens import seed_tiktoken_cache
 from maas.params import BuiltinParams
 from maas.settings import Settings
-from maas.testing.scripted_llm import ScriptedLLM
 
 TEMPLATE = "maas_test_template"
-ADMIN_KEY = "test-admin-key"
-
-
-def with_database(uri: str, name: str) -> str:
-    parts = urlsplit(uri)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +39,11 @@ def pg_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield start_embedded(tmp_path_factory.mktemp("pg-session"))
 
 
-async def _admin(uri: str, sql: str) -> None:
-    conn = await asyncpg.connect(with_database(uri, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def template_uri(pg_uri: str) -> str:
     async def build() -> None:
-        await _admin(pg_uri, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-        await _admin(pg_uri, f"CREATE DATABASE {TEMPLATE}")
+        await admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await admin_sql(pg_uri, f"CREATE DATABASE {TEMPLATE}")
         conn = await asyncpg.connect(with_database(pg_uri, TEMPLATE))
         try:
             await migrate(conn)
@@ -71,9 +58,9 @@ def template_uri(pg_uri: str) -> str:
 def db_url(pg_uri: str, template_uri: str) -> Iterator[str]:
     """A fresh migrated database for one test, copied from the template."""
     name = f"maas_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    asyncio.run(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
     yield with_database(pg_uri, name)
-    asyncio.run(_admin(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ import httpx
 import pytest
 import uvicorn
 
+from bench.database import admin_sql, with_database
 from maas.app import create_app
-from tests.conftest import ADMIN_KEY, TEMPLATE, _admin, test_settings, with_database
+from tests.conftest import ADMIN_KEY, TEMPLATE, test_settings
 from tests.e2e.conftest import free_port
 from web.extension import extend
 
@@ -61,9 +62,9 @@ class Site:
 @pytest.fixture(scope="module")
 def web_db(pg_uri: str, template_uri: str) -> Iterator[str]:
     name = f"maas_web_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    asyncio.run(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
     yield with_database(pg_uri, name)
-    asyncio.run(_admin(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.e2e.conftest import Server
 
 

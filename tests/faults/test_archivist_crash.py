@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.faults.conftest import (
     LEASE_S,
     Fleet,

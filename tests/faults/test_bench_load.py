@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.load import run_load
 from maas.__main__ import build_parser
-from maas.bench_load import run_load
 
 
 def test_bench_load_smoke(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MAAS_DATABASE_URL", db_url)  # bench_database makes its own database there
+    monkeypatch.setenv("MAAS_DATABASE_URL", db_url)  # fresh_database makes its own database there
     out = tmp_path / "load.json"
     args = build_parser().parse_args(
         ["bench", "load", "--users", "2", "--concurrency", "3", "--duration", "2"]

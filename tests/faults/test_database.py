@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.faults.conftest import (
     LEASE_S,
     Fleet,

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.faults.conftest import (
     LEASE_S,
     POLL_S,

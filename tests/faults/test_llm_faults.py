@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM, default_content
+from bench.scripted_llm import Reply, ScriptedLLM, default_content
 from tests.helpers import close_and_archive
 
 ATTEMPTS = 3

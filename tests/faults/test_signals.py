@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM, default_content
+from bench.scripted_llm import Reply, ScriptedLLM, default_content
 from tests.e2e.conftest import Server
 from tests.faults.conftest import (
     GRACE_S,

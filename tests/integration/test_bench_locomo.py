@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from maas.__main__ import main as cli
-from maas.benchmarks.locomo import (
+from bench.locomo import (
     Bm25Turns,
     Question,
     Scores,
@@ -33,6 +32,7 @@ from maas.benchmarks.locomo import (
     score_context,
     summarize,
 )
+from maas.__main__ import main as cli
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 

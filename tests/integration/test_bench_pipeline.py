@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.cli import cmd_bench_pipeline
 from maas.__main__ import build_parser
-from maas.bench import run_bench
 
 ARGS = ["--scale", "200", "--messages", "20", "--queries", "10", "--dialogs", "3", "--users", "2"]
 ARGS += ["--load-memories", "50", "--load-seconds", "1", "--turns", "40", "--httpx-messages", "5"]
@@ -20,7 +20,7 @@ ARGS += ["--load-memories", "50", "--load-seconds", "1", "--turns", "40", "--htt
 def test_bench_pipeline_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "perf.json"
     args = build_parser().parse_args(["bench", "pipeline", *ARGS, "--json", str(out)])
-    assert run_bench(args) == 0
+    assert args.func is cmd_bench_pipeline and cmd_bench_pipeline(args) == 0
     captured = capsys.readouterr()
     assert "cold start" in captured.out and "bare search" in captured.out
     assert "preloaded 200 memories" in captured.err  # progress goes to stderr

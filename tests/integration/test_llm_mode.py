@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.helpers import close_and_archive
 
 

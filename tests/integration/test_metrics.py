@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 
 
 def value(text: str, prefix: str) -> float:

@@ -33,3 +33,17 @@ async def test_every_query_prepares(db_url: str) -> None:
     finally:
         await conn.close()
     assert failures == {}
+
+
+async def test_every_bench_query_prepares(db_url: str) -> None:
+    """The benchmarks' own blocks (bench/bench.sql) against the same schema."""
+    from bench.queries import bench_queries
+
+    queries = bench_queries()
+    assert "bench_insert_messages" in queries
+    conn = await connect(db_url)
+    try:
+        for sql in queries.values():
+            await conn.prepare(sql)
+    finally:
+        await conn.close()

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.scripted_llm import ScriptedLLM
 from maas.db.queries import all_queries
-from maas.testing.scripted_llm import ScriptedLLM
 from maas.testsuite.checks import close_checks, send_checks
 from maas.testsuite.suite import (
     SuiteError,

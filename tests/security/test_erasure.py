@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from tests.conftest import ADMIN_KEY
 from tests.helpers import close_and_archive, eventually
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from maas.testing.scripted_llm import ScriptedLLM
+from bench.scripted_llm import ScriptedLLM
 from tests.helpers import close_and_archive
 from tests.security.conftest import BODIES, api_routes
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM, default_reply
+from bench.scripted_llm import Reply, ScriptedLLM, default_reply
 from selflearn.emulator.paraphrase import STAGE, LLMConfig, Paraphraser
 from selflearn.emulator.seeds import load_personas
 from tests.conftest import ADMIN_KEY

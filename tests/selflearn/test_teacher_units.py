@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from maas.testing.scripted_llm import ScriptedLLM
+from bench.scripted_llm import ScriptedLLM
 from selflearn.teacher import judge as judging
 from selflearn.teacher.metrics import ArmData, Probe, Retrieved, RunCost, precision, unit_values
 from selflearn.teacher.spec import SpecError, load, parse, spec_hash

@@ -6,10 +6,12 @@ import math
 
 import pytest
 
-from maas.bench import Outcome, make_facts, make_questions, percentile, summarize
-from maas.benchmarks.perf import PerfConfig, Results
-from maas.benchmarks.perf_report import render, to_json
-from maas.benchmarks.preload import Loaded
+from bench.chat import Outcome
+from bench.corpus import make_facts, make_questions
+from bench.pipeline import PerfConfig, Results
+from bench.pipeline_report import render, to_json
+from bench.preload import Loaded
+from bench.stats import percentile, summarize
 from maas.memory.store import fact_key
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from maas.bench import Outcome
-from maas.benchmarks.lean_http import LeanClient, LeanHTTPError
-from maas.benchmarks.perf import Chatter, interleaved
+from bench.chat import Outcome
+from bench.lean_http import LeanClient, LeanHTTPError
+from bench.pipeline import Chatter, interleaved
 
 Reply = Callable[[bytes, bytes], bytes]  # (request head, body) -> raw reply
 

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from maas.testing.scripted_llm import Reply, ScriptedLLM, embed_text
+from bench.scripted_llm import Reply, ScriptedLLM, embed_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -347,7 +347,7 @@ def test_concurrent_requests_are_all_recorded(server: ScriptedLLM) -> None:
 
 def test_runs_as_process_until_sigterm() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "maas.testing.scripted_llm", "--port", "0"],
+        [sys.executable, "-m", "bench.scripted_llm", "--port", "0"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.queries import bq
 from maas.db.pool import connect
-from maas.db.queries import q
 from maas.llm.offline import facts_from
 from maas.llm.types import TranscriptLine
 from maas.memory.budget import stored_line_tokens
@@ -97,14 +97,14 @@ async def preload_history(
         async with conn.transaction():
             firsts = times[::SESSION_TURNS]
             titles = [f"imported session {i + 1}" for i in range(len(thread_ids))]
-            await conn.execute(q("bench_insert_threads"), uid, thread_ids, titles, firsts)
-            found = await conn.fetch(q("bench_insert_messages"), uid, per_message, texts, times)
+            await conn.execute(bq("bench_insert_threads"), uid, thread_ids, titles, firsts)
+            found = await conn.fetch(bq("bench_insert_messages"), uid, per_message, texts, times)
             ids = sorted(r["id"] for r in found)
             rows = memory_rows(uid, per_message, ids, texts, times, defaults())[:limit]
             await conn.copy_records_to_table(
                 "memories", schema_name="maas", columns=MEMORY_COLUMNS, records=rows
             )
-            await conn.execute(q("bench_mark_archived"), uid)
+            await conn.execute(bq("bench_mark_archived"), uid)
         await conn.execute(VACUUM)
     finally:
         await conn.close()

@@ -21,26 +21,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from maas.app import create_app
-from maas.bench import (
-    ADMIN_KEY,
-    THREAD_LEN,
-    Database,
-    Outcome,
-    bench_database,
-    machine_info,
-    publish,
-    run_served,
-    send_chat,
-    server_version,
-    serving,
-    summarize,
-)
+from bench.chat import THREAD_LEN, Outcome, send_chat
+from bench.database import Database, fresh_database, server_version
+from bench.harness import ADMIN_KEY, machine_info, publish, run_served, serving
+from bench.scripted_llm import Reply, ScriptedLLM, default_content
+from bench.stats import summarize
 from maas.db.queries import q
 from maas.settings import Settings
-from maas.testing.scripted_llm import Reply, ScriptedLLM, default_content
 
-QUEUES = ("NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING")
 TOPICS = ("garden", "bicycle", "sister", "recipe", "holiday", "piano", "dog", "office")
 
 
@@ -209,11 +197,10 @@ async def bench_load(cfg: LoadConfig) -> LoadReport:
         ScriptedLLM() as llm,
     ):
         llm.set_handler(scripted_latency(cfg.llm_latency_ms))
-        async with bench_database(Path(tmp)) as db:
-            app = create_app(load_settings(cfg, db, llm.base_url, Path(tmp)))
-            async with serving(app) as served:
+        async with fresh_database(Path(tmp)) as db:
+            async with serving(load_settings(cfg, db, llm.base_url, Path(tmp))) as served:
                 t0 = time.monotonic()
-                outcomes, samples = await served.run(drive(app, served.base_url, cfg))
+                outcomes, samples = await served.run(drive(served.app, served.base_url, cfg))
                 wall = time.monotonic() - t0
             machine = machine_info(db, await server_version(db.dsn))
     return LoadReport(cfg, machine, wall, outcomes, samples)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-ADMIN_KEY = "bench-admin-key"
+from bench.harness import ADMIN_KEY
+
 START_TIMEOUT_S = 120.0
 
 

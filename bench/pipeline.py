@@ -20,6 +20,8 @@ spread through the same sequence, is reported beside them, and at load the clien
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import re
 import sys
 import tempfile
@@ -31,26 +33,22 @@ from typing import Any
 
 import httpx
 
-from maas.agents.assembler import search_terms
-from maas.bench import (
-    THREAD_LEN,
-    Outcome,
-    chat_outcome,
-    make_facts,
-    make_questions,
-    notify_floor,
-    send_chat,
-)
-from maas.benchmarks.lean_http import LeanClient, LeanHTTPError
-from maas.benchmarks.preload import SESSION_TURNS, Loaded, preload_history
-from maas.benchmarks.serve_proc import (
-    ADMIN_KEY,
+from bench.chat import THREAD_LEN, Outcome, chat_outcome, ms_since, send_chat
+from bench.corpus import make_facts, make_questions
+from bench.database import server_version
+from bench.floor import notify_floor
+from bench.harness import ADMIN_KEY, publish
+from bench.lean_http import LeanClient, LeanHTTPError
+from bench.preload import SESSION_TURNS, Loaded, preload_history
+from bench.queries import bq
+from bench.serve_proc import (
     ServeProcess,
     cpu_seconds,
     postgres_cpu_seconds,
     serve_env,
     start_serve,
 )
+from maas.agents.assembler import search_terms
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.pool import GENERIC_PLANS, connect
 from maas.db.queries import q
@@ -143,7 +141,7 @@ def lean(base_url: str, key: str) -> LeanClient:
 
 
 async def lean_chat(http: LeanClient, message: str, thread_id: str | None) -> Outcome:
-    """send_chat (maas.bench) with the lean client."""
+    """send_chat (bench.chat) with the lean client."""
     payload: dict[str, Any] = {"message": message}
     if thread_id is not None:
         payload["thread_id"] = thread_id
@@ -162,10 +160,6 @@ async def new_user(base_url: str, name: str) -> User:
         resp.raise_for_status()
         body = resp.json()
     return User(str(body["user_id"]), str(body["api_key"]))
-
-
-def ms_since(t0: float) -> float:
-    return (time.perf_counter() - t0) * 1000
 
 
 # --------------------------------------------------------------------------- phases
@@ -397,10 +391,10 @@ async def archivist_rate(base_url: str, dsn: str, turns: int) -> tuple[int, int,
         conn = await connect(dsn)
         try:
             # The jobs run in the service's process: poll their rows.
-            while await conn.fetchval(q("bench_archive_pending"), user.user_id):  # noqa: ASYNC110
+            while await conn.fetchval(bq("bench_archive_pending"), user.user_id):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             seconds = time.perf_counter() - t0
-            done = await conn.fetchrow(q("bench_archive_done"), user.user_id)
+            done = await conn.fetchrow(bq("bench_archive_done"), user.user_id)
         finally:
             await conn.close()
     return turns, int(done["memories"]), seconds
@@ -491,14 +485,7 @@ async def run_phases(res: Results, cfg: PerfConfig, data_dir: Path, say: Progres
 
 
 async def machine(dsn: str) -> dict[str, Any]:
-    import os
-    import platform
-
-    conn = await connect(dsn)
-    try:
-        version = str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
+    version = await server_version(dsn)
     return {
         "cpu_count": os.cpu_count(),
         "kernel": platform.release(),
@@ -521,8 +508,7 @@ async def run_perf(cfg: PerfConfig) -> Results:
 
 def run(cfg: PerfConfig) -> int:
     """Run the harness, print the tables (and write --json); 1 if any chat failed."""
-    from maas.bench import publish
-    from maas.benchmarks.perf_report import render, to_json
+    from bench.pipeline_report import render, to_json  # the report reads this module's types
 
     results = asyncio.run(run_perf(cfg))
     publish(render(results, cfg), to_json(results, cfg), cfg.json_path)

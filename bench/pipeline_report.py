@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from maas.bench import STAGES, summarize
-from maas.benchmarks.perf import PerfConfig, Results
+from bench.pipeline import PerfConfig, Results
+from bench.stats import summarize
 
+STAGES = ("queue", "analyzer", "assembler", "responder", "total")
 MODE = "offline mode (in-process extractive model: zero-latency, no LLM hop), no embeddings"
 HOPS_CHAT = 4  # NOTIFY hand-offs a chat needs at least: NEW, ANALYZED, READY, COMPLETED
 

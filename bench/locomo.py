@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from maas.benchmarks.harness import BenchUser, Served, running_service
+from bench.harness import BenchUser, Served, running_service
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 
@@ -924,7 +924,7 @@ def parse_budgets(text: str) -> tuple[int, ...]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """`maas bench locomo` (arguments are defined in maas.__main__)."""
+    """`maas bench locomo` (arguments are defined in bench.cli)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         budgets = parse_budgets(str(args.budgets))

@@ -1,78 +1,50 @@
-"""An in-process MaaS for benchmarks: the real app under uvicorn on 127.0.0.1, on a fresh database.
+"""The one in-process harness: the real app under uvicorn on 127.0.0.1, on a fresh database.
 
     async with running_service(embedder="local") as svc:
         user = await svc.new_user("bench")
         async with svc.client(user.api_key) as http:
             await http.post("/v1/context", json={"query": "..."})
 
-The database is created fresh and dropped at the end: on `server_uri` when given (e.g. a test
-session's Postgres), else on MAAS_DATABASE_URL's server, else on an embedded Postgres started in a
-temporary data dir (and stopped at the end). The service runs in offline mode (no LLM settings),
-with a fixed admin key, `poll_s=0.2` and no per-key rate limit; any other setting can be
-overridden. Everything the
-benchmark does goes through HTTP; `dsn` is there for read-only statistics.
+`running_service` creates the database fresh and drops it at the end (bench/database.py). The
+service runs in offline mode (no LLM settings), with the harness's admin key, `poll_s=0.2` and no
+per-key rate limit; any other setting can be overridden, and `serving(settings)` runs any
+settings (e.g. a scripted LLM's). Everything a benchmark measures goes through HTTP; `dsn` is
+there for read-only statistics. (`maas bench pipeline` runs `maas serve` as its own process
+instead: serve_proc.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
-import secrets
+import platform
 import socket
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
+from bench.database import Database, fresh_database
 from maas.app import create_app
-from maas.db.embedded import start_embedded, stop_embedded
-from maas.db.pool import connect
 from maas.settings import Settings
 
-ADMIN_KEY = "bench-admin-key"
+T = TypeVar("T")
+R = TypeVar("R")
+
+ADMIN_KEY = "bench-admin-key"  # the harness's, the benchmarks' and the tests' admin key
 START_TIMEOUT_S = 120.0
 HTTP_TIMEOUT_S = 180.0
-
-
-def with_database(uri: str, name: str) -> str:
-    """The same server URI pointing at database `name`."""
-    return urlunsplit(urlsplit(uri)._replace(path=f"/{name}"))
-
-
-async def _admin_sql(server_uri: str, sql: str) -> None:
-    conn = await connect(with_database(server_uri, "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@asynccontextmanager
-async def fresh_database(
-    tmp: Path, server_uri: str | None = None, template: str | None = None
-) -> AsyncIterator[str]:
-    """Yield the DSN of a new empty database (or a copy of `template`), dropped at the end."""
-    external = server_uri or os.environ.get("MAAS_DATABASE_URL") or None
-    server = external if external else await asyncio.to_thread(start_embedded, tmp)
-    name = f"maas_bench_{secrets.token_hex(6)}"
-    copy = f" TEMPLATE {template}" if template else ""
-    try:
-        await _admin_sql(server, f"CREATE DATABASE {name}{copy}")
-        try:
-            yield with_database(server, name)
-        finally:
-            await _admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        if not external:
-            await asyncio.to_thread(stop_embedded, tmp)
 
 
 def bench_settings(dsn: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -102,14 +74,24 @@ class BenchUser:
     api_key: str
 
 
+class ServiceStopped(Exception):
+    """uvicorn exited before the benchmark finished (it handles SIGINT/SIGTERM itself)."""
+
+
 @dataclass(frozen=True)
 class Served:
-    """A running service: its URL, its database and its settings."""
+    """A running service: its URL, its app, its settings and the uvicorn task."""
 
     base_url: str
-    dsn: str
+    app: FastAPI
     settings: Settings
     task: asyncio.Task[None]
+
+    @property
+    def dsn(self) -> str:
+        url = self.settings.database_url
+        assert url is not None  # the harness always names its database
+        return url.get_secret_value()
 
     def client(self, api_key: str | None = None) -> httpx.AsyncClient:
         headers = {"X-MaaS-Client": "bench"}
@@ -134,6 +116,16 @@ class Served:
                 raise RuntimeError("the service crashed") from self.task.exception()
             raise RuntimeError("the service stopped during the benchmark")
 
+    async def run(self, job: Coroutine[Any, Any, T]) -> T:
+        """Run job, but give up if the server stops first (e.g. Ctrl-C: uvicorn takes SIGINT)."""
+        work = asyncio.ensure_future(job)
+        await asyncio.wait({work, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise ServiceStopped("the service stopped during the benchmark (Ctrl-C?)")
+        return work.result()
+
 
 def listen_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -154,8 +146,9 @@ async def until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> Non
 
 
 @asynccontextmanager
-async def serve_settings(settings: Settings, dsn: str) -> AsyncIterator[Served]:
-    """create_app(settings) under uvicorn on a free 127.0.0.1 port; stopped with should_exit."""
+async def serving(settings: Settings) -> AsyncIterator[Served]:
+    """create_app(settings) under uvicorn on a free 127.0.0.1 port (lifespan on); stopped with
+    should_exit."""
     sock = listen_socket()
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
@@ -163,7 +156,7 @@ async def serve_settings(settings: Settings, dsn: str) -> AsyncIterator[Served]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await until_started(server, task)
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", dsn, settings, task)
+        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", app, settings, task)
     finally:
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
@@ -176,9 +169,48 @@ async def running_service(
 ) -> AsyncIterator[Served]:
     """The real service on a fresh database, torn down (database dropped) at the end."""
     with tempfile.TemporaryDirectory(prefix="maas-bench-", ignore_cleanup_errors=True) as tmp:
-        async with fresh_database(Path(tmp), server_uri, template) as dsn:
+        async with fresh_database(Path(tmp), server_uri, template) as db:
             if template:
                 overrides.setdefault("migrate_on_start", False)
-            settings = bench_settings(dsn, Path(tmp), **overrides)
-            async with serve_settings(settings, dsn) as served:
+            async with serving(bench_settings(db.dsn, Path(tmp), **overrides)) as served:
                 yield served
+
+
+def machine_info(db: Database, pg_version: str) -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        "postgres": pg_version,
+        "database": db.kind,
+    }
+
+
+def _runner() -> asyncio.Runner:
+    """uvloop when installed, like `maas serve` (uvicorn's loop="auto")."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def run_served(label: str, work: Coroutine[Any, Any, R]) -> R | None:
+    """Run a benchmark coroutine beside the in-process service; None if the service stopped."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        with _runner() as runner:
+            return runner.run(work)
+    except ServiceStopped as exc:
+        print(f"\n{label}: {exc}", file=sys.stderr)
+        return None
+
+
+def publish(text: str, data: dict[str, Any], json_path: Path | None) -> None:
+    """Print the table and, when asked, write the same figures as JSON."""
+    print(text, flush=True)
+    if json_path is not None:
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"  json         {json_path}")

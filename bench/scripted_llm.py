@@ -5,7 +5,7 @@ server-side work per request. Replies are scripted per pipeline stage (header ``
 through :meth:`ScriptedLLM.push`; unscripted requests get plausible defaults so a full pipeline
 can run end to end.
 
-Run standalone: ``python -m maas.testing.scripted_llm --port 8099``.
+Run standalone: ``python -m bench.scripted_llm --port 8099``.
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Test and benchmark helpers (scripted fake LLM server)."""
