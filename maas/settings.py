@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Requests waiting for their answer drive their own run through the stages, this many at
     # once (more wait for the workers); 0 = every run goes through the workers (ADR 0010).
     express_concurrency: int = Field(default=64, ge=0)
+    # ... of which one user (API key) may hold at most this many: a flood of waiting requests
+    # from one tenant leaves the other slots to the others (its excess waits for the workers).
+    express_per_user: int = Field(default=16, ge=1)
     probe_s: float = 10.0
     shutdown_grace_s: float = 10.0
     chat_wait_s: float = 120.0

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 
 from maas.agents.assembler import Assembled
@@ -29,19 +31,37 @@ SETTLE_S = 2.0
 
 
 class ExpressLane:
-    """At most `settings.express_concurrency` runs driven at once by request tasks; beyond that
-    (or with 0) requests queue their runs for the workers as before."""
+    """At most `settings.express_concurrency` runs driven at once by request tasks, at most
+    `settings.express_per_user` of them for one caller (so one tenant cannot take every slot);
+    beyond that (or with 0) requests queue their runs for the workers, which claim fairly across
+    users."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.slots = asyncio.Semaphore(max(rt.settings.express_concurrency, 1))
-        self.enabled = rt.settings.express_concurrency > 0
+        self.size = rt.settings.express_concurrency
+        self.per_user = rt.settings.express_per_user
+        self.held: Counter[str] = Counter()  # slots in use by API key hash (one key per user)
         self.workers = {s.name: StageWorker(rt, rt.stopping, s, chained=True) for s in STAGES}
 
+    def _free_for(self, key_hash: str) -> bool:
+        if self.size <= 0 or self.rt.stopping.is_set():
+            return False
+        return self.held.total() < self.size and self.held[key_hash] < self.per_user
+
+    @contextlib.contextmanager
+    def _slot(self, key_hash: str) -> Iterator[None]:
+        self.held[key_hash] += 1
+        try:
+            yield
+        finally:
+            self.held[key_hash] -= 1
+            if not self.held[key_hash]:
+                del self.held[key_hash]
+
     async def submit_and_drive(self, req: ChatRequest) -> Submitted:
-        if not self.enabled or self.slots.locked() or self.rt.stopping.is_set():
+        if not self._free_for(req.key_hash):
             return await submit(self.rt, req)
-        async with self.slots:
+        with self._slot(req.key_hash):  # checked and taken with no await in between
             sub = await submit(self.rt, req, express=True)
             if sub.claim is None:
                 return sub

@@ -18,36 +18,16 @@ WHERE u.api_key_hash = $2 AND u.revoked_at IS NULL
 SELECT id, thread_id FROM maas.pipeline_runs WHERE user_id = $1 AND idempotency_key = $2
 
 -- name: claim_run
--- Take the oldest run waiting at $1, move it to $2 under a fresh lease of $3 seconds for worker
--- $4. A run waits while an earlier run of its thread is unfinished, so a thread answers in order.
--- The claim commits without waiting for its WAL flush (set_config ... true: this transaction
--- only): lost in a database crash, it only leaves the run queued, to be claimed again, and the
--- stage's own commit, synchronous, flushes it anyway (WAL is flushed in order). Saves one fsync
--- per stage.
-WITH next AS (
-  SELECT r.id FROM maas.pipeline_runs r
-  WHERE r.status = $1::text::maas.run_status
-    AND r.next_attempt_at <= now()
-    -- the predicate of runs_claim_idx, word for word (migration 0022)
-    AND r.status IN ('NEW', 'ANALYZED', 'READY') AND r.stop_at <> r.status
-    -- an earlier unfinished run of the thread, looked up per queued run (runs_thread_idx): as
-    -- NOT EXISTS the planner, misjudging how many runs wait, hashed the whole table instead
-    AND (SELECT true FROM maas.pipeline_runs e
-         WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-           AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
-         LIMIT 1) IS NULL
-  ORDER BY r.created_at
-  LIMIT 1
-  FOR UPDATE SKIP LOCKED
-)
-UPDATE maas.pipeline_runs r
-SET status = $2::text::maas.run_status, attempts = r.attempts + 1,
-    lease_token = gen_random_uuid(), claimed_by = $4,
-    claimed_until = now() + make_interval(secs => $3)
-FROM next WHERE r.id = next.id
-RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-          r.analyzer_output, r.context_text, set_config('synchronous_commit', 'off', true)
+-- Take the next run waiting at $1 (fairly across users: maas.claim_run, migration 0030), move it
+-- to $2 under a fresh lease of $3 seconds for worker $4. A run waits while an earlier run of its
+-- thread is unfinished, so a thread answers in order. The claim commits without waiting for its
+-- WAL flush (set_config ... true: this transaction only): lost in a database crash, it only leaves
+-- the run queued, to be claimed again, and the stage's own commit, synchronous, flushes it anyway
+-- (WAL is flushed in order). Saves one fsync per stage.
+SELECT c.id, c.user_id, c.thread_id, c.message_id, c.query, c.mode, c.stop_at::text,
+       c.max_tokens, c.attempts, c.lease_token, c.params, c.param_version, c.analyzer_output,
+       c.context_text
+FROM maas.claim_run($1, $2, $3, $4) c
 
 -- name: renew_run_lease
 -- Heartbeat of a working stage: push the lease of run $1 (token $2) to now + $3 seconds.
@@ -112,9 +92,11 @@ SELECT $1, $2, c.* FROM maas.llm_call_rows($3::text::jsonb) c
 SELECT status::text, stop_at::text, answer, error FROM maas.pipeline_runs WHERE id = $1
 
 -- name: prune_finished_runs
--- Retention: finished runs and their logs older than $1 days.
+-- Retention: finished runs (a /v1/context run finishes at READY, its stop_at) and their logs
+-- older than $1 days; the predicate of runs_finished_idx (migration 0031), word for word.
 DELETE FROM maas.pipeline_runs
-WHERE status IN ('COMPLETED', 'FAILED') AND created_at < now() - $1::float8 * interval '1 day'
+WHERE (status IN ('COMPLETED', 'FAILED') OR status = stop_at)
+  AND created_at < now() - $1::float8 * interval '1 day'
 
 -- name: prune_llm_calls
 -- Retention for calls not tied to a run (archivist) older than $1 days.
@@ -127,9 +109,11 @@ WHERE id = $1 AND lease_token = $2 AND status = 'running'
 RETURNING id
 
 -- name: queue_depth
--- Unfinished runs by status (the queues and the in-flight stages), for load reports and ops.
+-- Unfinished runs by status (the queues and the in-flight stages), for load reports and ops; a
+-- /v1/context run at READY has finished (stop_at).
 SELECT status::text, count(*) AS n FROM maas.pipeline_runs
 WHERE status IN ('NEW', 'ANALYZING', 'ANALYZED', 'ASSEMBLING', 'READY', 'RESPONDING')
+  AND status <> stop_at
 GROUP BY status
 
 -- name: commit_analyze

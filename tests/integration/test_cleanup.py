@@ -23,3 +23,23 @@ async def test_cleanup_prunes_only_old_finished_runs(make_api: Any) -> None:
         # The dialog itself is kept: messages are the provenance of memories.
         thread = (await alice.get(f"/v1/threads/{old['thread_id']}")).json()
         assert [m["role"] for m in thread["messages"]] == ["user", "assistant"]
+
+
+async def test_ended_context_runs_are_pruned_and_not_counted_unfinished(make_api: Any) -> None:
+    """A /v1/context run ends at READY (its stop_at): the retention prunes it like a completed
+    chat, and /metrics does not count it among the unfinished runs."""
+    async with make_api(retention_days=1.0) as api:
+        alice = await api.user()
+        for query in ("an old question about tea", "a new question about tea"):
+            resp = await alice.post("/v1/context", json={"query": query})
+            assert resp.status_code == 200, resp.text
+        metrics = (await api.client.get("/metrics")).text
+        assert 'maas_runs_unfinished{status="READY"}' not in metrics
+        pool = api.service.runtime.pool
+        await pool.execute(
+            "UPDATE maas.pipeline_runs SET created_at = now() - interval '2 days'"
+            " WHERE query LIKE 'an old%'"
+        )
+        await api.service._cleanup()
+        left = [r["query"] for r in await pool.fetch("SELECT query FROM maas.pipeline_runs")]
+        assert left == ["a new question about tea"]
