@@ -31,15 +31,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    where = (
-        "external Postgres"
-        if settings.database_url
-        else f"embedded Postgres in {settings.data_dir}"
-    )
-    mode = "offline mode (extractive, no LLM)" if settings.offline else f"LLM {settings.llm_model}"
-    print(f"MaaS on http://{settings.host}:{settings.port} — {where}, {mode}", flush=True)
+    print(_banner(settings), flush=True)
     serve(create_app(settings, extensions=_extensions()), settings)
     return 0
+
+
+def _banner(settings: Settings) -> str:
+    """A short, readable start; the embedded database's own chatter goes to a file."""
+    from maas import __version__
+
+    if settings.embedded:
+        setup_log = _embedded_postgres_to_file(settings.data_dir)
+        where = f"embedded Postgres in {settings.data_dir} (its setup log: {setup_log})"
+    else:
+        where = "external Postgres (MAAS_DATABASE_URL)"
+    mode = "offline mode (extractive, no LLM)" if settings.offline else f"LLM {settings.llm_model}"
+    url = f"http://{settings.host}:{settings.port}"
+    return "\n".join(
+        [
+            f"MaaS {__version__} on {url} — web UI at /, API under /v1",
+            f"  database  {where}",
+            f"  mode      {mode}",
+        ]
+    )
+
+
+def _embedded_postgres_to_file(data_dir: Path) -> Path:
+    """pgserver logs every initdb and pg_ctl line it runs at INFO: into a file, not the console
+    (the server's own log stays in <data dir>/pg/log)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "embedded-postgres.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    chatter = logging.getLogger("pgserver")
+    chatter.addHandler(handler)
+    chatter.propagate = False
+    return path
 
 
 def _extensions() -> list[Any]:

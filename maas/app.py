@@ -1,4 +1,4 @@
-"""create_app: the composition root of the HTTP service."""
+"""create_app: the HTTP face of the composition root (maas/service.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from fastapi import FastAPI
 
 from maas import __version__
 from maas.api import admin, chat, docs, errors, limits, memories, runs, test_runs, threads, users
+from maas.host import ExtensionHost
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings
 from maas.testsuite import manager as test_run_manager
 
 log = logging.getLogger(__name__)
-Extension = Callable[[FastAPI, Service], None]
+Extension = Callable[[ExtensionHost], None]
 
 
 def create_app(
@@ -24,9 +25,8 @@ def create_app(
     params: ParamSource | None = None,
     extensions: list[Extension] | None = None,
 ) -> FastAPI:
-    """The service runs inside the app's lifespan; extensions (web UI, self-learning) mount on it
-    without maas importing them."""
-    service = Service(settings) if params is None else Service(settings, params)
+    """The service runs inside the app's lifespan; extensions (web UI, self-learning) mount on
+    its host without maas importing them."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +44,7 @@ def create_app(
         docs_url=None,  # served locally under a CSP (maas/api/docs.py), not from a CDN
         redoc_url=None,
     )
+    service = Service(settings, app, params)
     app.state.service = service
     errors.install(app)
     limits.install(
@@ -56,7 +57,7 @@ def create_app(
     for module in (chat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
     docs.install(app)
-    test_run_manager.install(app, service)
+    test_run_manager.install(service.host)
     for extend in extensions or []:
-        extend(app, service)
+        extend(service.host)
     return app

@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from maas.db.queries import q
 
 log = logging.getLogger(__name__)
@@ -54,33 +56,31 @@ def _write_private(path: Path, data: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-async def bootstrap(conn: Any, data_dir: Path) -> tuple[str, bool]:
-    """Admin key and demo user for a deployment without MAAS_ADMIN_KEY; reused on restart.
+async def bootstrap(conn: Any, data_dir: Path, admin_key: SecretStr | None = None) -> str | None:
+    """The demo user (its key kept in the data dir; recreated if the database lost it) and,
+    without MAAS_ADMIN_KEY, a generated admin key kept beside it; both reused on restart.
 
-    Returns the admin key and whether it was created now (the CLI prints new keys once).
+    Returns the generated admin key (None when MAAS_ADMIN_KEY is set). New keys are printed
+    once on the operator's console (not the log), as the README and the login page promise.
     """
-    path = data_dir / "credentials.json"
+    path = credentials_path(data_dir)
     creds = _read(path)
-    created = False
-    if "admin_key" not in creds:
-        creds["admin_key"] = new_key("maas_admin")
-        created = True
+    new: dict[str, str] = {}
+    if admin_key is None and "admin_key" not in creds:
+        new["admin_key"] = new_key("maas_admin")
     demo = creds.get("demo_user_key")
     if demo is None or await conn.fetchval(q("user_by_key_hash"), hash_key(demo)) is None:
-        _, creds["demo_user_key"] = await create_user(conn, "demo")
-        created = True
-    if created:
+        _, new["demo_user_key"] = await create_user(conn, "demo")
+    if new:
+        creds |= new
         _write_private(path, creds)
-        # Shown once on the operator's console (not the log), as the README promises.
-        print(
-            f"MaaS generated keys (stored in {path}, mode 0600):\n"
-            f"  admin key:     {creds['admin_key']}\n"
-            f"  demo user key: {creds['demo_user_key']}",
-            flush=True,
-        )
+        print(f"MaaS generated keys (stored in {path}, mode 0600):", flush=True)
+        for name, label in (("admin_key", "admin key:    "), ("demo_user_key", "demo user key:")):
+            if name in new:
+                print(f"  {label} {new[name]}", flush=True)
     else:
         print(f"MaaS keys: reusing {path}", flush=True)
-    return creds["admin_key"], created
+    return None if admin_key is not None else creds["admin_key"]
 
 
 def credentials_path(data_dir: Path) -> Path:

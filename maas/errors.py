@@ -45,11 +45,6 @@ class Conflict(MaasError):
     code = "conflict"
 
 
-class Unavailable(MaasError):
-    status_code = 503
-    code = "unavailable"
-
-
 class StageError(MaasError):
     """A pipeline stage failed; the runner retries it with backoff up to max_attempts, unless the
     failure is permanent (e.g. the LLM refused our credentials): retrying cannot help."""

@@ -6,9 +6,13 @@ its own source in at the composition root, so maas never imports selflearn.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from maas.settings import Settings
 
 Value = float | int | bool
 
@@ -116,10 +120,19 @@ class ParamSource(Protocol):
 
 
 class BuiltinParams:
-    """Defaults, optionally overridden (MAAS_PARAMS JSON, see maas.service, or a test)."""
+    """Defaults, optionally overridden (MAAS_PARAMS JSON: params_from_settings, or a test)."""
 
     def __init__(self, overrides: dict[str, Any] | None = None, version: str = "builtin") -> None:
         self._set = ParamSet(version, validate(overrides or {}))
 
     async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
         return self._set
+
+
+def params_from_settings(settings: Settings) -> ParamSource:
+    """MAAS_PARAMS (JSON) overrides defaults under a version named by its content, so runs made
+    with different overrides are never compared as if alike. Bad names or values stop start-up."""
+    if not settings.params:
+        return BuiltinParams()
+    digest = hashlib.sha256(json.dumps(settings.params, sort_keys=True).encode()).hexdigest()
+    return BuiltinParams(settings.params, version=f"env-{digest[:10]}")

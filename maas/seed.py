@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from maas.credentials import create_user, credentials_path, hash_key
+from maas.app import create_app
+from maas.credentials import credentials_path, hash_key
 from maas.db.queries import q
-from maas.service import Service
 from maas.settings import Settings
 
 
@@ -25,32 +25,23 @@ def default_file() -> Path:
 
 async def load_demo(settings: Settings, file: Path | None = None) -> dict[str, Any]:
     data = json.loads((file or default_file()).read_text())
-    service = Service(settings)
-    await service.start()
-    try:
-        rt = service.runtime
-        assert rt is not None
+    app = create_app(settings)  # the service as `maas serve` builds it, without extensions
+    async with app.router.lifespan_context(app):
+        rt = app.state.service.runtime
         user_id, key = await _demo_user(rt.pool, settings)
         jobs = [await _thread(rt.pool, user_id, t) for t in data["threads"]]
         rt.signals.on_archive()
         await _wait_jobs(rt.pool, [j for j in jobs if j is not None])
         count = await rt.pool.fetchval(q("count_user_memories"), user_id)
         return {"user_id": str(user_id), **key, "threads": len(jobs), "memories": count}
-    finally:
-        await service.stop()
 
 
 async def _demo_user(pool: Any, settings: Settings) -> tuple[Any, dict[str, str]]:
-    """The bootstrap demo user; with MAAS_ADMIN_KEY set there is none, so make one."""
+    """The demo user the service's start made (credentials.json keeps its key)."""
     path = credentials_path(settings.data_dir)
-    if path.exists():
-        creds = json.loads(path.read_text())
-        row = await pool.fetchrow(q("user_by_key_hash"), hash_key(creds["demo_user_key"]))
-        if row is not None:
-            return row["id"], {"key_stored_in": str(path)}
-    async with pool.acquire() as conn:
-        user_id, api_key = await create_user(conn, "demo")
-    return user_id, {"api_key": api_key}
+    key = json.loads(path.read_text())["demo_user_key"]
+    row = await pool.fetchrow(q("user_by_key_hash"), hash_key(key))
+    return row["id"], {"key_stored_in": str(path)}
 
 
 async def _thread(pool: Any, user_id: Any, thread: dict[str, Any]) -> int | None:

@@ -1,46 +1,39 @@
-"""The running service: database, listener, stage workers and maintenance loops."""
+"""The composition root of a MaaS process: database, pools, models, listener, stage workers, the
+express lane, maintenance loops and the extensions' host; start and stop."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI
+
+from maas.api.context import ApiContext
 from maas.credentials import bootstrap
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.migrate import migrate
 from maas.db.pool import GENERIC_PLANS, connect, create_pool
 from maas.db.queries import q
+from maas.host import ExtensionHost, Started
 from maas.llm.client import LLMConfig, OpenAIModel
 from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
 from maas.llm.offline import OfflineModel
 from maas.llm.tokens import encoding, seed_tiktoken_cache
 from maas.llm.types import LanguageModel
-from maas.params import BuiltinParams, ParamSource
+from maas.params import ParamSource, params_from_settings
 from maas.pipeline.express import ExpressLane
 from maas.pipeline.runner import build_workers
 from maas.runtime.context import Runtime
 from maas.runtime.listener import Listener
-from maas.runtime.signals import Signals, wait_any
+from maas.runtime.loops import every, wait_any
+from maas.runtime.signals import Signals
 from maas.runtime.supervisor import Supervisor
 from maas.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def params_from_settings(settings: Settings) -> ParamSource:
-    """MAAS_PARAMS (JSON) overrides defaults under a version named by its content, so runs made
-    with different overrides are never compared as if alike. Bad names or values stop start-up."""
-    if not settings.params:
-        return BuiltinParams()
-    digest = hashlib.sha256(json.dumps(settings.params, sort_keys=True).encode()).hexdigest()
-    return BuiltinParams(settings.params, version=f"env-{digest[:10]}")
 
 
 def resolve_dsn(settings: Settings) -> str:
@@ -82,95 +75,108 @@ def build_embedder(settings: Settings) -> Embedder | None:
     return None
 
 
-@dataclass
 class Service:
-    settings: Settings
-    params: ParamSource | None = None  # None: built-in defaults + MAAS_PARAMS overrides
-    admin_key: str | None = None
-    runtime: Runtime | None = None
-    listener: Listener | None = None
-    dsn: str = ""
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    scrape_state: dict[str, Any] = field(default_factory=dict)  # filled by GET /metrics
-    _supervisor: Supervisor | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _drain_started: float | None = None
-    # Extensions (self-learning, web) add supervised background jobs; each gets the stop event.
-    extra_tasks: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = field(
-        default_factory=list
-    )
+    """The composition root: builds the pools, the models, the listener, the supervisor, the
+    stage workers and the express lane, hands extensions their host, and stops it all."""
+
+    def __init__(self, settings: Settings, app: FastAPI, params: ParamSource | None = None) -> None:
+        self.settings = settings
+        self.signals = Signals()
+        self.host = ExtensionHost(app, settings, self.signals, self.grace_left)
+        if params is not None:  # else the extensions' (the Tuner's), else MAAS_PARAMS
+            self.host.set_param_source(params)
+        self.runtime: Runtime | None = None
+        self.listener: Listener | None = None
+        self.admin_key: str | None = None
+        self.dsn = ""
+        self._stop = asyncio.Event()
+        self._supervisor: Supervisor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_started: float | None = None
 
     async def start(self) -> None:
         seed_tiktoken_cache()
         self._loop = asyncio.get_running_loop()
-        # the token encoding (~0.1 s to load) loads while the database starts, not in a request
-        tokens = asyncio.ensure_future(asyncio.to_thread(encoding, self.settings.token_encoding))
-        self.dsn = await asyncio.to_thread(resolve_dsn, self.settings)
-        if self.settings.migrate_on_start:
-            await run_migrations(self.dsn)
+        llm, embedder = build_llm(self.settings), build_embedder(self.settings)
+        # Loaded while the database starts, not in the first request: the token encoding
+        # (~0.1 s) and a local embedder's model (seconds).
+        warming = [
+            asyncio.ensure_future(asyncio.to_thread(encoding, self.settings.token_encoding)),
+            asyncio.ensure_future(embedder.warm() if embedder else asyncio.sleep(0)),
+        ]
+        try:
+            self.dsn = await asyncio.to_thread(resolve_dsn, self.settings)
+            if self.settings.migrate_on_start:
+                await run_migrations(self.dsn)
+            pool, search_pool = await self._pools()
+            await self._credentials(pool)
+            self.runtime = self._runtime(pool, search_pool, llm, embedder)
+        finally:
+            await asyncio.gather(*warming)
+        self.listener = Listener(self.dsn, self.signals, pool, self.settings.probe_s)
+        api = ApiContext(self.runtime, self.admin_key, self.listener.health, lambda: self.draining)
+        self.runtime.metrics.add_state(lambda: api.scrape_state)
+        self.host.app.state.api = api
+        self.host.started(
+            Started(pool, self.dsn, self.admin_key, self.runtime.params, self.runtime.worker_id)
+        )
+        self._start_tasks(self.runtime, self.listener)
+        # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
+        await wait_any(5.0, self.listener.ready)
+
+    async def _pools(self) -> tuple[Any, Any]:
+        """The pool, and the search pool whose sessions plan each statement once."""
+        s = self.settings
         pool = await create_pool(
-            self.dsn,
-            min_size=self.settings.pool_min,
-            max_size=self.settings.pool_max,
-            timeout_s=self.settings.db_timeout_s,
+            self.dsn, min_size=s.pool_min, max_size=s.pool_max, timeout_s=s.db_timeout_s
         )
         search_pool = await create_pool(
             self.dsn,
             min_size=1,
-            max_size=self.settings.search_pool_max,
-            timeout_s=self.settings.db_timeout_s,
+            max_size=s.search_pool_max,
+            timeout_s=s.db_timeout_s,
             settings=GENERIC_PLANS,
         )
-        await self._credentials(pool)
-        signals = Signals()
-        self.runtime = Runtime(
+        return pool, search_pool
+
+    def _runtime(
+        self, pool: Any, search_pool: Any, llm: LanguageModel, embedder: Embedder | None
+    ) -> Runtime:
+        params = self.host.param_source or params_from_settings(self.settings)
+        rt = Runtime(
             self.settings,
             pool,
-            build_llm(self.settings),
-            build_embedder(self.settings),
-            self._params(),
-            signals,
+            llm,
+            embedder,
+            params,
+            self.signals,
             stopping=self._stop,
             grace_left=self.grace_left,
             search_pool=search_pool,
         )
-        self.runtime.express = ExpressLane(self.runtime)
-        self.listener = Listener(self.dsn, signals, pool, self.settings.probe_s)
-        self.runtime.metrics.add_state(lambda: self.scrape_state)
-        self._start_tasks(self.runtime, self.listener)
-        # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
-        await wait_any(5.0, self.listener.ready)
-        await tokens
+        rt.express = ExpressLane(rt)
+        return rt
 
     async def _credentials(self, pool: Any) -> None:
-        if self.settings.admin_key is not None:
-            self.admin_key = self.settings.admin_key.get_secret_value()
-            return
+        """The admin key (MAAS_ADMIN_KEY, else generated and kept in the data dir) and the demo
+        user the login page offers, created on first start either way."""
+        configured = self.settings.admin_key
         async with pool.acquire() as conn:
-            self.admin_key, _ = await bootstrap(conn, self.settings.data_dir)
+            generated = await bootstrap(conn, self.settings.data_dir, configured)
+        self.admin_key = configured.get_secret_value() if configured else generated
 
     def _start_tasks(self, rt: Runtime, listener: Listener) -> None:
         sup = self._supervisor = Supervisor(self._stop)
-        sup.start("listener", lambda: listener.run_forever(self._stop))
-        for i, worker in enumerate(build_workers(rt, self._stop)):
+        stop = self._stop
+        sup.start("listener", lambda: listener.run_forever(stop))
+        for i, worker in enumerate(build_workers(rt, stop)):
             sup.start(f"{worker.name}-{i}", worker.run_forever)
-        sup.start("requeue", lambda: self._every(rt.settings.poll_s, self._requeue))
-        sup.start("idle-archive", lambda: self._every(rt.settings.idle_scan_s, self._idle))
-        sup.start("cleanup", lambda: self._every(rt.settings.cleanup_s, self._cleanup))
-        for name, job in self.extra_tasks:
-            sup.start(name, functools.partial(job, self._stop))
-
-    def add_task(self, name: str, job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-        """Register a background job before start(); it runs supervised until shutdown."""
-        self.extra_tasks.append((name, job))
-
-    async def _every(self, period: float, job: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                await job()
-            except Exception:  # the database may be briefly away
-                log.exception("maintenance job %s failed", job.__name__)
-            await wait_any(period, self._stop)
+        s = rt.settings
+        sup.start("requeue", lambda: every(s.poll_s, self._requeue, stop, "requeue"))
+        sup.start("idle-archive", lambda: every(s.idle_scan_s, self._idle, stop, "idle scan"))
+        sup.start("cleanup", lambda: every(s.cleanup_s, self._cleanup, stop, "cleanup"))
+        for name, job in self.host.tasks:
+            sup.start(name, functools.partial(job, stop))
 
     async def _requeue(self) -> None:
         rt = self._rt()
@@ -190,11 +196,6 @@ class Service:
         rt = self._rt()
         await rt.pool.execute(q("prune_finished_runs"), rt.settings.retention_days)
         await rt.pool.execute(q("prune_llm_calls"), rt.settings.retention_days)
-
-    def _params(self) -> ParamSource:
-        if self.params is None:
-            self.params = params_from_settings(self.settings)
-        return self.params
 
     def _rt(self) -> Runtime:
         assert self.runtime is not None, "service not started"

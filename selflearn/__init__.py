@@ -1,5 +1,6 @@
-"""Self-learning loop (Phase 2: emulator, sensor, teacher, tuner, manager).
+"""Self-learning (Phase 2): emulator, sensor, teacher, tuner, manager (docs/selflearn.md).
 
-Not built yet — see ROADMAP.md and issues #6-#8. It will reach MaaS only through its public
-surfaces: the HTTP API, NOTIFY + read-only views, and the ParamSource port.
+An extension of MaaS (entry points `maas.extensions` and `maas.commands`): it reaches MaaS only
+through its host (maas.host.ExtensionHost), the HTTP API, the run notifications, read-only views
+and the ParamSource port; MaaS never imports it.
 """

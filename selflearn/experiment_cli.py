@@ -20,7 +20,7 @@ import httpx
 from maas import cli_support
 from maas.cli_support import admin_key
 from maas.settings import Settings
-from selflearn.teacher.spec import SpecError, load
+from selflearn.teacher.spec import ROLE_ORDER, SpecError, load
 
 BASE = "/v1/selflearn/experiments"
 
@@ -89,7 +89,7 @@ def table(result: dict[str, Any]) -> str:
 
 def result_of(view: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
     metrics = verdict["metrics"]
-    ordered = dict(sorted(metrics.items(), key=lambda kv: _ROLE_ORDER.get(kv[1]["role"], 3)))
+    ordered = dict(sorted(metrics.items(), key=lambda kv: ROLE_ORDER.get(kv[1]["role"], 3)))
     return {
         "verdict": verdict["verdict"],
         "metrics": ordered,
@@ -102,9 +102,6 @@ def result_of(view: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
         "checks": verdict["checks"],
         "judge_version": verdict["judge_version"],
     }
-
-
-_ROLE_ORDER = {"primary": 0, "guardrail": 1, "secondary": 2}
 
 
 def run(args: argparse.Namespace) -> int:

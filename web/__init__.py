@@ -1,1 +1,2 @@
-"""Web test runner and chat UI (issue #4, not built yet); mounts via `maas.extensions`."""
+"""The web UI (chat, run inspector, memories, test runner, dashboard); an extension of MaaS that
+mounts through `maas.extensions` and its host (maas.host.ExtensionHost)."""

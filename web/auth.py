@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from maas.api.deps import User, caller_key, is_admin_hash, runtime, service, user_by_hash
+from maas.api.deps import User, caller_key, is_admin_hash, runtime, user_by_hash
 from maas.api.identity import SESSION_COOKIE, first_cookie
 from maas.credentials import hash_key
 from maas.db.queries import q
@@ -114,7 +114,7 @@ def safe_next(value: str | None) -> str:
 async def open_session(request: Request, response: Response, who: Viewer, key: str) -> None:
     """A new session for the key that just logged in, its token in the cookie."""
     token = secrets.token_urlsafe(32)
-    ttl_s = service(request).settings.session_hours * 3600
+    ttl_s = runtime(request).settings.session_hours * 3600
     await runtime(request).pool.execute(
         q("open_session"), hash_key(token), who.owner, hash_key(key), ttl_s
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from maas.api import errors
-from maas.service import Service
+from maas.host import ExtensionHost
 from web.auth import CrossSite, LoginRequired, ReadOnly, login_redirect, viewer
 from web.render import render
 from web.routes import chat, dashboard, login, memories, runs, testruns
@@ -41,12 +41,13 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     return render(request, "pages/error.html", None, 400, title="Bad address", message=message)
 
 
-def extend(app: FastAPI, service: Service) -> None:
-    """Pages under /ui (and `/`), static files under /ui/static; the service is reached per
-    request through app.state, as the API does."""
+def extend(host: ExtensionHost) -> None:
+    """Pages under /ui (and `/`), static files under /ui/static; a page reaches the service
+    through the API's request context, as the API's routes do."""
+    app = host.app
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     for module in (login, chat, runs, memories, testruns, dashboard):
-        app.include_router(module.router)
+        host.add_router(module.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(ReadOnly, _read_only)
     app.add_exception_handler(CrossSite, _cross_site)

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from maas.api.deps import service
+from maas.api.deps import runtime
 from web.auth import Viewer
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -61,7 +61,7 @@ ENV = _environment()
 
 def mode_badge(request: Request) -> dict[str, str]:
     """Offline mode is named as such: the UI never presents extractive answers as an LLM's."""
-    settings = service(request).settings
+    settings = runtime(request).settings
     if settings.offline:
         return {"kind": "offline", "label": "offline mode · extractive answers, no LLM"}
     return {"kind": "llm", "label": f"LLM · {settings.llm_model}"}

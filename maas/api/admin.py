@@ -12,14 +12,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from maas import __version__
-from maas.api.deps import get_runtime, get_service, require_admin
+from maas.api.context import ApiContext
+from maas.api.deps import get_api, get_runtime, require_admin
 from maas.api.inputs import NonBlank
 from maas.api.users import erase
 from maas.credentials import create_user
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
-from maas.service import Service
 
 router = APIRouter(tags=["admin"])
 Rt = Annotated[Runtime, Depends(get_runtime)]
@@ -53,29 +53,25 @@ async def erase_user_route(user_id: uuid.UUID, rt: Rt) -> dict[str, Any]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(svc: Annotated[Service, Depends(get_service)]) -> Response:
+async def metrics(ctx: Annotated[ApiContext, Depends(get_api)]) -> Response:
     """Prometheus exposition: stage latency, failures, inferences and tokens, queue depth,
     listener health. Counts only, no user data; keep it on the operators' network."""
-    rt = svc.runtime
-    assert rt is not None and svc.listener is not None
+    rt = ctx.runtime
     rows = await rt.pool.fetch(q("queue_depth"))
-    svc.scrape_state = {
-        "queue": {r["status"]: r["n"] for r in rows},
-        "listener": svc.listener.health.as_dict(),
-    }
+    ctx.scrape_state["queue"] = {r["status"]: r["n"] for r in rows}
+    ctx.scrape_state["listener"] = ctx.listener.as_dict()
     return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health")
-async def health(svc: Annotated[Service, Depends(get_service)]) -> JSONResponse:
-    rt = svc.runtime
-    assert rt is not None and svc.listener is not None
+async def health(ctx: Annotated[ApiContext, Depends(get_api)]) -> JSONResponse:
+    rt = ctx.runtime
     database = "ok"
     try:
         await rt.pool.fetchval(q("health_db"), timeout=2.0)
     except Exception as exc:  # any failure here is the answer, not an error
         database = f"down: {type(exc).__name__}"
-    listener = svc.listener.health.as_dict()
+    listener = ctx.listener.as_dict()
     ok = database == "ok" and listener["connected"]
     body = {
         "status": "ok" if ok else "degraded",
@@ -85,6 +81,6 @@ async def health(svc: Annotated[Service, Depends(get_service)]) -> JSONResponse:
         "model": None if rt.settings.offline else rt.settings.llm_model,
         "embedder": rt.embedder.name if rt.embedder else "none",
         "version": __version__,
-        "process": {"pid": os.getpid(), "worker_id": rt.worker_id, "draining": svc.draining},
+        "process": {"pid": os.getpid(), "worker_id": rt.worker_id, "draining": ctx.draining()},
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from maas.api.context import ApiContext
 from maas.api.identity import Credential, cookie_may_act, presented
 from maas.credentials import hash_key
 from maas.db.queries import q
 from maas.errors import UNKNOWN_KEY, Forbidden, Unauthorized
 from maas.runtime.context import Runtime
-from maas.service import Service
 
 
 @dataclass(frozen=True)
@@ -22,21 +22,19 @@ class User:
     name: str
 
 
-def service(request: Request) -> Service:
-    svc: Service = request.app.state.service
-    return svc
+def api(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.api  # set when the service has started
+    return ctx
 
 
 def runtime(request: Request) -> Runtime:
-    rt = service(request).runtime
-    assert rt is not None
-    return rt
+    return api(request).runtime
 
 
 # For Depends: FastAPI runs a sync dependency in its thread pool (two thread hand-offs and a
-# GIL tussle per request), an async one inline. service() and runtime() stay sync for direct calls.
-async def get_service(request: Request) -> Service:
-    return service(request)
+# GIL tussle per request), an async one inline. api() and runtime() stay sync for direct calls.
+async def get_api(request: Request) -> ApiContext:
+    return api(request)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -71,7 +69,7 @@ async def caller_key(request: Request) -> str:
 
 def is_admin_hash(request: Request, key_hash: str) -> bool:
     """Is this the admin key's hash (constant-time compare)?"""
-    admin = service(request).admin_key
+    admin = api(request).admin_key
     return admin is not None and hmac.compare_digest(key_hash, hash_key(admin))
 
 

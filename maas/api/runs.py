@@ -18,7 +18,7 @@ from maas.db.queries import q
 from maas.errors import NotFound
 from maas.pipeline.status import is_done
 from maas.runtime.context import Runtime
-from maas.runtime.signals import wait_any
+from maas.runtime.loops import wait_any
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 Rt = Annotated[Runtime, Depends(get_runtime)]

@@ -32,7 +32,7 @@ def start_embedded(data_dir: Path) -> str:
         server = get_server(pgdata, cleanup_mode="stop")
     _servers[pgdata] = server
     uri: str = server.get_uri()
-    log.info("embedded postgres at %s", pgdata)
+    log.debug("embedded postgres at %s", pgdata)
     return uri
 
 

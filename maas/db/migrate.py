@@ -71,6 +71,9 @@ async def migrate(conn: asyncpg.Connection, folder: Path | None = None) -> list[
                 continue
             await _apply(conn, mig)
             done.append(mig.version)
+        if done:
+            first, last = done[0], done[-1]
+            log.info("database: applied %d migration(s), %04d to %04d", len(done), first, last)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
@@ -85,7 +88,7 @@ def _check_unchanged(mig: Migration, checksum: str) -> None:
 
 
 async def _apply(conn: asyncpg.Connection, mig: Migration) -> None:
-    log.info("applying migration %04d_%s", mig.version, mig.name)
+    log.debug("applying migration %04d_%s", mig.version, mig.name)
     async with conn.transaction():
         await conn.execute(mig.sql)
         await conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -80,3 +81,13 @@ async def connect(
     conn = await asyncpg.connect(dsn, timeout=timeout_s, server_settings=settings)
     await _init_connection(conn)
     return conn
+
+
+async def close_quietly(conn: Any) -> None:
+    """Close a connection of our own; a dead socket (or a server that is away) is terminated."""
+    if conn is None or conn.is_closed():
+        return
+    try:
+        await asyncio.wait_for(conn.close(), 2.0)
+    except Exception:  # the socket is dead: nothing to say goodbye to
+        conn.terminate()

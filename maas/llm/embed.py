@@ -21,6 +21,9 @@ class Embedder(Protocol):
 
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
 
+    async def warm(self) -> None:
+        """Load what the first embedding would (called while the database starts)."""
+
 
 def normalize(vec: list[float]) -> list[float]:
     norm = math.sqrt(sum(x * x for x in vec)) or 1.0
@@ -42,6 +45,9 @@ class OpenAIEmbedder:
             model=self.model, input=texts, dimensions=DIMENSIONS
         )
         return [normalize(list(d.embedding)) for d in sorted(resp.data, key=lambda d: d.index)]
+
+    async def warm(self) -> None:
+        """Nothing to load: the model is remote."""
 
 
 def local_embeddings_installed() -> bool:
@@ -72,6 +78,10 @@ class LocalEmbedder:
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+
+    async def warm(self) -> None:
+        """Load the model (seconds) in a thread, so no request waits for it."""
+        await asyncio.to_thread(_shared_model)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:

@@ -31,12 +31,6 @@ class Candidate:
         return self.event_time or self.created_at
 
 
-def websearch_query(keywords: list[str]) -> str:
-    """OR of the keywords in websearch syntax, which never raises on odd input."""
-    cleaned = [k.replace('"', " ").replace("-", " ").strip() for k in keywords]
-    return " or ".join(k for k in cleaned if k)
-
-
 ARMS = ("bm25", "trgm", "vector")
 
 

@@ -23,7 +23,8 @@ from maas.pipeline.calls import StageCalls
 from maas.pipeline.claim import Claim, Commit, Next, StageCommit
 from maas.pipeline.status import Status
 from maas.runtime.context import Runtime
-from maas.runtime.signals import Doorbell, wait_any
+from maas.runtime.loops import wait_any
+from maas.runtime.signals import Doorbell
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

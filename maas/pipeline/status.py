@@ -16,7 +16,6 @@ class Status(StrEnum):
     FAILED = "FAILED"
 
 
-ORDER = tuple(Status)
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
 # Where a run waits before each stage claims it.
 QUEUED: dict[str, str] = {

@@ -15,7 +15,7 @@ from maas.errors import UNKNOWN_KEY, NotFound, Unauthorized
 from maas.pipeline.claim import Claim
 from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
-from maas.runtime.signals import wait_any
+from maas.runtime.loops import wait_any
 
 # The statuses a run can end at (stop_at is READY or COMPLETED): only these wake a waiter, so
 # it does not read the row once per stage. The poll interval still catches a lost one.

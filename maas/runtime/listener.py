@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from maas.db.pool import connect
-from maas.runtime.signals import Signals, wait_any
+from maas.db.pool import close_quietly, connect
+from maas.runtime.loops import reconnecting, wait_any
+from maas.runtime.signals import Signals
 
 log = logging.getLogger(__name__)
 RUNS, ARCHIVE, PROBE = "maas_runs", "maas_archive", "maas_probe"
@@ -46,39 +47,38 @@ class Listener:
         self.pool = pool
         self.probe_s = probe_s
         self.health = ListenerHealth()
-        self._conn: Any = None
         self._lost = asyncio.Event()
         self._probe_token = ""
         self._probe_seen = asyncio.Event()
         self.ready = asyncio.Event()  # set once the first LISTEN is in place
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                await self._connect()
-                delay = 0.2
-                await self._serve(stop)
-            except Exception as exc:  # task boundary: record, back off, reconnect
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("listener: %s; reconnecting in %.1fs", self.health.last_error, delay)
-            await self._close()
-            if not stop.is_set():
-                await wait_any(delay, stop)
-                delay = min(delay * 2, 5.0)
+        """Reconnect with backoff 0.2 s doubling to 5 s; every (re)connect wakes every waiter."""
 
-    async def _connect(self) -> None:
+        async def serve(conn: Any) -> None:
+            await self._serve(stop)
+
+        await reconnecting(self._connect, serve, self._close, stop, "listener", self._failed)
+
+    def _failed(self, error: str) -> None:
+        self.health.last_error = error
+
+    async def _connect(self) -> Any:
         self._lost.clear()
         conn = await connect(self.dsn, application_name=APPLICATION_NAME)
-        conn.add_termination_listener(lambda _c: self._lost.set())
-        for channel in (RUNS, ARCHIVE, PROBE):
-            await conn.add_listener(channel, self._on_notify)
-        self._conn = conn
+        try:
+            conn.add_termination_listener(lambda _c: self._lost.set())
+            for channel in (RUNS, ARCHIVE, PROBE):
+                await conn.add_listener(channel, self._on_notify)
+        except BaseException:
+            conn.terminate()
+            raise
         if self.health.connected or self.health.reconnects or self.health.last_error:
             self.health.reconnects += 1
         self.health.connected = True
         self.ready.set()
         self.signals.wake_all()  # anything sent while we were away is found by the runners
+        return conn
 
     async def _serve(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self._lost.is_set():
@@ -110,14 +110,6 @@ class Listener:
         elif channel == ARCHIVE and status == "queued":
             self.signals.on_archive()
 
-    async def _close(self) -> None:
+    async def _close(self, conn: Any) -> None:
         self.health.connected = False
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            try:
-                await asyncio.wait_for(conn.close(), 2.0)
-            except Exception:  # a dead socket: terminate instead
-                conn.terminate()
-
-    def backend_pid(self) -> int | None:
-        return None if self._conn is None else int(self._conn.get_server_pid())
+        await close_quietly(conn)

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from maas.pipeline.status import QUEUED
 
@@ -45,12 +46,22 @@ class Doorbell:
             event.set()
 
 
+class RunSubscriber(Protocol):
+    """Hears the process's run notifications (an extension's, e.g. self-learning's sensor)."""
+
+    def on_run(self, status: str, run_id: str) -> None:
+        """A run notification ("<status>:<run id>" on maas_runs); only parse and wake here."""
+
+    def on_lost(self) -> None:
+        """The listener (re)connected: notifications sent meanwhile may have been lost."""
+
+
 class Signals:
     def __init__(self) -> None:
         self.stage = {name: Doorbell() for name in STAGES}
         # Per run: each waiter's event and the statuses that wake it (None = every status).
         self._runs: dict[str, dict[asyncio.Event, Collection[str] | None]] = defaultdict(dict)
-        self.probe = asyncio.Event()
+        self._subscribers: list[RunSubscriber] = []
         # Runs this process drives itself (express lane) -> until when their queue statuses
         # ring no worker: the driver claimed the next stage in the same commit, so a woken
         # worker would only find nothing to claim. An entry expires by itself.
@@ -76,7 +87,12 @@ class Signals:
         del self._driven[run_id]
         return False
 
+    def subscribe(self, subscriber: RunSubscriber) -> None:
+        self._subscribers.append(subscriber)
+
     def on_run(self, status: str, run_id: str) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_run(status, run_id)
         if status == UNBLOCKED:  # the run before it in its thread ended (migration 0017)
             self.stage["analyzer"].ring()
             return
@@ -97,6 +113,8 @@ class Signals:
         for events in self._runs.values():
             for event in events:
                 event.set()
+        for subscriber in self._subscribers:
+            subscriber.on_lost()
 
     @asynccontextmanager
     async def watch(
@@ -113,13 +131,3 @@ class Signals:
             self._runs[run_id].pop(event, None)
             if not self._runs[run_id]:
                 del self._runs[run_id]
-
-
-async def wait_any(timeout: float, *events: asyncio.Event) -> None:
-    """Return when any event is set or the timeout passes."""
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

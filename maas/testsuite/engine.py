@@ -20,8 +20,8 @@ import httpx
 
 from maas.credentials import hash_key, new_key
 from maas.db.queries import q
+from maas.host import ExtensionHost
 from maas.pipeline.status import is_done
-from maas.runtime.context import Runtime
 from maas.testsuite.checks import Check, close_checks, request_failed, send_checks
 from maas.testsuite.patterns import Budget
 from maas.testsuite.suite import Close, Import, Send, Suite, describe
@@ -71,7 +71,7 @@ class StepFailed(Exception):
 
 @dataclass
 class Engine:
-    rt: Runtime
+    host: ExtensionHost
     app: Any  # the ASGI app of this very service
     test_run_id: uuid.UUID
     suite: Suite
@@ -93,7 +93,7 @@ class Engine:
     async def _make_users(self, transport: httpx.AsyncBaseTransport) -> None:
         for name in dict.fromkeys(step.user for step in self.suite.steps):
             key = new_key()
-            user_id = await self.rt.pool.fetchval(
+            user_id = await self.host.pool.fetchval(
                 q("insert_test_user"),
                 self.test_run_id,
                 name,
@@ -134,12 +134,12 @@ class Engine:
 
     async def _finished_run(self, actor: Actor, run_id: str) -> dict[str, Any]:
         """The run detail once the run is done (or the wait is over: the checks then say so)."""
-        deadline = time.monotonic() + self.rt.settings.chat_wait_s
+        deadline = time.monotonic() + self.host.settings.chat_wait_s
         while True:
             detail = await _call(actor.client, "GET", f"/v1/runs/{run_id}", "read the run")
             if is_done(detail["status"], detail["stop_at"]) or time.monotonic() > deadline:
                 return detail
-            await asyncio.sleep(min(self.rt.settings.poll_s, 0.25))
+            await asyncio.sleep(min(self.host.settings.poll_s, 0.25))
 
     async def _thread(self, actor: Actor, name: str) -> str:
         if name not in actor.threads:
@@ -170,13 +170,13 @@ class Engine:
         """Wait for the archivist's job; no job means there was nothing new to archive."""
         if job_id is None:
             return {"status": "done", "memories_created": 0, "error": None}
-        deadline = time.monotonic() + self.rt.settings.chat_wait_s
+        deadline = time.monotonic() + self.host.settings.chat_wait_s
         while True:
-            row = await self.rt.pool.fetchrow(q("archive_job_state"), job_id, actor.user_id)
+            row = await self.host.pool.fetchrow(q("archive_job_state"), job_id, actor.user_id)
             state = dict(row) if row else {"status": "missing", "error": None}
             if state["status"] in ("done", "failed", "missing") or time.monotonic() > deadline:
                 return state
-            await asyncio.sleep(min(self.rt.settings.poll_s, 0.25))
+            await asyncio.sleep(min(self.host.settings.poll_s, 0.25))
 
     async def _checked(self, checks: Callable[..., list[Check]], *args: Any) -> list[Check]:
         """A step's checks in a worker thread, with this test run's pattern budget."""

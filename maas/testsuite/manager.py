@@ -1,4 +1,4 @@
-"""Test runs as background work owned by the service.
+"""Test runs as background work of the service (a built-in extension: it gets the host).
 
 A test run's row is the truth: it is `running` while a process renews its heartbeat; the sweep
 (at start-up and on a timer) ends any whose process stopped as `error`, so a crash or restart
@@ -16,9 +16,8 @@ from typing import Any
 
 from maas.db.queries import q
 from maas.errors import Conflict
-from maas.runtime.context import Runtime
-from maas.runtime.signals import wait_any
-from maas.service import Service
+from maas.host import ExtensionHost
+from maas.runtime.loops import every
 from maas.testsuite.engine import Engine, StepResult
 from maas.testsuite.suite import Suite
 
@@ -31,21 +30,15 @@ MAX_RUNNING = 3  # per owner: a test run makes users and runs, so it is not free
 
 @dataclass
 class TestRuns:
-    app: Any
-    service: Service
+    host: ExtensionHost
     tasks: dict[uuid.UUID, asyncio.Task[None]] = field(default_factory=dict)
-
-    def _rt(self) -> Runtime:
-        rt = self.service.runtime
-        assert rt is not None, "service not started"
-        return rt
 
     async def start(self, owner: uuid.UUID | None, suite: Suite, mode: str) -> dict[str, Any]:
         """Record the test run as running and start its engine in the background."""
-        rt = self._rt()
-        if await rt.pool.fetchval(q("count_running_test_runs"), owner) >= MAX_RUNNING:
+        pool = self.host.pool
+        if await pool.fetchval(q("count_running_test_runs"), owner) >= MAX_RUNNING:
             raise Conflict(f"{MAX_RUNNING} test runs are running already; wait for one to end")
-        row = await rt.pool.fetchrow(
+        row = await pool.fetchrow(
             q("insert_test_run"),
             owner,
             suite.name,
@@ -53,7 +46,7 @@ class TestRuns:
             json.loads(suite.model_dump_json()),
             mode,
             len(suite.steps),
-            rt.worker_id,
+            self.host.worker_id,
             LEASE_S,
         )
         task = asyncio.create_task(self._execute(row["id"], suite, mode), name=f"test-{row['id']}")
@@ -62,41 +55,35 @@ class TestRuns:
         return dict(row)
 
     async def _execute(self, test_run_id: uuid.UUID, suite: Suite, mode: str) -> None:
-        rt = self._rt()
+        host = self.host
 
         async def record(result: StepResult) -> None:
-            await _record(rt, test_run_id, result)
+            await _record(host.pool, test_run_id, result)
 
-        engine = Engine(rt, self.app, test_run_id, suite, mode == "mock", record)
+        engine = Engine(host, host.app, test_run_id, suite, mode == "mock", record)
         try:
             passed = await engine.run()
-            await _finish(rt, test_run_id, "passed" if passed else "failed", None)
+            await _finish(host.pool, test_run_id, "passed" if passed else "failed", None)
         except asyncio.CancelledError:
-            await asyncio.shield(_finish(rt, test_run_id, "error", "interrupted: shutdown"))
+            await asyncio.shield(_finish(host.pool, test_run_id, "error", "interrupted: shutdown"))
             raise
         except Exception as exc:  # task boundary: the run says what broke
             log.exception("test run %s crashed", test_run_id)
-            await _finish(rt, test_run_id, "error", f"{type(exc).__name__}: {exc}"[:1000])
+            await _finish(host.pool, test_run_id, "error", f"{type(exc).__name__}: {exc}"[:1000])
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Supervised: sweep interrupted runs, renew ours; on stop, end ours as errors."""
         try:
-            while not stop.is_set():
-                await self._tick()
-                await wait_any(HEARTBEAT_S, stop)
+            await every(HEARTBEAT_S, self._tick, stop, "test runs heartbeat")
         finally:
             if stop.is_set():  # not on a crash: the supervisor restarts this loop
                 await self._cancel_all()
 
     async def _tick(self) -> None:
-        rt = self._rt()
-        try:
-            if self.tasks:
-                await rt.pool.execute(q("renew_test_runs"), list(self.tasks), LEASE_S)
-            stale = await rt.pool.fetch(q("interrupt_stale_test_runs"))
-        except Exception as exc:  # the database may be briefly away; the next tick retries
-            log.warning("test runs heartbeat failed: %s", exc)
-            return
+        pool = self.host.pool
+        if self.tasks:
+            await pool.execute(q("renew_test_runs"), list(self.tasks), LEASE_S)
+        stale = await pool.fetch(q("interrupt_stale_test_runs"))
         if stale:
             log.warning("marked %d interrupted test run(s) as error", len(stale))
 
@@ -108,8 +95,8 @@ class TestRuns:
             await asyncio.wait(tasks, timeout=5.0)
 
 
-async def _record(rt: Runtime, test_run_id: uuid.UUID, r: StepResult) -> None:
-    await rt.pool.execute(
+async def _record(pool: Any, test_run_id: uuid.UUID, r: StepResult) -> None:
+    await pool.execute(
         q("insert_test_step"),
         test_run_id,
         r.index,
@@ -125,17 +112,17 @@ async def _record(rt: Runtime, test_run_id: uuid.UUID, r: StepResult) -> None:
     )
 
 
-async def _finish(rt: Runtime, test_run_id: uuid.UUID, status: str, error: str | None) -> None:
-    await rt.pool.execute(q("finish_test_run"), test_run_id, status, error)
+async def _finish(pool: Any, test_run_id: uuid.UUID, status: str, error: str | None) -> None:
+    await pool.execute(q("finish_test_run"), test_run_id, status, error)
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
     return None if value is None else uuid.UUID(value)
 
 
-def install(app: Any, service: Service) -> TestRuns:
+def install(host: ExtensionHost) -> TestRuns:
     """Called by create_app: the manager is a supervised task of the service."""
-    manager = TestRuns(app, service)
-    app.state.test_runs = manager
-    service.add_task("test-runs", manager.run_forever)
+    manager = TestRuns(host)
+    host.app.state.test_runs = manager
+    host.add_task("test-runs", manager.run_forever)
     return manager

@@ -4,7 +4,6 @@ selflearn.emulator_runs, stopped on request or at shutdown."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import uuid
@@ -14,7 +13,8 @@ from typing import Any
 import httpx
 
 from maas.errors import Conflict
-from maas.service import Service
+from maas.host import ExtensionHost
+from maas.runtime.loops import every
 from selflearn.emulator.client import MaasClient
 from selflearn.emulator.engine import Config, Emulation, Expectation, Tally, summary
 from selflearn.emulator.paraphrase import LLMConfig, Paraphraser
@@ -47,27 +47,26 @@ class PoolRecorder:
         )  # fmt: skip
 
 
-def own_url(service: Service) -> str:
+def own_url(host: ExtensionHost) -> str:
     """This process's own HTTP address (a wildcard bind is reached on the loopback)."""
-    host = service.settings.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    return f"http://{f'[{host}]' if ':' in host else host}:{service.settings.port}"
+    name = host.settings.host
+    name = "127.0.0.1" if name in ("0.0.0.0", "", "::") else name
+    return f"http://{f'[{name}]' if ':' in name else name}:{host.settings.port}"
 
 
 @dataclass
 class EmulatorRuns:
-    service: Service
+    host: ExtensionHost
     settings: SelflearnSettings
     transport: httpx.AsyncBaseTransport | None = None  # tests: the app in-process (ASGI)
     running: dict[uuid.UUID, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        return self.settings.emulator_url or own_url(self.service)
+        return self.settings.emulator_url or own_url(self.host)
 
     def pool(self) -> Any:
-        assert self.service.runtime is not None, "service not started"
-        return self.service.runtime.pool
+        return self.host.pool
 
     async def start(self, config: Config) -> dict[str, Any]:
         scenarios, personas = load_scenarios(), load_personas()  # a bad seed fails here, loudly
@@ -79,7 +78,7 @@ class EmulatorRuns:
         label = f"emulator {run_id.hex[:8]}"  # the synthetic users' names start with it
         config = dataclasses.replace(config, label=label)
         emulation = Emulation(
-            MaasClient(self._http(config), self.service.admin_key or "", self._archive_s()),
+            MaasClient(self._http(config), self.host.admin_key or "", self._archive_s()),
             PoolRecorder(self.pool(), run_id),
             config,
             scenarios,
@@ -92,7 +91,7 @@ class EmulatorRuns:
 
     def _paraphraser(self) -> Paraphraser:
         """Paraphrasing uses the LLM MaaS is configured with; offline there is none."""
-        cfg = self.service.settings
+        cfg = self.host.settings
         if cfg.offline:
             raise Conflict("paraphrasing needs an LLM: MaaS runs in offline mode")
         key = cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else "not-needed"
@@ -152,12 +151,9 @@ class EmulatorRuns:
     async def stop_all_at_shutdown(self, stop: asyncio.Event) -> None:
         """Supervised job: keep this process's runs beating and end the runs of dead processes;
         when MaaS stops, ask every run to stop and give them a moment."""
-        while not stop.is_set():
-            await self.beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.emulator_heartbeat_s)
+        await every(self.settings.emulator_heartbeat_s, self.beat, stop, "emulator heartbeat")
         for _task, event in list(self.running.values()):
             event.set()
         tasks = [t for t, _ in self.running.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 1.0, 0.5))
+            await asyncio.wait(tasks, timeout=max(self.host.grace_left() - 1.0, 0.5))

@@ -26,8 +26,8 @@ from typing import Any
 import asyncpg
 
 from maas.errors import BadRequest, Conflict, NotFound
-from maas.runtime.signals import wait_any
-from maas.service import Service
+from maas.host import ExtensionHost
+from maas.runtime.loops import wait_any
 from selflearn import tuner
 from selflearn.emulator.engine import Config
 from selflearn.emulator.plan import THREADS_PER_EPISODE
@@ -81,7 +81,7 @@ class Cycle:
 
 @dataclass
 class Manager:
-    service: Service
+    host: ExtensionHost
     emulator: EmulatorRuns
     experiments: Experiments
     settings: ManagerSettings
@@ -91,8 +91,7 @@ class Manager:
     sensor_timeout_s: float = 60.0
 
     def pool(self) -> Any:
-        assert self.service.runtime is not None, "service not started"
-        return self.service.runtime.pool
+        return self.host.pool
 
     # ---- starting, stopping -------------------------------------------------------------
 
@@ -412,7 +411,7 @@ class Manager:
             await self._finish(cycle, "aborted", "stopped", {}, error)
         tasks = [t for t, _ in self.running.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 0.5, 0.5))
+            await asyncio.wait(tasks, timeout=max(self.host.grace_left() - 0.5, 0.5))
 
 
 # ---- verdict → outcome ------------------------------------------------------------------------
@@ -466,7 +465,7 @@ Runner = Callable[[Manager, Cycle], Awaitable[tuple[str, dict[str, Any]]]]
 
 async def micro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     cfg = m.settings
-    label, _ = await teaching.params_in_force(m.service)
+    label, _ = await teaching.params_in_force(m.host)
     seed = int(cycle.config.get("seed", 1))
     dialogs = int(cycle.config.get("dialogs", cfg.micro_dialogs))
     batch = Config(seed, dialogs, cfg.concurrency, label="micro")
@@ -491,7 +490,7 @@ async def micro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
 async def macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     assert cycle.goal is not None
     cfg = m.settings
-    _, base = await teaching.params_in_force(m.service)
+    _, base = await teaching.params_in_force(m.host)
     variant = cycle.config.get("variant") or await _next_variant(m, cycle.goal, base)
     if not variant:
         return "nothing left to try", {"note": "every lever step of this goal was tested"}

@@ -132,8 +132,8 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     name = f"cycle-{cycle.id}"
     seed = int(cycle.config.get("seed", 1))
     cycle.phase = "opening study"
-    cycle.state["base"], _ = await teaching.params_in_force(m.service)
-    study = await asyncio.to_thread(open_study, m.service.dsn, name, seed)
+    cycle.state["base"], _ = await teaching.params_in_force(m.host)
+    study = await asyncio.to_thread(open_study, m.host.dsn, name, seed)
     cycle.state["study"] = name
     trials: list[dict[str, Any]] = []
     for i in range(int(cycle.config.get("trials", m.settings.deep_trials))):
@@ -141,7 +141,7 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
         trials.append(await _trial(m, cycle, study, space, i))
         cycle.state["trials_done"] = len(trials)
     result: dict[str, Any] = {"study": name, "space": space, "trials": trials}
-    now, _ = await teaching.params_in_force(m.service)
+    now, _ = await teaching.params_in_force(m.host)
     if now != cycle.state["base"]:  # a person or the auto-rollback monitor changed them
         result["warnings"] = [
             f"the parameters in force changed during the search ({cycle.state['base']} → {now}): "

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
-from maas.service import Service
+from maas.host import ExtensionHost
 from selflearn.emulator.runs import EmulatorRuns
 from selflearn.manager import api
 from selflearn.manager.cycles import Manager
@@ -15,8 +13,7 @@ from selflearn.teacher.experiment import Experiments
 
 
 def mount(
-    app: FastAPI,
-    service: Service,
+    host: ExtensionHost,
     settings: SelflearnSettings,
     emulator: EmulatorRuns,
     experiments: Experiments,
@@ -25,14 +22,14 @@ def mount(
     """Routes, the recovery loop (and optional schedule) as a supervised task; the Manager is
     app.state.selflearn_manager (tests may replace its settings before the app starts)."""
     manager = Manager(
-        service,
+        host,
         emulator,
         experiments,
         ManagerSettings(),
         source.invalidate if source else (lambda: None),
         sensor_timeout_s=settings.experiment_sensor_timeout_s,
     )
-    app.include_router(api.router)
-    app.state.selflearn_manager = manager
-    service.add_task("selflearn-manager", manager.run_forever)
+    host.add_router(api.router)
+    host.app.state.selflearn_manager = manager
+    host.add_task("selflearn-manager", manager.run_forever)
     return manager

@@ -12,17 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from maas.errors import MaasError, NotFound
+from maas.errors import NotFound
 from maas.params import SPEC_BY_NAME
 from selflearn.queries import q
 from selflearn.teacher.metrics import METRICS
 
 STATUSES = ("active", "paused", "achieved", "archived")
-
-
-class InvalidGoal(MaasError):
-    status_code = 422
-    code = "invalid_goal"
 
 
 class Constraint(BaseModel):

@@ -42,12 +42,6 @@ RETURNING id
 -- $1 id. Cycles and proposals keep their rows (goal_id becomes null); measurements go.
 DELETE FROM selflearn.goals WHERE id = $1 RETURNING id
 
--- name: mgr_goal_set_status
--- $1 id, $2 from status, $3 to status.
-UPDATE selflearn.goals SET status = $3, updated_at = clock_timestamp()
-WHERE id = $1 AND status = $2
-RETURNING id
-
 -- name: mgr_measure
 -- $1 goal, $2 cycle, $3 metric, $4 value, $5 ci low, $6 ci high, $7 param version, $8 source,
 -- $9 in force.

@@ -16,9 +16,9 @@ from selflearn import tuner
 from selflearn.manager import goals, plots
 from selflearn.queries import q
 from selflearn.teacher.metrics import METRICS
+from selflearn.teacher.spec import ROLE_ORDER
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ROLE_ORDER = {"primary": 0, "guardrail": 1, "secondary": 2}
 
 
 def _plain(value: Any) -> Any:

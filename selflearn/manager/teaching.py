@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maas.service import Service
+from maas.host import ExtensionHost
 from selflearn import tuner
 from selflearn.emulator.plan import THREADS_PER_EPISODE
 from selflearn.manager.goals import constraints
@@ -108,15 +108,14 @@ async def arm_versions(pool: Any, exp_id: uuid.UUID) -> dict[str, dict[str, Any]
     return {r["arm"]: dict(r) for r in await pool.fetch(q("mgr_experiment_versions"), exp_id)}
 
 
-async def params_in_force(service: Service) -> tuple[str, dict[str, Any]]:
+async def params_in_force(host: ExtensionHost) -> tuple[str, dict[str, Any]]:
     """(label, parameters) in force: the active version's, else MaaS's own (built-in /
     MAAS_PARAMS)."""
-    assert service.runtime is not None, "service not started"
-    async with service.runtime.pool.acquire() as conn:
+    async with host.pool.acquire() as conn:
         row = await tuner.active(conn)
     if row is not None:
         return str(row["label"]), dict(tuner.view(row)["params"] or {})
-    serving = await service.runtime.params.active()
+    serving = await host.active_params()
     return serving.version, dict(serving.values)
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import asyncpg
 
-from maas.db.pool import connect
+from maas.db.pool import close_quietly, connect
 from maas.errors import BadRequest, Conflict
+from maas.host import ExtensionHost
 from maas.params import ParamSource
-from maas.service import Service
 from selflearn import tuner
 from selflearn.emulator.engine import Config
 from selflearn.emulator.runs import EmulatorRuns
@@ -85,18 +85,17 @@ async def arm_data(conn: Any, emulator_run: uuid.UUID, judged: dict[str, Judged]
 
 @dataclass
 class Experiments:
-    service: Service
+    host: ExtensionHost
     emulator: EmulatorRuns
     settings: SelflearnSettings
     params: ParamSource | None = None  # the TunerParams, invalidated after each switch
     running: dict[uuid.UUID, tuple[asyncio.Task[None], asyncio.Event]] = field(default_factory=dict)
 
     def pool(self) -> Any:
-        assert self.service.runtime is not None, "service not started"
-        return self.service.runtime.pool
+        return self.host.pool
 
     def judge(self, spec: ExperimentSpec) -> judging.Judge:
-        cfg = self.service.settings
+        cfg = self.host.settings
         kind = spec.judge if spec.judge != "auto" else ("heuristic" if cfg.offline else "llm")
         if kind == "heuristic":
             return judging.HeuristicJudge()
@@ -120,7 +119,7 @@ class Experiments:
         try:
             row = await self._create(spec, who, mode, exp_id)
         except BaseException:
-            await _close(holder)
+            await close_quietly(holder)
             raise
         if judge is None:
             self._invalidate()  # the split starts with the next run
@@ -133,7 +132,7 @@ class Experiments:
     async def _hold(self, exp_id: uuid.UUID) -> Any:
         """A paired experiment lives while this connection holds its lock: if the process dies,
         the lock goes with it and the live arm stops steering (tuner_source_state)."""
-        holder = await connect(self.service.dsn, application_name="selflearn-experiment")
+        holder = await connect(self.host.dsn, application_name="selflearn-experiment")
         await holder.fetchval(q("teacher_hold_experiment"), str(exp_id))
         return holder
 
@@ -158,8 +157,7 @@ class Experiments:
         current = await tuner.active(conn)
         if current is not None:
             return dict(current["params"])
-        assert self.service.runtime is not None
-        return dict((await self.service.runtime.params.active()).values)
+        return dict((await self.host.active_params()).values)
 
     async def end_split(self, exp_id: uuid.UUID) -> Verdict:
         """Stop splitting traffic and analyse it: unpaired (Welch / Mann-Whitney) per thread,
@@ -221,7 +219,7 @@ class Experiments:
         finally:
             self.running.pop(exp_id, None)
             await self._finish(exp_id, status, error)
-            await _close(holder)
+            await close_quietly(holder)
 
     async def _switch(self, exp_id: uuid.UUID, arm: str | None, spec: ExperimentSpec) -> None:
         async with self.pool().acquire() as conn, conn.transaction():
@@ -328,16 +326,7 @@ class Experiments:
             event.set()
         tasks = [t for t, _ in self.running.values()]
         if tasks:
-            await asyncio.wait(tasks, timeout=max(self.service.grace_left() - 1.0, 0.5))
-
-
-async def _close(conn: Any) -> None:
-    if conn is None or conn.is_closed():
-        return
-    try:
-        await asyncio.wait_for(conn.close(), 2.0)
-    except Exception:  # a dead socket: terminate instead
-        conn.terminate()
+            await asyncio.wait(tasks, timeout=max(self.host.grace_left() - 1.0, 0.5))
 
 
 async def store_verdict(

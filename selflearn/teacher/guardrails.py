@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from maas.runtime.signals import wait_any
+from maas.runtime.loops import wait_any
 from selflearn import tuner
 from selflearn.queries import q
 from selflearn.teacher import stats

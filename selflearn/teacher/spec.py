@@ -28,6 +28,8 @@ class SpecError(ValueError):
 
 _PARAMS = {"type": "object", "propertyNames": {"enum": sorted(SPEC_BY_NAME)}}
 _METRIC = {"enum": sorted(METRICS)}
+# A metric's role in an experiment, in the order reports list them.
+ROLE_ORDER = {"primary": 0, "guardrail": 1, "secondary": 2}
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,

@@ -39,7 +39,7 @@ def learn_site(
     settings = settings_for(with_database(pg_uri, name), tmp_path_factory.mktemp("dash"),
                              rate_limit_per_min=0, host="127.0.0.1", port=port)  # fmt: skip
     learn = learn_settings()
-    app = create_app(settings, extensions=[web_extend, lambda a, s: learn_extend(a, s, learn)])
+    app = create_app(settings, extensions=[web_extend, lambda h: learn_extend(h, learn)])
     app.state.selflearn_manager.settings = manager_settings()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn-dash", daemon=True)

@@ -29,6 +29,11 @@ def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Serve
     servers.append(server.start())
     creds = server.credentials()
     assert creds["admin_key"] and creds["demo_user_key"]
+    console = server.log.read_text()  # a short, readable start: no initdb or pg_ctl chatter
+    assert "MaaS 0.1.0 on http://" in console
+    assert f"demo user key: {creds['demo_user_key']}" in console
+    assert "initdb" not in console and "pg_ctl" not in console
+    assert "initdb" in (server.data_dir / "embedded-postgres.log").read_text()
     health = httpx.get(f"{server.url}/health").json()
     assert health["mode"] == "offline" and health["database"] == "ok"
 

@@ -39,3 +39,13 @@ async def test_vector_arm_finds_a_paraphrase_that_bm25_misses(make_api: Any) -> 
         assert "bm25" not in top["components"]
         health = (await api.client.get("/health")).json()
         assert health["embedder"] == "local:all-minilm-l6-v2"
+
+
+async def test_the_local_model_loads_while_the_service_starts(make_api: Any) -> None:
+    """Not inside the first request (a fresh start's first chat took 5.1 s, all in the
+    assembler): once the app has started, the model is loaded before anyone asked."""
+    from maas.llm import embed
+
+    embed._shared_model.cache_clear()
+    async with make_api(embedder="local"):
+        assert embed._shared_model.cache_info().currsize == 1

@@ -98,10 +98,10 @@ async def test_a_rewritten_credentials_file_is_mode_0600(db_url: str, tmp_path: 
     path.chmod(0o644)
     conn = await asyncpg.connect(db_url)
     try:
-        admin, created = await bootstrap(conn, tmp_path)
+        admin = await bootstrap(conn, tmp_path)
     finally:
         await conn.close()
-    assert created and admin == "maas_admin_old"
+    assert admin == "maas_admin_old"
     assert json.loads(path.read_text())["demo_user_key"] != "maas_gone"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert os.listdir(tmp_path) == ["credentials.json"]  # no temporary file left

@@ -60,7 +60,7 @@ def routes(app: Any) -> set[tuple[str, str]]:
 def test_every_selflearn_route_is_in_the_table(tmp_path: Path) -> None:
     settings = settings_for("postgresql://unused", tmp_path)
     learn = SelflearnSettings(_env_file=None)  # type: ignore[call-arg]
-    mounted = create_app(settings, extensions=[lambda a, s: extend(a, s, learn)])
+    mounted = create_app(settings, extensions=[lambda h: extend(h, learn)])
     assert routes(mounted) - routes(create_app(settings)) == set(ADMIN_ONLY)
 
 

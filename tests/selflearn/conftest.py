@@ -19,17 +19,17 @@ from tests.conftest import test_settings as settings_for
 
 @asynccontextmanager
 async def running(
-    db_url: str, tmp_path: Path, sensor: bool = True, **overrides: Any
+    db_url: str, tmp_path: Path, sensor: bool = True, sensor_poll_s: float = 0.3, **overrides: Any
 ) -> AsyncIterator[Api]:
     learn = SelflearnSettings(
         _env_file=None,  # type: ignore[call-arg]
         sensor=sensor,
-        sensor_poll_s=0.3,
+        sensor_poll_s=sensor_poll_s,
         emulator_archive_timeout_s=30.0,
     )
     app = create_app(
         settings_for(db_url, tmp_path, **overrides),
-        extensions=[lambda a, s: extend(a, s, learn)],
+        extensions=[lambda h: extend(h, learn)],
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -60,7 +60,7 @@ async def managed(
     overrides.setdefault("rate_limit_per_min", 0)  # the tests poll the admin API freely
     app = create_app(
         settings_for(db_url, tmp_path, **overrides),
-        extensions=[lambda a, s: extend(a, s, learn)],
+        extensions=[lambda h: extend(h, learn)],
     )
     app.state.selflearn_manager.settings = manager_settings(**(manager or {}))
     async with app.router.lifespan_context(app):

@@ -21,6 +21,11 @@ FAILED_RUN = """INSERT INTO maas.pipeline_runs (user_id, query, status, mode, er
 VALUES ($1::text::uuid, 'doomed', 'FAILED', 'offline', $2) RETURNING id"""
 
 
+SILENT_FAILED_RUN = """INSERT INTO maas.pipeline_runs
+  (user_id, query, status, mode, error, failed_at)
+VALUES ($1::text::uuid, 'silent', 'FAILED', 'offline', 'analyzer: silent', now()) RETURNING id"""
+
+
 async def caught_up(pool: Any) -> bool:
     finished = await pool.fetchval(FINISHED)
     events = await pool.fetchval("SELECT count(*) FROM selflearn.sensor_events")
@@ -161,3 +166,30 @@ async def test_a_broken_sensor_never_blocks_maas_and_catches_up(learn_api: Any) 
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_the_sensor_hears_runs_through_the_process_listener(learn_api: Any) -> None:
+    """No LISTEN of its own: with its sweep an hour away, a run that sent no NOTIFY at all is
+    recorded once the process's signals pass its notification on (what the one listener does
+    with each one it hears: maas.host.ExtensionHost.subscribe_runs)."""
+    async with learn_api(sensor_poll_s=3600.0) as api:
+        pool = api.service.runtime.pool
+        client = await api.user("alice")
+        me = (await client.get("/v1/users/me")).json()["user_id"]
+        await eventually(lambda: sensor_connected(api))  # its start-up sweep is done
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")  # no trigger
+            run_id = await conn.fetchval(SILENT_FAILED_RUN, me)
+        api.service.signals.on_run("FAILED", str(run_id))
+        count = "SELECT count(*) FROM selflearn.sensor_events WHERE run_id = $1"
+        assert await eventually(lambda: pool.fetchval(count, run_id), timeout=10) == 1
+        listening = await pool.fetch(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name LIKE '%listener%'"
+        )
+        assert [r["application_name"] for r in listening] == ["maas-listener"]
+
+
+async def sensor_connected(api: Any) -> bool:
+    sensor = api.app.state.selflearn_sensor
+    return bool(sensor.health.connected and sensor.health.last_sweep is not None)

@@ -212,7 +212,7 @@ async def test_experiments_refuse_to_run_without_the_tuners_parameter_source(
     """An app given its own ParamSource keeps it, so an experiment could not steer its runs."""
     learn = SelflearnSettings(_env_file=None, sensor=False)  # type: ignore[call-arg]
     app = create_app(settings_for(db_url, tmp_path), params=BuiltinParams(),
-                     extensions=[lambda a, s: extend(a, s, learn)])  # fmt: skip
+                     extensions=[lambda h: extend(h, learn)])  # fmt: skip
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://maas") as client:

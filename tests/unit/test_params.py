@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maas.params import SPECS, BuiltinParams, defaults, validate
-from maas.service import params_from_settings
+from maas.params import SPECS, BuiltinParams, defaults, params_from_settings, validate
 from maas.settings import Settings
 
 
