@@ -47,13 +47,7 @@ def create_app(
     service = Service(settings, app, params)
     app.state.service = service
     errors.install(app)
-    limits.install(
-        app,
-        settings.max_body_bytes,
-        settings.rate_limit_per_min,
-        settings.rate_limit_burst,
-        settings.rate_limit_buckets,
-    )
+    limits.install(app, settings)
     for module in (chat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
     docs.install(app)

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     # HTTP limits: request bodies over max_body_bytes get 413; each API key may make
     # rate_limit_per_min requests a minute (bursts up to rate_limit_burst), else 429.
     max_body_bytes: int = 1_048_576
+    body_timeout_s: float = Field(default=30.0, gt=0)  # the whole body, from the request's start
     max_message_chars: int = 32_000  # a chat message or /v1/context query (422 above it)
     rate_limit_per_min: float = 600.0
     rate_limit_burst: int = 60

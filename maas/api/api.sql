@@ -29,9 +29,16 @@ UPDATE maas.threads SET closed_at = coalesce(closed_at, now())
 WHERE id = $1 AND user_id = $2 RETURNING id
 
 -- name: thread_messages
--- $1 thread, $2 owner
+-- $1 thread, $2 owner, $3 after this message id, $4 at most this many (a page, oldest first)
 SELECT id, role, speaker, content, run_id, created_at
-FROM maas.messages WHERE thread_id = $1 AND user_id = $2 ORDER BY id
+FROM maas.messages WHERE thread_id = $1 AND user_id = $2 AND id > $3 ORDER BY id LIMIT $4
+
+-- name: thread_tail
+-- $1 thread, $2 owner, $3 how many: the thread's last messages, oldest first
+SELECT * FROM (
+  SELECT id, role, speaker, content, run_id, created_at
+  FROM maas.messages WHERE thread_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3
+) last ORDER BY id
 
 -- name: list_threads
 -- $1 owner, $2 limit

@@ -68,7 +68,7 @@ async def on_invalid(_request: Request, exc: Exception) -> JSONResponse:
 
 async def on_http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+    code = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
     return JSONResponse(

@@ -1,7 +1,9 @@
-"""Two small ASGI middlewares: a request body limit (413) and a per-key token bucket (429)."""
+"""Two small ASGI middlewares: a request body limit (413, and 408 for a body that does not arrive
+in time) and a per-key token bucket (429)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -14,8 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas.api.identity import header, presented
 from maas.credentials import hash_key
+from maas.settings import Settings
 
 TOO_LARGE = 413
+TOO_SLOW = 408
 
 
 async def send_error(
@@ -29,11 +33,15 @@ async def send_error(
 
 
 class BodyLimit:
-    """Declared bodies over the limit are refused before reading; streamed ones while read."""
+    """Declared bodies over the limit are refused before reading; streamed ones while read. The
+    whole body must arrive within `timeout_s` of the request's start: a request in flight keeps
+    its connection (maas/runtime/serving.py closes idle ones only), so a body sent a byte at a
+    time would hold it for ever."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,17 +57,29 @@ class BodyLimit:
         return f"request body over the limit of {self.max_bytes} bytes"
 
     def _counting(self, receive: Receive) -> Receive:
-        seen = 0
+        seen, complete = 0, False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # later receives wait for the client to go (SSE): no deadline
+                return await receive()
+            message = await self._in_time(receive, deadline)
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:  # FastAPI lets an HTTPException through as it is
                 raise HTTPException(TOO_LARGE, self._message())
             return message
 
         return counted
+
+    async def _in_time(self, receive: Receive, deadline: float) -> Message:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await receive()
+        except TimeoutError:
+            message = f"request body not received within {self.timeout_s:g} s"
+            raise HTTPException(TOO_SLOW, message) from None
 
 
 @dataclass
@@ -121,9 +141,17 @@ def _key(scope: Scope) -> str | None:
     return None if credential is None else hash_key(credential.secret)
 
 
-def install(app: Any, max_body_bytes: int, per_min: float, burst: int, max_buckets: int) -> None:
+def install(app: Any, settings: Settings) -> None:
+    """The limits of `settings`: body size and time, request rate."""
     from maas.api.headers import SecurityHeaders
 
-    app.add_middleware(RateLimit, per_min=per_min, burst=burst, max_buckets=max_buckets)
+    app.add_middleware(
+        RateLimit,
+        per_min=settings.rate_limit_per_min,
+        burst=settings.rate_limit_burst,
+        max_buckets=settings.rate_limit_buckets,
+    )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: refuse before anything
+    app.add_middleware(  # outermost: refuse before anything
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )

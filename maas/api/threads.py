@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, field_validator
 
 from maas.api.deps import User, current_user, get_runtime
-from maas.api.inputs import NonBlank, Text
+from maas.api.inputs import BIGINT_MAX, NonBlank, Text
 from maas.db.queries import q
 from maas.errors import NotFound
 from maas.runtime.context import Runtime
@@ -65,11 +65,24 @@ async def list_threads(
     return jsonable_encoder({"threads": [dict(r) for r in rows]})
 
 
+PAGE_MAX = 1000  # messages per reply: a thread grows without bound (imports, chats)
+
+
 @router.get("/{thread_id}")
-async def get_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
+async def get_thread(
+    thread_id: uuid.UUID,
+    rt: Rt,
+    user: Caller,
+    after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_MAX,
+) -> Any:
+    """The thread and a page of its messages, oldest first: those after message id `after`;
+    `next_after` continues (null: no more)."""
     thread = await own_thread(rt, thread_id, user)
-    messages = await rt.pool.fetch(q("thread_messages"), thread_id, user.id)
-    return jsonable_encoder({**dict(thread), "messages": [dict(m) for m in messages]})
+    messages = await rt.pool.fetch(q("thread_messages"), thread_id, user.id, after, limit)
+    more = messages[-1]["id"] if len(messages) == limit else None
+    page = {"messages": [dict(m) for m in messages], "next_after": more}
+    return jsonable_encoder({**dict(thread), **page})
 
 
 @router.post("/{thread_id}/messages", status_code=201)

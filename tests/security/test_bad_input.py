@@ -3,6 +3,7 @@ values, 404 for unknown ids, 429 with Retry-After past the per-key rate."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,6 +44,28 @@ async def test_oversized_bodies_are_413_declared_or_streamed(make_api: Any) -> N
         assert await counts(api) == (0, 0)
         fine = await alice.post("/v1/chat", json={"message": "small enough"})
         assert fine.status_code == 200
+
+
+async def test_a_body_that_never_finishes_is_408_and_nothing_stored(make_api: Any) -> None:
+    """A request in flight keeps its connection (only idle ones are closed for room), so a body
+    sent a byte at a time held one for ever: now the whole body has MAAS_BODY_TIMEOUT_S."""
+    async with make_api(body_timeout_s=0.5) as api:
+        alice = await api.user()
+        never = asyncio.Event()
+
+        async def stalls() -> AsyncIterator[bytes]:
+            yield b'{"message": "hel'
+            await never.wait()  # the rest never comes
+            yield b'lo"}'
+
+        sent = alice.post(
+            "/v1/chat", content=stalls(), headers={"Content-Type": "application/json"}
+        )
+        resp = await asyncio.wait_for(sent, 20)  # the old code waited for ever
+        assert resp.status_code == 408 and resp.json()["error"]["code"] == "timeout"
+        assert "not received within 0.5 s" in reason(resp)
+        assert await counts(api) == (0, 0)
+        assert (await alice.post("/v1/chat", json={"message": "hello"})).status_code == 200
 
 
 async def test_unstorable_or_empty_text_is_422_with_a_reason_and_no_run(make_api: Any) -> None:

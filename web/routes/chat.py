@@ -39,12 +39,15 @@ async def chat_page(
     return render(request, "pages/chat.html", who, threads=threads, thread=current)
 
 
+SHOWN = 500  # the page shows a thread's last messages; GET /v1/threads/{id} pages through all
+
+
 async def _thread_view(rt: Runtime, thread_id: uuid.UUID, user: User) -> dict[str, Any] | None:
     async with rt.pool.acquire() as conn:
         thread = await conn.fetchrow(q("own_thread"), thread_id, user.id)
         if thread is None:
             return None
-        messages = await conn.fetch(q("thread_messages"), thread_id, user.id)
+        messages = await conn.fetch(q("thread_tail"), thread_id, user.id, SHOWN)
         runs = await conn.fetch(wq("web_thread_runs"), thread_id, user.id)
         used = await conn.fetch(wq("web_thread_memories_used"), thread_id, user.id)
         made = await conn.fetch(wq("web_thread_memories"), thread_id, user.id)
@@ -62,7 +65,7 @@ async def _thread_view(rt: Runtime, thread_id: uuid.UUID, user: User) -> dict[st
         }
         for m in messages
     ]
-    return {"row": thread, "messages": items, "archived": made}
+    return {"row": thread, "messages": items, "archived": made, "cut": len(messages) == SHOWN}
 
 
 @router.post("/ui/threads")
