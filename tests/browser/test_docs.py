@@ -15,4 +15,8 @@ def test_the_api_docs_render_from_our_own_origin_under_the_csp(site: Site, page:
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() >= 20  # every route of the API, not a blank page
     assert page.locator(".opblock-summary-path", has_text="/v1/chat").count() >= 1
+    page.locator(".opblock-summary").first.click()  # expand one: its schema and "Try it out"
+    page.locator(".opblock-body").first.wait_for()
+    page.locator("button.try-out__btn").first.click()
+    page.locator(".opblock-body .execute").first.wait_for()
     assert requested and all(url.startswith(site.url) for url in requested), requested
