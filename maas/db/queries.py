@@ -26,7 +26,7 @@ def load_queries(package: Path) -> dict[str, str]:
     an error naming the second file. Extensions (selflearn, web) load theirs with it too."""
     merged: dict[str, str] = {}
     for path in sorted(package.rglob("*.sql")):
-        if "_migrations" in path.parts:
+        if {"migrations", "_migrations"} & set(path.parts):
             continue
         for name, sql in parse_sql(path.read_text()).items():
             if name in merged:

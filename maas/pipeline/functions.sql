@@ -1,0 +1,354 @@
+-- Definitions of the pipeline's database functions, trigger functions and views: the one current
+-- text of each. Applied after the migrations (maas/db/migrate.py) whenever this file changes:
+-- everything here is CREATE OR REPLACE. A change a replace cannot make (a view's columns, a
+-- function's result type) needs a migration that drops the old object first.
+
+
+-- Stamp the per-stage timestamp of every status a run enters.
+CREATE OR REPLACE FUNCTION maas.stamp_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.status = OLD.status THEN
+    RETURN NEW;
+  END IF;
+  CASE NEW.status
+    WHEN 'ANALYZING' THEN NEW.analyzing_at := clock_timestamp();
+    WHEN 'ANALYZED' THEN NEW.analyzed_at := clock_timestamp();
+    WHEN 'ASSEMBLING' THEN NEW.assembling_at := clock_timestamp();
+    WHEN 'READY' THEN NEW.ready_at := clock_timestamp();
+    WHEN 'RESPONDING' THEN NEW.responding_at := clock_timestamp();
+    WHEN 'COMPLETED' THEN NEW.completed_at := clock_timestamp();
+    WHEN 'FAILED' THEN NEW.failed_at := clock_timestamp();
+    ELSE NULL;
+  END CASE;
+  RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION maas.notify_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  waiting uuid;
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.status = OLD.status THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' AND NEW.status <> 'NEW' THEN  -- inserted claimed (submit_run)
+    INSERT INTO maas.run_events (run_id, status, attempt, error) VALUES (NEW.id, 'NEW', 0, NULL);
+  END IF;
+  INSERT INTO maas.run_events (run_id, status, attempt, error)
+    VALUES (NEW.id, NEW.status, NEW.attempts,
+            CASE WHEN NEW.status IN ('FAILED', 'NEW', 'ANALYZED', 'READY') THEN NEW.error END);
+  PERFORM pg_notify('maas_runs', NEW.status::text || ':' || NEW.id::text);
+  IF NEW.thread_id IS NOT NULL
+     AND (NEW.status IN ('COMPLETED', 'FAILED') OR NEW.status = NEW.stop_at) THEN
+    SELECT w.id INTO waiting FROM maas.pipeline_runs w
+    WHERE w.thread_id = NEW.thread_id AND w.created_at > NEW.created_at AND w.status = 'NEW'
+    ORDER BY w.created_at LIMIT 1;
+    IF waiting IS NOT NULL THEN
+      PERFORM pg_notify('maas_runs', 'UNBLOCKED:' || waiting::text);
+    END IF;
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION maas.notify_archive_job() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('maas_archive', NEW.status || ':' || NEW.id::text);
+  RETURN NULL;
+END $$;
+
+-- The shape of a stage attempt's LLM calls as the service sends them (a JSON array of CallLog,
+-- maas/pipeline/calls.py), in one place: the stage commits and insert_llm_calls read it from here.
+CREATE OR REPLACE FUNCTION maas.llm_call_rows(p_calls jsonb)
+RETURNS TABLE (stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
+               outcome text, error text)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT * FROM jsonb_to_recordset(p_calls) AS c(
+    stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
+    outcome text, error text)
+$$;
+
+-- The express lane's claim of run p_run at p_from for the stage that works at p_to, under a
+-- lease of p_lease_s seconds for worker p_worker (nothing when p_lease_s is null, when the run
+-- is not waiting at p_from, or when an earlier run of its thread is unfinished). A claim makes
+-- the transaction commit without waiting for the WAL flush: the express lane answers only after
+-- the run's last commit (COMPLETED, READY of a /v1/context run, a failure or a release), which
+-- is synchronous and flushes it (WAL is flushed in order); a crash before that loses an attempt
+-- nobody was told about, and the run is claimed again.
+CREATE OR REPLACE FUNCTION maas.claim_stage(
+  p_run uuid, p_from maas.run_status, p_to maas.run_status, p_lease_s float8, p_worker text)
+RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+DECLARE
+  result maas.stage_commit;
+BEGIN
+  result.finished := true;
+  IF p_lease_s IS NULL THEN
+    RETURN result;
+  END IF;
+  UPDATE maas.pipeline_runs r
+  SET status = p_to, attempts = r.attempts + 1, lease_token = gen_random_uuid(),
+      claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s)
+  WHERE r.id = p_run AND r.status = p_from AND r.stop_at <> r.status
+    AND r.next_attempt_at <= now()
+    AND NOT EXISTS (
+      SELECT 1 FROM maas.pipeline_runs e
+      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
+        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
+  RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+            r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
+            r.analyzer_output, r.context_text
+  INTO result.id, result.user_id, result.thread_id, result.message_id, result.query,
+       result.mode, result.stop_at, result.max_tokens, result.attempts, result.lease_token,
+       result.params, result.param_version, result.analyzer_output, result.context_text;
+  IF FOUND THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  RETURN result;
+END $$;
+
+-- Fair claiming across users (migration 0030 explains the bound and the plan): each queue serves
+-- its users in turn, the oldest claimable run of the user served least recently.
+-- Record that user p_user was just served at queue p_queue; returns the turn's number.
+CREATE OR REPLACE FUNCTION maas.take_turn(p_queue text, p_user uuid) RETURNS bigint LANGUAGE sql AS $$
+  INSERT INTO maas.claim_turns (queue, user_id, served)
+  VALUES (p_queue, p_user, nextval('maas.claim_turn_seq'))
+  ON CONFLICT (queue, user_id) DO UPDATE SET served = excluded.served
+  RETURNING served
+$$;
+
+-- Take the next run waiting at p_queue (see above), move it to p_working under a fresh lease of
+-- p_lease_s seconds for worker p_worker; no row when nothing is claimable. The claim commits
+-- without waiting for its WAL flush (lost in a database crash, it only leaves the run queued; the
+-- stage's own commit, synchronous, flushes it anyway).
+CREATE OR REPLACE FUNCTION maas.claim_run(
+  p_queue text, p_working text, p_lease_s float8, p_worker text)
+RETURNS SETOF maas.pipeline_runs
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  claimed maas.pipeline_runs;
+BEGIN
+  WITH RECURSIVE waiting (user_id) AS (  -- the users with runs at the queue: a skip scan
+    (SELECT r.user_id FROM maas.pipeline_runs r
+     WHERE r.status = p_queue::maas.run_status
+       AND r.status IN ('NEW', 'ANALYZED', 'READY') AND r.stop_at <> r.status
+     ORDER BY r.user_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.user_id FROM maas.pipeline_runs r
+            WHERE r.status = p_queue::maas.run_status
+              AND r.status IN ('NEW', 'ANALYZED', 'READY') AND r.stop_at <> r.status
+              AND r.user_id > w.user_id
+            ORDER BY r.user_id LIMIT 1)
+    FROM waiting w WHERE w.user_id IS NOT NULL
+  ), turns AS MATERIALIZED (  -- the waiting users, served least recently first
+    SELECT w.user_id,
+           coalesce((SELECT t.served FROM maas.claim_turns t  -- a key probe per user
+                     WHERE t.queue = p_queue AND t.user_id = w.user_id), 0) AS served
+    FROM waiting w WHERE w.user_id IS NOT NULL
+    ORDER BY served
+  ), candidates AS (  -- each user's first claimable runs, users in turn, until 64 are found
+    SELECT c.id, c.place, u.served, c.created_at
+    FROM turns u CROSS JOIN LATERAL (
+      SELECT h.id, h.created_at, row_number() OVER (ORDER BY h.created_at) AS place
+      FROM (SELECT r.id, r.thread_id, r.created_at, r.next_attempt_at
+            FROM maas.pipeline_runs r
+            WHERE r.status = p_queue::maas.run_status
+              AND r.status IN ('NEW', 'ANALYZED', 'READY') AND r.stop_at <> r.status
+              AND r.user_id = u.user_id
+            ORDER BY r.created_at LIMIT 32) h
+      WHERE h.next_attempt_at <= now()
+        -- the thread-order rule: no earlier unfinished run of its thread (runs_thread_idx)
+        AND (SELECT true FROM maas.pipeline_runs e
+             WHERE e.thread_id = h.thread_id AND e.created_at < h.created_at
+               AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
+             LIMIT 1) IS NULL
+      ORDER BY h.created_at LIMIT 8) c
+    LIMIT 64
+  ), next AS (
+    -- the status test again: a row another claimer moved meanwhile is re-checked when locked
+    SELECT r.id FROM candidates c JOIN maas.pipeline_runs r ON r.id = c.id
+    WHERE r.status = p_queue::maas.run_status AND r.next_attempt_at <= now()
+    ORDER BY c.place, c.served, c.created_at
+    LIMIT 1
+    FOR UPDATE OF r SKIP LOCKED
+  )
+  UPDATE maas.pipeline_runs r
+  SET status = p_working::maas.run_status, attempts = r.attempts + 1,
+      lease_token = gen_random_uuid(), claimed_by = p_worker,
+      claimed_until = now() + make_interval(secs => p_lease_s)
+  FROM next WHERE r.id = next.id
+  RETURNING r.* INTO claimed;
+  IF claimed.id IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM maas.take_turn(p_queue, claimed.user_id);
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN NEXT claimed;
+END $$;
+
+-- True when run p_run (lease p_token, working at p_working) will be claimed for the next stage
+-- under a lease of p_lease_s seconds (claim_stage's conditions); then the row is locked and the
+-- run event of p_done is recorded. False changes nothing.
+CREATE OR REPLACE FUNCTION maas.passes_through(
+  p_run uuid, p_token uuid, p_working maas.run_status, p_done maas.run_status, p_lease_s float8)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  IF p_lease_s IS NULL THEN
+    RETURN false;
+  END IF;
+  SELECT x.thread_id, x.created_at, x.stop_at, x.next_attempt_at INTO r
+  FROM maas.pipeline_runs x
+  WHERE x.id = p_run AND x.status = p_working AND x.lease_token = p_token
+  FOR UPDATE;
+  IF NOT FOUND OR r.stop_at = p_done OR r.next_attempt_at > now() OR EXISTS (
+      SELECT 1 FROM maas.pipeline_runs e
+      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
+        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO maas.run_events (run_id, status, attempt, error) VALUES (p_run, p_done, 0, NULL);
+  RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION maas.submit_run(
+  p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text,
+  p_client_type text, p_idempotency_key text, p_max_tokens integer,
+  p_lease_s float8, p_worker text,
+  OUT run_id uuid, OUT thread_id uuid, OUT message_id bigint, OUT mode text,
+  OUT lease_token uuid)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  claimed boolean;
+BEGIN
+  thread_id := p_thread;
+  IF p_stop_at = 'COMPLETED' THEN
+    IF thread_id IS NULL THEN
+      INSERT INTO maas.threads (user_id, title) VALUES (p_user, p_title) RETURNING id INTO thread_id;
+    ELSE
+      UPDATE maas.threads t SET closed_at = NULL, last_message_at = now()
+      WHERE t.id = p_thread AND t.user_id = p_user;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'thread % not found', p_thread USING ERRCODE = 'MA404';
+      END IF;
+    END IF;
+    INSERT INTO maas.messages (thread_id, user_id, role, speaker, content, created_at, run_id)
+    VALUES (thread_id, p_user, 'user', NULL, p_query, now(), p_run) RETURNING id INTO message_id;
+  END IF;
+
+  -- claim_stage's conditions for a run just made (its status and next attempt are the defaults);
+  -- the thread's row is locked above, so a concurrent submit to it sees this run once committed
+  claimed := p_lease_s IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM maas.pipeline_runs e
+    WHERE e.thread_id = submit_run.thread_id
+      AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at);
+
+  INSERT INTO maas.pipeline_runs
+    (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
+     max_tokens, status, attempts, lease_token, claimed_by, claimed_until)
+  VALUES (p_run, p_user, thread_id, message_id, p_query,
+          coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = p_user), p_mode),
+          p_stop_at::maas.run_status, p_client_type, p_idempotency_key, p_max_tokens,
+          CASE WHEN claimed THEN 'ANALYZING' ELSE 'NEW' END::maas.run_status,
+          CASE WHEN claimed THEN 1 ELSE 0 END,
+          CASE WHEN claimed THEN gen_random_uuid() END,
+          CASE WHEN claimed THEN p_worker END,
+          CASE WHEN claimed THEN now() + make_interval(secs => p_lease_s) END)
+  ON CONFLICT (user_id, idempotency_key) DO NOTHING
+  RETURNING id, mode, lease_token INTO run_id, mode, lease_token;
+  IF run_id IS NULL THEN
+    RAISE EXCEPTION 'idempotency key taken' USING ERRCODE = 'MA409';
+  END IF;
+  IF lease_token IS NOT NULL THEN  -- as claim_stage: the run's last commit flushes this one
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION maas.commit_analyze(
+  p_run uuid, p_token uuid, p_output jsonb, p_version text, p_params jsonb,
+  p_lease_s float8, p_worker text)
+RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+DECLARE
+  result maas.stage_commit;
+BEGIN
+  IF maas.passes_through(p_run, p_token, 'ANALYZING', 'ANALYZED', p_lease_s) THEN
+    UPDATE maas.pipeline_runs r
+    SET status = 'ASSEMBLING', analyzer_output = p_output, param_version = p_version,
+        params = p_params, analyzed_at = clock_timestamp(), attempts = 1,
+        lease_token = gen_random_uuid(), claimed_by = p_worker,
+        claimed_until = now() + make_interval(secs => p_lease_s), error = NULL
+    WHERE r.id = p_run
+    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
+              r.analyzer_output, r.context_text
+    INTO result;
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN result;
+  END IF;
+  UPDATE maas.pipeline_runs
+  SET status = 'ANALYZED', analyzer_output = p_output, param_version = p_version,
+      params = p_params, attempts = 0, lease_token = NULL, claimed_by = NULL,
+      claimed_until = NULL, error = NULL
+  WHERE id = p_run AND status = 'ANALYZING' AND lease_token = p_token;
+  IF NOT FOUND THEN
+    result.finished := false;
+    RETURN result;
+  END IF;
+  RETURN maas.claim_stage(p_run, 'ANALYZED', 'ASSEMBLING', p_lease_s, p_worker);
+END $$;
+
+CREATE OR REPLACE FUNCTION maas.commit_assemble(
+  p_run uuid, p_token uuid, p_context text, p_context_tokens integer,
+  p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[],
+  p_lease_s float8, p_worker text)
+RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+DECLARE
+  result maas.stage_commit;
+  passes boolean := maas.passes_through(p_run, p_token, 'ASSEMBLING', 'READY', p_lease_s);
+BEGIN
+  IF passes THEN
+    UPDATE maas.pipeline_runs r
+    SET status = 'RESPONDING', context_text = p_context, context_tokens = p_context_tokens,
+        ready_at = clock_timestamp(), attempts = 1, lease_token = gen_random_uuid(),
+        claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s),
+        error = NULL
+    WHERE r.id = p_run
+    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
+              r.analyzer_output, r.context_text
+    INTO result;
+  ELSE
+    UPDATE maas.pipeline_runs
+    SET status = 'READY', context_text = p_context, context_tokens = p_context_tokens,
+        attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+    WHERE id = p_run AND status = 'ASSEMBLING' AND lease_token = p_token;
+    IF NOT FOUND THEN
+      result.finished := false;
+      RETURN result;
+    END IF;
+  END IF;
+  IF cardinality(p_ids) > 0 THEN
+    INSERT INTO maas.run_retrievals (run_id, memory_ids, scores, components, used, tokens)
+    VALUES (p_run, p_ids, p_scores, p_components, p_used, p_tokens)
+    ON CONFLICT (run_id) DO UPDATE
+    SET memory_ids = excluded.memory_ids, scores = excluded.scores,
+        components = excluded.components, used = excluded.used, tokens = excluded.tokens;
+  ELSE
+    DELETE FROM maas.run_retrievals WHERE run_id = p_run;
+  END IF;
+  IF passes THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN result;
+  END IF;
+  RETURN maas.claim_stage(p_run, 'READY', 'RESPONDING', p_lease_s, p_worker);
+END $$;
+
+-- maas.run_memories (migration 0016) reads each row's components with `components -> (rank - 1)`,
+-- which detoasted and decompressed the run's whole JSON array (~10 kB for 200 candidates) once
+-- per memory. ROWS FROM walks the five arrays side by side, each read once: the same rows.
+CREATE OR REPLACE VIEW maas.run_memories AS
+SELECT r.run_id, u.memory_id, u.rank::integer AS rank, u.score, u.components, u.used, u.tokens
+FROM maas.run_retrievals r
+CROSS JOIN LATERAL ROWS FROM (
+  unnest(r.memory_ids), unnest(r.scores), jsonb_array_elements(r.components), unnest(r.used),
+  unnest(r.tokens)
+) WITH ORDINALITY AS u(memory_id, score, components, used, tokens, rank);
