@@ -180,11 +180,17 @@ class Service:
 
     async def _requeue(self) -> None:
         rt = self._rt()
-        runs = await rt.pool.fetch(q("requeue_stale_runs"), rt.settings.max_attempts)
-        jobs = await rt.pool.fetch(q("requeue_stale_archive_jobs"), rt.settings.max_attempts)
+        s = rt.settings
+        runs = await rt.pool.fetch(q("requeue_stale_runs"), s.max_attempts)
+        jobs = await rt.pool.fetch(
+            q("requeue_stale_archive_jobs"), s.max_attempts, s.archive_retry_s
+        )
         if runs or jobs:
             log.warning("requeued %d stale runs and %d archive jobs", len(runs), len(jobs))
             rt.signals.wake_all()
+        if revived := await rt.pool.fetch(q("revive_failed_archive_jobs")):
+            log.warning("queued %d failed archive jobs again", len(revived))
+            rt.signals.on_archive()
 
     async def _idle(self) -> None:
         rt = self._rt()

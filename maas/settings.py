@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     analyzer_concurrency: int = 2
     assembler_concurrency: int = 2
     responder_concurrency: int = 4
-    archivist_concurrency: int = 1
+    archivist_concurrency: int = 2
+    # An archive job archives its range in slices of at most this many messages and characters
+    # (at least one message), each its own claim, commit and deadline, the job queued again
+    # between them; a failed job is queued again after archive_retry_s, doubling each time (at
+    # most a day), or at once when its thread is closed again.
+    archive_slice_messages: int = Field(default=200, ge=1)
+    archive_slice_chars: int = Field(default=32_000, ge=1)
+    archive_retry_s: float = Field(default=600.0, gt=0)
     # Requests waiting for their answer drive their own run through the stages, this many at
     # once (more wait for the workers); 0 = every run goes through the workers (ADR 0010).
     express_concurrency: int = Field(default=64, ge=0)

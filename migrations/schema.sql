@@ -65,6 +65,12 @@ BEGIN
   RETURN NULL;
 END $$;
 
+CREATE FUNCTION maas.archive_retry_after(p_rounds integer, p_retry_s double precision) RETURNS interval
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT make_interval(secs => least(p_retry_s * 2.0 ^ p_rounds, 86400))
+$$;
+
 CREATE TABLE maas.pipeline_runs (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     user_id uuid NOT NULL,
@@ -541,6 +547,7 @@ CREATE TABLE maas.archive_jobs (
     error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    rounds integer DEFAULT 0 NOT NULL,
     CONSTRAINT archive_jobs_reason_check CHECK ((reason = ANY (ARRAY['closed'::text, 'idle'::text, 'import'::text]))),
     CONSTRAINT archive_jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'done'::text, 'failed'::text])))
 );
@@ -859,7 +866,9 @@ ALTER TABLE ONLY maas.users
 ALTER TABLE ONLY maas.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
-CREATE INDEX archive_jobs_claim_idx ON maas.archive_jobs USING btree (next_attempt_at) WHERE (status = 'queued'::text);
+CREATE INDEX archive_jobs_failed_idx ON maas.archive_jobs USING btree (next_attempt_at) WHERE (status = 'failed'::text);
+
+CREATE INDEX archive_jobs_queue_idx ON maas.archive_jobs USING btree (user_id, id) WHERE (status = 'queued'::text);
 
 CREATE INDEX llm_calls_created_idx ON maas.llm_calls USING btree (created_at);
 

@@ -28,6 +28,7 @@ EXPORTS = {
     "memories": "export_memories",
     "llm_calls": "export_llm_calls",
     "archive_jobs": "export_archive_jobs",
+    "claim_turns": "export_claim_turns",
     "memory_stats": "export_memory_stats",
     "memory_terms": "export_memory_terms",
     "test_runs": "export_test_runs",

@@ -57,6 +57,10 @@ SELECT to_jsonb(c) FROM maas.llm_calls c WHERE c.user_id = $1 ORDER BY c.id
 -- name: export_archive_jobs
 SELECT to_jsonb(j) FROM maas.archive_jobs j WHERE j.user_id = $1 ORDER BY j.id
 
+-- name: export_claim_turns
+-- When the user was last served at each claim queue (fair claiming, migration 0030).
+SELECT to_jsonb(t) FROM maas.claim_turns t WHERE t.user_id = $1 ORDER BY t.queue
+
 -- name: export_memory_stats
 SELECT to_jsonb(s) FROM maas.memory_stats s WHERE s.user_id = $1
 

@@ -14,6 +14,11 @@ from typing import Any, Protocol
 import openai
 
 DIMENSIONS = 384
+BATCH = 32  # texts per model call or request: what a cancelled embedding may still finish
+
+
+def batches(texts: list[str]) -> list[list[str]]:
+    return [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
 
 
 class Embedder(Protocol):
@@ -39,8 +44,13 @@ class OpenAIEmbedder:
         )
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
+        """One request per batch of BATCH texts (a cancelled call stops between requests)."""
+        vectors: list[list[float]] = []
+        for batch in batches(texts):
+            vectors += await self._request(batch)
+        return vectors
+
+    async def _request(self, texts: list[str]) -> list[list[float]]:
         resp = await self.client.embeddings.create(
             model=self.model, input=texts, dimensions=DIMENSIONS
         )
@@ -71,8 +81,21 @@ def _shared_model() -> Any:
     return load_model(device="cpu")
 
 
+def _encode(texts: list[str]) -> list[list[float]]:
+    # no progress bar: at log level INFO sentence-transformers drew one per call
+    vectors = _shared_model().encode(texts, batch_size=BATCH, show_progress_bar=False)
+    return [normalize([float(x) for x in v]) for v in vectors]
+
+
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 shipped inside a PyPI package, run on the CPU in a worker thread."""
+    """all-MiniLM-L6-v2 shipped inside a PyPI package, run on the CPU in a worker thread.
+
+    The texts go to the thread in batches of BATCH, one batch at a time per process (the model
+    and its one CPU thread are shared): a caller cancelled by its deadline stops between batches,
+    and the batch already in the thread keeps the lock until it ends, so no second thread starts
+    beside a cancelled one. A thread cannot be interrupted; a batch bounds what runs on after a
+    cancel (well under a second).
+    """
 
     name = "local:all-minilm-l6-v2"
 
@@ -84,10 +107,17 @@ class LocalEmbedder:
         await asyncio.to_thread(_shared_model)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        async with self._lock:
-            model = await asyncio.to_thread(_shared_model)
-            # no progress bar: at log level INFO sentence-transformers drew one per call
-            vectors = await asyncio.to_thread(model.encode, texts, show_progress_bar=False)
-        return [normalize([float(x) for x in v]) for v in vectors]
+        vectors: list[list[float]] = []
+        for batch in batches(texts):
+            vectors += await self._batch(batch)
+        return vectors
+
+    async def _batch(self, texts: list[str]) -> list[list[float]]:
+        await self._lock.acquire()
+        try:
+            work = asyncio.ensure_future(asyncio.to_thread(_encode, texts))
+        except BaseException:
+            self._lock.release()
+            raise
+        work.add_done_callback(lambda _: self._lock.release())  # when the thread is done
+        return await asyncio.shield(work)

@@ -114,6 +114,13 @@ CREATE OR REPLACE FUNCTION maas.take_turn(p_queue text, p_user uuid) RETURNS big
   RETURNING served
 $$;
 
+-- How long a failed archive job waits before it is queued again (migration 0032):
+-- p_retry_s * 2^rounds, at most a day.
+CREATE OR REPLACE FUNCTION maas.archive_retry_after(p_rounds integer, p_retry_s float8)
+RETURNS interval LANGUAGE sql IMMUTABLE AS $$
+  SELECT make_interval(secs => least(p_retry_s * 2.0 ^ p_rounds, 86400))
+$$;
+
 -- Take the next run waiting at p_queue (see above), move it to p_working under a fresh lease of
 -- p_lease_s seconds for worker p_worker; no row when nothing is claimable. The claim commits
 -- without waiting for its WAL flush (lost in a database crash, it only leaves the run queued; the

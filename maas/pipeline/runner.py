@@ -29,6 +29,7 @@ from maas.runtime.signals import Doorbell
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 C = TypeVar("C")  # what a stage's work hands to its commit
+R = TypeVar("R")
 
 
 class LostLease(Exception):
@@ -114,7 +115,10 @@ class Worker(ABC, Generic[T, C]):
         A live worker keeps its claim however long a stage takes; a dead or paused one stops
         renewing, so after L the requeue hands the run to someone else.
         """
-        task = asyncio.ensure_future(self.work(item))
+        return await self._renewing(self.work(item), item)
+
+    async def _renewing(self, work: Awaitable[R], item: T) -> R:
+        task = asyncio.ensure_future(work)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self.rt.settings.lease_s / 3)
@@ -291,6 +295,10 @@ class ArchiveWorker(Worker[archivist.Job, Commit]):
         return commit
 
     async def _commit(self, commit: Commit, item: archivist.Job) -> None:
+        """A slice's commit writes hundreds of memories: it renews the lease too."""
+        await self._renewing(self._write(commit), item)
+
+    async def _write(self, commit: Commit) -> None:
         async with self.rt.pool.acquire() as conn, conn.transaction():
             if not await commit(conn):
                 raise LostLease()
@@ -309,6 +317,7 @@ class ArchiveWorker(Worker[archivist.Job, Commit]):
             error,
             backoff_s(self.rt, item.attempts),
             0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
+            self.rt.settings.archive_retry_s,
         )
         self._count_failure(status in ("FAILED", "failed"))
         log.warning("archivist: job %s attempt %d failed: %s", item.id, item.attempts, error)

@@ -102,7 +102,9 @@ def test_crash_between_memory_writes_and_job_completion(
 
     # A second replay of the same messages (as after a crash right after the commit) adds none.
     sql(db_url, "UPDATE maas.threads SET archived_upto = 0")
-    sql(db_url, "UPDATE maas.archive_jobs SET status = 'queued', attempts = 0")
+    sql(
+        db_url, "UPDATE maas.archive_jobs SET status = 'queued', attempts = 0, memories_created = 0"
+    )
     sql(db_url, "SELECT pg_notify('maas_archive', 'queued:0')")
     wait_for(lambda: len(scripted.requests_for("archivist")) == 3, 10, "third archivist call")
     wait_for(lambda: job(db_url)["status"] == "done", 10, "second replay done")
