@@ -152,3 +152,46 @@ def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
     yield pg
     with contextlib.suppress(Exception):  # already stopped by the test
         pg.stop()
+
+
+ENDED = (
+    "SELECT count(*) FROM maas.pipeline_runs WHERE id = ANY($1::text[]::uuid[])"
+    " AND status IN ('COMPLETED', 'FAILED')"
+)
+ONCE = """
+SELECT r.id::text, r.status::text,
+       (SELECT count(*) FROM maas.messages m WHERE m.run_id = r.id AND m.role = 'assistant')
+         AS answers,
+       (SELECT count(*) FROM maas.run_events e WHERE e.run_id = r.id AND e.status = 'COMPLETED')
+         AS completions
+FROM maas.pipeline_runs r WHERE r.id = ANY($1::text[]::uuid[])
+"""
+
+
+def wait_ended(dsn: str, run_ids: list[str], timeout: float) -> None:
+    """Until every run is COMPLETED or FAILED (read from the database, not through a service)."""
+    wait_for(lambda: sql(dsn, ENDED, run_ids)[0][0] == len(run_ids), timeout, "all runs ended")
+
+
+def not_exactly_once(dsn: str, run_ids: list[str], events: bool = True) -> list[Any]:
+    """The runs that were lost, failed, answered twice or completed twice (with `events`, the
+    run_events the status trigger writes); [] when each completed exactly once."""
+    rows = {r["id"]: r for r in sql(dsn, ONCE, run_ids)}
+    lost = [(run_id, "lost") for run_id in run_ids if run_id not in rows]
+    wanted = ("COMPLETED", 1, 1 if events else 0)
+    odd = [
+        (r["id"], r["status"], r["answers"], r["completions"])
+        for r in rows.values()
+        if (r["status"], r["answers"], r["completions"]) != wanted
+    ]
+    return lost + odd
+
+
+def queue_runs(client: httpx.Client, n: int, text: str) -> list[str]:
+    """n runs for the workers (wait=false: no request drives them), each in its own thread."""
+    runs = []
+    for i in range(n):
+        resp = client.post("/v1/chat?wait=false", json={"message": f"{text} {i}"})
+        assert resp.status_code == 202, resp.text
+        runs.append(resp.json()["run_id"])
+    return runs

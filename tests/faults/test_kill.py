@@ -5,11 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from bench.scripted_llm import Reply, ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM, default_content
 from tests.faults.conftest import (
     LEASE_S,
     POLL_S,
@@ -17,7 +18,10 @@ from tests.faults.conftest import (
     fault_env,
     llm_env,
     new_user,
+    not_exactly_once,
+    queue_runs,
     sql,
+    wait_ended,
     wait_for,
     wait_status,
 )
@@ -73,6 +77,44 @@ def test_sigkill_mid_stage_completes_exactly_once_after_restart(
         db_url, "SELECT fact_key FROM maas.memories GROUP BY user_id, fact_key HAVING count(*) > 1"
     )
     assert dupes == []
+
+
+WORKING = (
+    "SELECT id::text FROM maas.pipeline_runs"
+    " WHERE status IN ('ANALYZING', 'ASSEMBLING', 'RESPONDING')"
+)
+
+
+def slow(stage: str | None, body: dict[str, Any]) -> Reply:
+    """Every call takes a while, so many runs are mid-stage at any moment."""
+    return Reply(content=default_content(stage, body), delay_s=0.6)
+
+
+def test_sigkill_with_many_runs_in_flight_loses_and_duplicates_none(
+    db_url: str, fleet: Fleet, scripted: ScriptedLLM
+) -> None:
+    """Twenty queued runs, several mid-stage (leases held, model calls pending) and the rest
+    queued, when the process is killed: after a restart each of the twenty completes exactly
+    once (one answer, one COMPLETED), and each run that was mid-stage was taken over after its
+    lease expired."""
+    scripted.set_handler(slow)
+    server = fleet.start(fault_env(db_url, **llm_env(scripted.base_url)))
+    alice = new_user(server)
+    runs = queue_runs(alice, 20, "My bike number is")
+    wait_for(lambda: len(sql(db_url, WORKING)) >= 5, 20, "many runs mid-stage")
+    server.kill()  # SIGKILL: leases stay on the rows, the queued runs stay queued
+    interrupted = [r["id"] for r in sql(db_url, WORKING)]
+    assert len(interrupted) >= 3
+
+    scripted.set_handler(None)
+    server.start()
+    wait_ended(db_url, runs, LEASE_S + 30)
+    assert not_exactly_once(db_url, runs) == []
+    taken_over = sql(
+        db_url,
+        "SELECT DISTINCT run_id::text FROM maas.run_events WHERE error LIKE 'lease expired%'",
+    )
+    assert set(interrupted) <= {r["run_id"] for r in taken_over}
 
 
 def test_retried_chat_with_idempotency_key_returns_the_same_run(
