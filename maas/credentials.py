@@ -83,5 +83,10 @@ async def bootstrap(conn: Any, data_dir: Path, admin_key: SecretStr | None = Non
     return None if admin_key is not None else creds["admin_key"]
 
 
+def stored_keys(path: Path) -> set[str]:
+    """Which keys the credentials file holds (names only: the login page says where keys are)."""
+    return set(_read(path))
+
+
 def credentials_path(data_dir: Path) -> Path:
     return data_dir / "credentials.json"

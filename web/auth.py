@@ -85,6 +85,14 @@ async def viewer(request: Request) -> Viewer:
     return found
 
 
+async def viewer_or_none(request: Request) -> Viewer | None:
+    """The viewer if the request carries a valid session or key, else None (error pages)."""
+    try:
+        return await viewer(request)
+    except (LoginRequired, CrossSite):
+        return None
+
+
 async def user_viewer(request: Request) -> Viewer:
     """Pages that write (chat, memories) need a user: the admin key is read-only."""
     found = await viewer(request)

@@ -8,10 +8,11 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from maas.api import errors
 from maas.host import ExtensionHost
-from web.auth import CrossSite, LoginRequired, ReadOnly, login_redirect, viewer
+from web.auth import CrossSite, LoginRequired, ReadOnly, login_redirect, viewer, viewer_or_none
 from web.render import render
 from web.routes import chat, dashboard, login, memories, runs, testruns
 from web.routes.common import BadForm
@@ -38,7 +39,27 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     if not request.url.path.startswith("/ui/"):
         return await errors.on_invalid(request, exc)
     message = "This address is malformed: a bad id or parameter."
-    return render(request, "pages/error.html", None, 400, title="Bad address", message=message)
+    who = await viewer_or_none(request)
+    return render(request, "pages/error.html", who, 400, title="Bad address", message=message)
+
+
+TITLES = {404: "Not found", 405: "Not allowed"}
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    """An unknown /ui address (or a form target fetched with GET) gets a page; the API keeps its
+    JSON errors."""
+    assert isinstance(exc, StarletteHTTPException)
+    if not request.url.path.startswith("/ui/"):
+        return await errors.on_http(request, exc)
+    title = TITLES.get(exc.status_code, "Error")
+    message = (
+        "There is no page at this address."
+        if exc.status_code == 404
+        else f"This address does not answer that request ({exc.detail})."
+    )
+    who = await viewer_or_none(request)
+    return render(request, "pages/error.html", who, exc.status_code, title=title, message=message)
 
 
 def extend(host: ExtensionHost) -> None:
@@ -53,3 +74,4 @@ def extend(host: ExtensionHost) -> None:
     app.add_exception_handler(CrossSite, _cross_site)
     app.add_exception_handler(BadForm, _bad_form)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http)

@@ -1,20 +1,25 @@
 """Browser tests: the real app (with the web extension) served by uvicorn on a free port, on a real
 Postgres database, driven by headless Debian Chromium through Playwright.
 
-One server, one database and one browser for the module keep the whole file to seconds; each test
-gets a fresh browser context (own cookies) and fails on any console error or page exception."""
+One server, one database and one browser for the whole session keep the suite to seconds; each
+test gets a fresh browser context (own cookies) and fails on any console error or page exception.
+Tests share the site, so each makes the users it needs (`Site.add_user`, unique names) or uses
+alice and bob only for what no other test counts."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -36,8 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 800}
+
+
+_serial = itertools.count(1)
 
 
 @dataclass
@@ -51,6 +58,12 @@ class Site:
             base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
 
+    def new_user(self, stem: str) -> str:
+        """A user of this test's own (the site is shared by the session): its name."""
+        name = f"{stem}{next(_serial)}"
+        self.add_user(name)
+        return name
+
     def add_user(self, name: str) -> str:
         with self.api("admin") as admin:
             resp = admin.post("/v1/admin/users", json={"name": name})
@@ -59,7 +72,7 @@ class Site:
         return self.keys[name]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def web_db(pg_uri: str, template_uri: str) -> Iterator[str]:
     name = f"maas_web_{uuid.uuid4().hex[:12]}"
     asyncio.run(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
@@ -67,10 +80,13 @@ def web_db(pg_uri: str, template_uri: str) -> Iterator[str]:
     asyncio.run(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(web_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """uvicorn in a thread (it skips signal handlers off the main thread)."""
-    settings = test_settings(web_db, tmp_path_factory.mktemp("web"), rate_limit_per_min=0)
+    """uvicorn in a thread (it skips signal handlers off the main thread). Local embeddings, as
+    `maas serve` has them: the memory browser searches by meaning."""
+    settings = test_settings(
+        web_db, tmp_path_factory.mktemp("web"), rate_limit_per_min=0, embedder="local"
+    )
     app = create_app(settings, extensions=[extend])
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -89,7 +105,7 @@ def site(web_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
     thread.join(timeout=15)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -157,6 +173,16 @@ def login(page: Any, site: Site, who: str, next_path: str = "/ui/chat") -> None:
     page.wait_for_url(lambda url: url.endswith(next_path))
 
 
-def screenshot(page: Any, name: str, full_page: bool = False) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+def execute(dsn: str, sql: str, *args: Any) -> Any:
+    """One statement on a thread of its own (Playwright's sync API owns this thread's loop);
+    returns fetchval's value."""
+
+    async def go() -> Any:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result(timeout=30)

@@ -1,6 +1,6 @@
 """The self-learning dashboard in a real browser, in offline mode: create a goal, start a macro
 cycle and follow its progress to the verdict (it ships a fix), approve a critical proposal, roll
-back a version; screenshots. The app runs with the web and self-learning extensions, served by
+back a version. The app runs with the web and self-learning extensions, served by
 uvicorn, and the emulator reaches it over real HTTP."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uvicorn
 from bench.database import admin_sql, with_database
 from maas.app import create_app
 from selflearn.extension import extend as learn_extend
-from tests.browser.conftest import Site, login, screenshot
+from tests.browser.conftest import Site, login
 from tests.conftest import TEMPLATE
 from tests.conftest import test_settings as settings_for
 from tests.e2e.conftest import free_port
@@ -104,7 +104,6 @@ def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: An
     assert page.locator("#cycle-outcome .outcome").inner_text() == "shipped"
     assert page.locator(".report .pill.verdict-SHIP").count() == 1
     assert page.locator(".report svg.ci").count() >= 1  # effect sizes with CIs, drawn
-    screenshot(page, "dashboard-cycle", full_page=True)
 
     # a critical change (context budget beyond its bound) waits for a person
     with site.api("admin") as http:
@@ -119,7 +118,6 @@ def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: An
     assert "context.max_tokens" in proposal.locator(".critical").inner_text()
     assert proposal.locator("svg.ci").count() >= 1
     page.locator(".goal-plot").first.wait_for()
-    screenshot(page, "dashboard", full_page=True)
     proposal.locator(".approve").click()
     page.wait_for_load_state()
     page.locator("text=Nothing waits for a person.").wait_for()
@@ -144,7 +142,6 @@ def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: An
     )
     assert page.locator("#versions .pill.st-FAILED").count() >= 1  # marked rolled back
     assert "too costly" in page.locator("#audit").inner_text()
-    screenshot(page, "dashboard-parameters", full_page=True)
 
 
 def test_dashboard_needs_the_admin_key(learn_site: Site, page: Any, console: Any) -> None:

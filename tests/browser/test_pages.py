@@ -3,16 +3,13 @@ stored markup stays inert, the admin key reads every user's runs and writes noth
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import asyncpg
 import httpx
 
-from tests.browser.conftest import Console, Site, login, screenshot
+from tests.browser.conftest import Console, Site, execute, login
 
 SCRIPT, IMG = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
 MARKUP = f"I wrote {SCRIPT} and {IMG} today."
@@ -83,7 +80,6 @@ def test_chat_live_status_then_inspector_with_stages_and_memories(site: Site, pa
     assert answer.locator(".used li").count() >= 1
     assert page.locator("#thread-title").inner_text() == "What is my cat Miso allergic to?"
     assert "offline mode" in page.inner_text("#mode-badge")
-    screenshot(page, "chat")
 
     answer.locator("a.run-link").click()
     page.wait_for_url(f"**/ui/runs/{run_id}")
@@ -96,7 +92,6 @@ def test_chat_live_status_then_inspector_with_stages_and_memories(site: Site, pa
     assert used.count() >= 1 and "Miso" in used.first.inner_text()
     assert re.search(r"\d+\s+tokens\s+of a budget of\s+\d+", page.inner_text("#context-tokens"))
     assert page.locator("#llm-calls tbody tr").count() >= 1
-    screenshot(page, "run-inspector", full_page=True)
     used.first.locator("a").first.click()  # provenance: back to the thread the memory came from
     page.wait_for_url("**/ui/chat?thread=*")
     assert "Miso" in page.inner_text("#messages")
@@ -197,7 +192,6 @@ def test_test_runner_runs_a_suite_in_mock_mode_and_it_passes(site: Site, page: A
     assert page.locator("#steps .checks tr.pass").count() >= 1
     page.locator("#test-history tbody tr").first.wait_for()
     assert "memory-across-threads" in page.inner_text("#test-history")
-    screenshot(page, "test-runner", full_page=True)
     link = page.locator("#steps a.run-link").last
     run_id = (link.get_attribute("href") or "").rsplit("/", 1)[-1]
     link.click()  # a throwaway test user's run, readable by the test run's owner
@@ -224,17 +218,3 @@ def test_inspector_shows_the_error_and_attempts_of_a_failed_run(
     error = page.inner_text("#run-error")
     assert "after 3 attempts" in error and "<i>timeout</i>" in error
     assert "FAILED" in page.locator("#history").inner_text()
-
-
-def execute(dsn: str, sql: str, *args: Any) -> None:
-    """One statement, on a thread of its own: Playwright's sync API owns this thread's loop."""
-
-    async def go() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql, *args)
-        finally:
-            await conn.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, go()).result(timeout=30)

@@ -36,7 +36,8 @@ async def chat_page(
         current = await _thread_view(rt, thread, who.user)
         if current is None:
             return not_found(request, who, "This thread does not exist or is not yours.")
-    return render(request, "pages/chat.html", who, threads=threads, thread=current)
+    limit = rt.settings.max_message_chars  # the API's own limit: the page counts toward it
+    return render(request, "pages/chat.html", who, threads=threads, thread=current, limit=limit)
 
 
 SHOWN = 500  # the page shows a thread's last messages; GET /v1/threads/{id} pages through all

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from maas.api.deps import runtime
 from maas.api.identity import not_cross_site
+from maas.credentials import credentials_path, stored_keys
 from web.auth import close_session, identify, open_session, safe_next
 from web.render import render
 from web.routes.common import forbidden, form
@@ -18,9 +20,27 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/ui/chat", status_code=303)
 
 
+def where_keys_are(request: Request) -> dict[str, str | bool | None]:
+    """What the login page may promise: the admin key from MAAS_ADMIN_KEY or generated into the
+    data directory, and the demo user's key only if the data directory holds one."""
+    settings = runtime(request).settings
+    path = credentials_path(settings.data_dir)
+    stored = stored_keys(path)
+    return {
+        "admin_from_env": settings.admin_key is not None,
+        "admin_file": str(path) if "admin_key" in stored else None,
+        "demo_file": str(path) if "demo_user_key" in stored else None,
+    }
+
+
+def login_form(request: Request, target: str, error: str | None, status: int = 200) -> Response:
+    keys = where_keys_are(request)
+    return render(request, "pages/login.html", None, status, next=target, error=error, keys=keys)
+
+
 @router.get("/ui/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "pages/login.html", None, next=safe_next(next), error=None)
+    return login_form(request, safe_next(next), None)
 
 
 @router.post("/ui/login")
@@ -30,8 +50,7 @@ async def login(request: Request) -> Response:
     key = fields.get("api_key", "").strip()
     who = await identify(request, key) if key and not_cross_site(request.scope) else None
     if who is None:
-        error = "Unknown or revoked API key."
-        return render(request, "pages/login.html", None, 401, next=target, error=error)
+        return login_form(request, target, "Unknown or revoked API key.", 401)
     response = RedirectResponse(target, status_code=303)
     await open_session(request, response, who, key)
     return response

@@ -7,11 +7,36 @@ const messages = document.getElementById("messages");
 const composer = document.getElementById("composer");
 const input = document.getElementById("message");
 const errorBox = document.getElementById("chat-error");
+const note = document.getElementById("chat-note");
+const counter = document.getElementById("message-count");
+const LIMIT = Number(chat.dataset.limit);
+const COUNT_FROM = 0.9; // the counter shows from 90 % of the limit on
 
 function showError(text) {
   errorBox.textContent = text;
   errorBox.hidden = !text;
 }
+
+function showNote(text) {
+  note.textContent = text;
+  note.hidden = !text;
+}
+
+// Characters as the API counts them (code points). Nothing is cut here: the API refuses a
+// message over its limit (422) and the page shows that refusal, keeping what was written.
+function countCharacters() {
+  const text = input.value;
+  const n = text.length < LIMIT * COUNT_FROM ? text.length : [...text].length;
+  counter.hidden = n < LIMIT * COUNT_FROM;
+  const over = n - LIMIT;
+  counter.classList.toggle("over", over > 0);
+  counter.textContent =
+    over > 0
+      ? `${over.toLocaleString("en")} over the limit of ${LIMIT.toLocaleString("en")} characters`
+      : `${n.toLocaleString("en")} / ${LIMIT.toLocaleString("en")} characters`;
+}
+
+input.addEventListener("input", countCharacters);
 
 function messageItem(role, text, runId) {
   const li = el("li", { className: `msg ${role}` });
@@ -28,7 +53,7 @@ function runLink(runId) {
 }
 
 function usedList(memories) {
-  const details = el("details", { className: "used", open: true });
+  const details = el("details", { className: "used" }); // collapsed, as on a reloaded page
   const n = memories.length;
   details.append(el("summary", { text: `${n} memor${n === 1 ? "y" : "ies"} used` }));
   const list = el("ol");
@@ -62,52 +87,76 @@ function setThread(threadId, text) {
   if (chat.dataset.thread === threadId) return;
   chat.dataset.thread = threadId;
   history.replaceState(null, "", `/ui/chat?thread=${encodeURIComponent(threadId)}`);
-  const title = text.split("\n")[0].slice(0, 80);
-  document.getElementById("thread-title").textContent = title;
-  for (const link of document.querySelectorAll(".thread-link.active")) link.classList.remove("active");
-  const link = el("a", { className: "thread-link active", href: `/ui/chat?thread=${encodeURIComponent(threadId)}` }, [
-    el("span", { className: "title", text: title }),
-    el("span", { className: "muted small", text: "new" }),
-  ]);
-  document.getElementById("no-threads")?.remove();
-  document.getElementById("thread-list").prepend(el("li", {}, [link]));
+  document.getElementById("thread-title").textContent = text.split("\n")[0].slice(0, 200);
 }
 
-// A message to a closed thread reopens it (as the API does).
-function markOpen() {
+// The sidebar as the API sees the threads now: counts, open or closed, newest first.
+async function refreshThreads() {
+  const { threads } = await api("/v1/threads?limit=100");
+  const items = threads.map((t) => {
+    const href = `/ui/chat?thread=${encodeURIComponent(t.id)}`;
+    const active = t.id === chat.dataset.thread ? " active" : "";
+    const meta = el("span", { className: "muted small" }, [el("span", { className: "count", text: `${t.messages} msg` })]);
+    if (t.closed_at) meta.append(el("span", { className: "state", text: " · closed" }));
+    const link = el("a", { className: `thread-link${active}`, href }, [
+      el("span", { className: "title", text: t.title || "untitled" }),
+      meta,
+    ]);
+    return el("li", {}, [link]);
+  });
+  if (!items.length) items.push(el("li", { className: "muted small", id: "no-threads", text: "No threads yet." }));
+  document.getElementById("thread-list").replaceChildren(...items);
+}
+
+function setState(closed) {
   const state = document.getElementById("thread-state");
-  state.textContent = "open";
-  state.className = "pill open";
+  state.textContent = closed ? "closed" : "open";
+  state.className = `pill ${closed ? "closed" : "open"}`;
   state.hidden = false;
   const button = document.getElementById("close-thread");
-  button.hidden = false;
+  button.hidden = closed;
   button.disabled = false;
+  document.getElementById("reopen-note").hidden = !closed;
+}
+
+function isClosed() {
+  const state = document.getElementById("thread-state");
+  return !state.hidden && state.textContent === "closed";
 }
 
 async function send(text) {
   const body = { message: text };
   if (chat.dataset.thread) body.thread_id = chat.dataset.thread;
+  const reopening = isClosed();
   const sent = await api("/v1/chat?wait=false", { method: "POST", body });
   setThread(sent.thread_id, text);
-  markOpen();
+  setState(false); // a message to a closed thread reopens it (as the API does): say so
+  if (reopening) showNote("Your message reopened this closed thread; close it again to archive what follows.");
   const li = messageItem("user", text, sent.run_id);
   const strip = el("div", { className: "run-status", dataset: { run: sent.run_id } });
   li.append(strip);
+  await refreshThreads();
   const final = await followRun(sent.run_id, strip);
   await showAnswer(sent.run_id);
+  await refreshThreads();
   return final;
 }
 
 composer.addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = input.value.trim();
-  if (!text) return;
+  showError("");
+  showNote("");
+  if (!text) {
+    showError("Write a message first: it is empty.");
+    return;
+  }
   composer.classList.add("busy");
   input.disabled = true;
-  showError("");
   try {
     await send(text);
     input.value = "";
+    countCharacters();
   } catch (err) {
     showError(String(err.message || err));
   } finally {
@@ -135,10 +184,9 @@ async function closeThread() {
   const panel = document.getElementById("archive");
   closeButton.disabled = true;
   await api(`/v1/threads/${threadId}/close`, { method: "POST" });
-  const state = document.getElementById("thread-state");
-  state.textContent = "closed";
-  state.className = "pill closed";
-  closeButton.hidden = true;
+  setState(true);
+  showNote("");
+  await refreshThreads();
   panel.hidden = false;
   panel.dataset.state = "pending";
   document.getElementById("archive-note").textContent = "The archivist is reading this thread…";
