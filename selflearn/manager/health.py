@@ -44,16 +44,21 @@ async def _judged(exps: Experiments, emulator_run: uuid.UUID) -> dict[str, Judge
     return {run: Judged(h, u) for run, (h, u) in judging.per_run(scores).items()}
 
 
-def summarise(per_unit: dict[Any, float], level: float, resamples: int) -> dict[str, Any]:
-    """Mean over units (scenario × persona) with a bootstrap CI resampling scenarios."""
+def summarise(per_unit: dict[Any, float], level: float, resamples: int = 0) -> dict[str, Any]:
+    """Mean over units (scenario × persona) with its cluster-robust t interval over scenarios;
+    no interval from fewer than stats.MIN_INTERVAL_CLUSTERS scenarios (`resamples`: unused,
+    kept for callers)."""
     units = sorted(per_unit)
     values = np.array([per_unit[u] for u in units], dtype=float)
     codes: dict[str, int] = {}
     clusters = np.array([codes.setdefault(u[0], len(codes)) for u in units], dtype=int)
-    ci = stats.paired_ci(values, clusters, level, resamples, 1) if len(values) >= 2 else None
+    grouped = stats.grouped(values, clusters)
+    ci = stats.mean_interval(grouped, level)
     return {
         "value": round(float(values.mean()), 6),
         "ci": None if ci is None else [round(ci[0], 6), round(ci[1], 6)],
+        "ci_level": level if ci is not None else None,
+        "clusters": grouped.k,
         "n": len(values),
     }
 
