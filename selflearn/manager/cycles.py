@@ -325,7 +325,7 @@ class Manager:
         config = Config(seed, dialogs, self.settings.concurrency, label="remeasure")
         run_id = await self.emulate(cycle, config, cycle.span(0.96, 0.99, "re-measuring"))
         await health.wait_for_sensor(self.pool(), run_id, self.sensor_timeout_s)
-        metrics = await health.measure(self.experiments, run_id, self.settings.alpha, 0)
+        metrics = await health.measure(self.experiments, run_id, self.settings.alpha, 0, label)
         await self.measure_goal(cycle, metrics, "micro", label, True)  # a batch in force
         found = metrics.get(cycle.goal["metric"])
         return {"emulator_run": str(run_id), "seed": seed, "dialogs": dialogs, "value": found}
@@ -525,7 +525,7 @@ async def micro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     cycle.span(0.8, 0.85, "sensor")
     await health.wait_for_sensor(m.pool(), run_id, m.sensor_timeout_s)
     cycle.span(0.85, 0.95, "measuring")
-    metrics = await health.measure(m.experiments, run_id, cfg.alpha, cfg.bootstrap_resamples)
+    metrics = await health.measure(m.experiments, run_id, cfg.alpha, 0, label)
     coverage = dict(await m.pool().fetchrow(q("mgr_sensor_coverage"), run_id))
     summary = (await m.pool().fetchrow(q("emulator_get_run"), run_id))["summary"] or {}
     await m.measure_goal(cycle, metrics, "micro", label, True)

@@ -16,7 +16,7 @@ from selflearn.queries import q
 from selflearn.teacher import judge as judging
 from selflearn.teacher import stats
 from selflearn.teacher.experiment import Experiments, arm_data
-from selflearn.teacher.metrics import METRICS, Judged, unit_values
+from selflearn.teacher.metrics import METRICS, ArmData, Judged, unit_values
 from selflearn.teacher.spec import ExperimentSpec
 
 
@@ -63,13 +63,28 @@ def summarise(per_unit: dict[Any, float], level: float, resamples: int = 0) -> d
     }
 
 
+def on_version(data: ArmData, off: set[str]) -> ArmData:
+    """The synthetic users whose every run had the version measured: while a version is
+    monitored, the threads in the auto-rollback monitor's control run the last good one."""
+    return ArmData([p for p in data.probes if p.user_id not in off],
+                   [r for r in data.runs if r.user_id not in off], data.judged)  # fmt: skip
+
+
 async def measure(
-    exps: Experiments, emulator_run: uuid.UUID, alpha: float, resamples: int
+    exps: Experiments,
+    emulator_run: uuid.UUID,
+    alpha: float,
+    resamples: int = 0,
+    label: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{metric: {value, ci, n}} for every metric the batch defines."""
+    """{metric: {value, ci, n}} for every metric the batch defines; with `label`, over the
+    synthetic users whose runs all had that parameter version."""
     judged = await _judged(exps, emulator_run)
     async with exps.pool().acquire() as conn:
         data = await arm_data(conn, emulator_run, judged)
+        if label is not None:
+            rows = await conn.fetch(q("teacher_users_off_version"), emulator_run, label)
+            data = on_version(data, {str(r["user_id"]) for r in rows})
     values = unit_values(data)
     return {
         name: summarise(values[name], 1 - alpha, resamples) for name in METRICS if values.get(name)
