@@ -284,7 +284,7 @@ def _learn(**overrides: Any) -> SelflearnSettings:
 @asynccontextmanager
 async def serving(db_url: str, tmp_path: Path, learn: SelflearnSettings) -> AsyncIterator[Api]:
     app = create_app(settings_for(db_url, tmp_path, rate_limit_per_min=0),
-                     extensions=[lambda a, s: extend(a, s, learn)])  # fmt: skip
+                     extensions=[lambda h: extend(h, learn)])  # fmt: skip
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         app.state.selflearn_emulator.transport = transport
