@@ -35,14 +35,21 @@ def extend(host: ExtensionHost, settings: SelflearnSettings | None = None) -> No
     app.state.selflearn_experiments = experiments
     host.add_task("selflearn-experiments", experiments.stop_all_at_shutdown)
     mount_manager(host, settings, runs, experiments, source)  # goals, cycles (#8)
-    if settings.auto_rollback:
+    if settings.auto_rollback and source is not None:  # the control needs the Tuner's source
         monitor = Monitor(
             lambda: host.pool,
             settings.auto_rollback_s,
-            settings.auto_rollback_window,
-            source.invalidate if source else (lambda: None),
+            settings.monitor_config(),
+            source.invalidate,
+            lambda: _label(source),
         )
+        app.state.selflearn_monitor = monitor
         host.add_task("selflearn-auto-rollback", monitor.run_forever)
+
+
+async def _label(source: TunerParams) -> str:
+    """The label MaaS's own parameters give runs (the control when no good version exists)."""
+    return (await source.fallback.active()).version
 
 
 def _tune(host: ExtensionHost, settings: SelflearnSettings) -> TunerParams | None:
@@ -51,6 +58,8 @@ def _tune(host: ExtensionHost, settings: SelflearnSettings) -> TunerParams | Non
     if host.param_source is not None:
         return None
     fallback = params_from_settings(host.settings)
-    source = TunerParams(lambda: host.pool, fallback, settings.params_poll_s)
+    share = settings.auto_rollback_control_share if settings.auto_rollback else 0.0
+    source = TunerParams(lambda: host.pool, fallback, settings.params_poll_s, share,
+                         settings.auto_rollback_horizon_h * 3600.0)  # fmt: skip
     host.set_param_source(source)
     return source

@@ -9,6 +9,12 @@ cache at once. With no active version, or when the database cannot be read, MaaS
 While an experiment runs it steers the parameters: a paired experiment gives every new run its
 live arm; a split experiment assigns each thread to an arm by a hash of (experiment, thread), so
 every run of a thread uses the same arm and the assignment is reproducible.
+
+Otherwise, while the active version is monitored (teacher/guardrails.py: its first
+MAAS_SELFLEARN_AUTO_ROLLBACK_HORIZON_H after activation), a share of threads
+(MAAS_SELFLEARN_AUTO_ROLLBACK_CONTROL_SHARE, by a hash of the active version and the thread) keeps
+the last good version's parameters — MaaS's own when there is none: the monitor's concurrent
+control.
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ def arm_for(experiment_id: uuid.UUID | str, thread_id: uuid.UUID | str) -> str:
     return "variant" if int.from_bytes(digest[:8], "big") % 2 else "baseline"
 
 
+def control_for(active_label: str, thread_id: uuid.UUID | str, share: float) -> bool:
+    """Whether a thread is in the monitor's control while `active_label` is monitored."""
+    digest = hashlib.sha256(f"control:{active_label}:{thread_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
 def _set(raw: dict[str, Any] | None) -> ParamSet | None:
     if not raw:
         return None
@@ -47,10 +59,13 @@ class SourceState:
     mode: str | None = None
     live_arm: str | None = None
     arms: dict[str, ParamSet] = field(default_factory=dict)
+    monitored: bool = False  # the active version has a concurrent control
+    control: ParamSet | None = None  # the last good version (None: MaaS's own parameters)
+    control_share: float = 0.0
 
     @classmethod
-    def from_row(cls, row: Any) -> SourceState:
-        exp = row["experiment"] or {}
+    def from_row(cls, row: Any, control_share: float = 0.0) -> SourceState:
+        exp, active = row["experiment"] or {}, row["active"] or {}
         arms = {arm: _set(raw) for arm, raw in (exp.get("arms") or {}).items()}
         return cls(
             _set(row["active"]),
@@ -58,13 +73,25 @@ class SourceState:
             exp.get("mode"),
             exp.get("live_arm"),
             {arm: s for arm, s in arms.items() if s is not None},
+            bool(active.get("monitored")),
+            _set(row["control"]),
+            control_share,
         )
 
+    def in_control(self, thread_id: uuid.UUID | None) -> bool:
+        if not self.monitored or self.active is None or thread_id is None:
+            return False
+        return control_for(self.active.version, thread_id, self.control_share)
+
     def pick(self, thread_id: uuid.UUID | None) -> ParamSet | None:
+        """The set a new run gets; None: MaaS's own (no active version, or a control thread
+        with no good version before the active one)."""
         if self.mode == "paired" and self.live_arm in self.arms:
             return self.arms[self.live_arm]
         if self.mode == "split" and thread_id is not None and self.experiment_id is not None:
             return self.arms.get(arm_for(self.experiment_id, thread_id), self.active)
+        if self.in_control(thread_id):
+            return self.control
         return self.active
 
 
@@ -73,6 +100,8 @@ class TunerParams:
     pool: Callable[[], Any]  # MaaS's pool, available once the service has started
     fallback: ParamSource
     poll_s: float = 2.0
+    control_share: float = 0.0  # threads kept on the last good version while monitored
+    horizon_s: float = 0.0  # how long after its activation a version is monitored
     state: SourceState = field(default_factory=SourceState)
     _loaded_at: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -104,8 +133,8 @@ class TunerParams:
         the old arm for a whole poll interval."""
         generation = self._generation
         try:
-            row = await self.pool().fetchrow(q("tuner_source_state"))
-            self.state = SourceState.from_row(row)
+            row = await self.pool().fetchrow(q("tuner_source_state"), self.horizon_s)
+            self.state = SourceState.from_row(row, self.control_share)
         except Exception as exc:  # keep serving with what we had (or MaaS's own parameters)
             log.warning("tuner parameters unreadable, keeping the last known: %s", exc)
         self._loaded_at = time.monotonic() if generation == self._generation else None

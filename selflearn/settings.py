@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from selflearn.teacher.guardrails import Config
 
 
 class SelflearnSettings(BaseSettings):
@@ -23,8 +26,20 @@ class SelflearnSettings(BaseSettings):
     tuner: bool = True
     params_poll_s: float = 2.0  # a parameter switch reaches new runs within this
     experiment_sensor_timeout_s: float = 60.0  # wait for the sensor after an experiment's arms
-    # Automatic rollback: every auto_rollback_s, compare the active version's last
-    # auto_rollback_window runs with the last good version's (guardrails: teacher/guardrails.py)
+    # Automatic rollback (teacher/guardrails.py): for auto_rollback_horizon_h after a version's
+    # activation, auto_rollback_control_share of threads keep the last good version (a
+    # concurrent control) and every auto_rollback_s the monitor tests, always-valid over all
+    # looks, whether the active version is worse than its margins on client traffic.
     auto_rollback: bool = True
     auto_rollback_s: float = 60.0
-    auto_rollback_window: int = 50
+    auto_rollback_control_share: float = Field(default=0.1, ge=0.0, le=0.5)
+    auto_rollback_horizon_h: float = Field(default=168.0, ge=0.0)
+    auto_rollback_alpha: float = Field(default=0.05, gt=0.0, le=0.2)
+    auto_rollback_persist: int = Field(default=3, ge=1)  # consecutive flagged looks
+    auto_rollback_min_threads: int = Field(default=20, ge=2)  # per arm
+    auto_rollback_min_users: int = Field(default=5, ge=2)  # per arm, users with history
+
+    def monitor_config(self) -> Config:
+        return Config(self.auto_rollback_alpha, self.auto_rollback_persist,
+                      self.auto_rollback_min_threads, self.auto_rollback_min_users,
+                      self.auto_rollback_horizon_h * 3600.0)  # fmt: skip

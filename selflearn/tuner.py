@@ -182,17 +182,25 @@ async def deactivate(conn: Any, change: Change) -> int | None:
 
 
 async def rollback_parameters(
-    conn: Any, change: Change, action: str = "rollback", details: dict[str, Any] | None = None
+    conn: Any,
+    change: Change,
+    action: str = "rollback",
+    details: dict[str, Any] | None = None,
+    expected: int | None = None,
 ) -> int | None:
     """Roll forward to a new version copying the last good one (the most recently activated
     version never rolled back from) and activate it; the version rolled back from is marked.
     With no good version to copy, deactivate: MaaS falls back to its own parameters.
-    Returns the new active version (None after a fallback)."""
+    `expected`: roll back only if that version is still the active one (Conflict otherwise:
+    another process rolled back or switched first). Returns the new active version (None after
+    a fallback)."""
     async with conn.transaction():
         await conn.execute(q("tuner_lock"))
         current = await active(conn)
         if current is None:
             raise Conflict("no active parameter version to roll back from")
+        if expected is not None and current["version"] != expected:
+            raise Conflict(f"version {expected} is no longer the active one")
         good = await conn.fetchrow(q("tuner_last_good"), current["version"])
         await conn.execute(q("tuner_mark_rolled_back"), current["version"])
         await conn.fetch(q("tuner_deactivate"))

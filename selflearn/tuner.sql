@@ -73,10 +73,19 @@ ORDER BY id DESC
 LIMIT $2
 
 -- name: tuner_source_state
--- What the parameter source serves: the active version and the running experiment's arms.
+-- What the parameter source serves: the active version (monitored: activated less than $1
+-- seconds ago), the monitor's concurrent control (the last good version: the most recently
+-- activated one never rolled back from) and the running experiment's arms.
 -- (teacher_hold_experiment takes the lock a paired experiment is alive by.)
-SELECT (SELECT jsonb_build_object('label', a.label, 'params', a.params)
+SELECT (SELECT jsonb_build_object(
+                 'label', a.label, 'params', a.params,
+                 'monitored', a.activated_at > clock_timestamp() - make_interval(secs => $1))
         FROM selflearn.experiment_parameters a WHERE a.active) AS active,
+       (SELECT jsonb_build_object('label', g.label, 'params', g.params)
+        FROM selflearn.experiment_parameters g
+        WHERE g.activated_at IS NOT NULL AND g.rolled_back_at IS NULL AND NOT g.active
+        ORDER BY g.activated_at DESC
+        LIMIT 1) AS control,
        (SELECT jsonb_build_object(
                  'id', x.id, 'mode', x.mode, 'live_arm', x.live_arm,
                  'arms', (SELECT jsonb_object_agg(p.arm, jsonb_build_object(
@@ -92,11 +101,23 @@ SELECT (SELECT jsonb_build_object('label', a.label, 'params', a.params)
                   AND l.classid = hashtext('selflearn.experiment')::oid
                   AND l.objid = hashtext(x.id::text)::oid))) AS experiment
 
--- name: tuner_window
--- Guardrail window of one parameter version: its last $2 finished runs ($1 its label) that are
--- not /v1/context calls, oldest first within the window.
-SELECT status, latency_ms, found_anything, prompt_tokens + completion_tokens AS tokens
-FROM selflearn.sensor_events
-WHERE param_version = $1 AND stop_at = 'COMPLETED'
-ORDER BY finished_at DESC
-LIMIT $2
+-- name: tuner_age_s
+-- Seconds since $1 (an activation time), by the database's clock.
+SELECT extract(epoch FROM clock_timestamp() - $1::timestamptz)::float8
+
+-- name: tuner_monitor_threads
+-- The automatic-rollback monitor's data: one row per thread of the two arms since the active
+-- version's activation ($3): its runs on the active version ($1) or the concurrent control
+-- ($2). Client traffic only (no emulator, test-runner or bench runs), chat runs only (not
+-- /v1/context calls), users with history only (a client run before the activation).
+SELECT s.user_id, s.thread_id, s.param_version = $1 AS active, count(*) AS runs,
+       count(*) FILTER (WHERE s.status = 'FAILED') AS failed,
+       count(*) FILTER (WHERE s.found_anything) AS found,
+       sum(s.latency_ms)::float8 AS latency, count(s.latency_ms) AS timed,
+       sum(coalesce(s.prompt_tokens, 0) + coalesce(s.completion_tokens, 0))::float8 AS tokens
+FROM selflearn.sensor_events s
+WHERE s.finished_at >= $3 AND s.started_at >= $3 AND s.param_version IN ($1, $2)
+  AND s.stop_at = 'COMPLETED' AND s.client_type = 'client' AND s.thread_id IS NOT NULL
+  AND EXISTS (SELECT 1 FROM selflearn.sensor_events h
+              WHERE h.user_id = s.user_id AND h.client_type = 'client' AND h.started_at < $3)
+GROUP BY s.user_id, s.thread_id, s.param_version

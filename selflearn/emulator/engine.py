@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from selflearn.emulator import answers
 from selflearn.emulator.client import MaasClient, MaasUnavailable, Reply, SyntheticUser
 from selflearn.emulator.plan import Episode, Turn, plan, voice
 from selflearn.emulator.seeds import Persona, Question, Scenario
@@ -97,13 +98,19 @@ class _Episode:
         return self.plan.persona
 
 
-def answered(question: Question, answer: str) -> bool:
-    """The reply holds the expected answer (case and spacing ignored), or declines to answer
-    an abstention question."""
+def answered(question: Question, answer: str, stale: tuple[str, ...] = ()) -> bool:
+    """The reply holds the expected answer as whole words (case and punctuation ignored) with
+    no replaced value first (emulator.answers), or declines an abstention question."""
     if question.ability == "abstention":
         return bool(_ABSTAINS.search(answer))
-    norm = " ".join(answer.lower().split())
-    return " ".join(question.answer.lower().split()) in norm
+    return answers.holds(question.answer, answer, stale)
+
+
+def stale_answers(scenario: Scenario, question: Question) -> tuple[str, ...]:
+    """The values the question's facts replaced (a knowledge update's old value)."""
+    facts = {f.id: f for f in scenario.facts + scenario.updates}
+    old = (scenario.replaces.get(f) for f in question.facts)
+    return tuple(facts[o].answer for o in old if o in facts)
 
 
 def retrieved_facts(
@@ -240,7 +247,9 @@ class Emulation:
             planted={f: state.planted.get(f, []) for f in question.facts},
             retrieved=found,
             recall_hit=len(found) == len(question.facts) if question.facts else None,
-            answer_hit=answered(question, reply.answer),
+            answer_hit=answered(
+                question, reply.answer, stale_answers(state.plan.scenario, question)
+            ),
             answer=reply.answer,
         )
         self.tally.probes.append(exp)

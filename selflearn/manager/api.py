@@ -67,6 +67,15 @@ async def get_goal(goal_id: Id, mgr: Mgr) -> Any:
         return _json(await goals.get(conn, goal_id))
 
 
+@router.get("/goals/{goal_id}/tests")
+async def goal_tests(goal_id: Id, mgr: Mgr) -> Any:
+    """Every test of the goal (its macro cycles' and deep confirmations' experiments with a
+    verdict), the α each ran at, what is spent of the goal's α and the next test's share."""
+    async with mgr.pool().acquire() as conn:
+        await goals.get(conn, goal_id)  # 404 for an unknown goal
+    return _json(await mgr.goal_record(goal_id))
+
+
 @router.patch("/goals/{goal_id}")
 async def update_goal(goal_id: Id, body: goals.GoalPatch, mgr: Mgr) -> Any:
     """Change the name, description, target, constraints, search space or status."""

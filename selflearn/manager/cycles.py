@@ -35,10 +35,17 @@ from selflearn.emulator.runs import EmulatorRuns
 from selflearn.manager import goals, health, policy, reports, teaching
 from selflearn.manager.settings import ManagerSettings
 from selflearn.queries import q
+from selflearn.teacher import spending
 from selflearn.teacher.experiment import Experiments
 
 log = logging.getLogger(__name__)
 KINDS = ("micro", "macro", "deep")
+DECISIVE = ("macro", "confirm")  # experiments whose verdict can change the parameters: tests
+
+
+def fresh_seed(cycle_id: uuid.UUID, purpose: str) -> int:
+    """A seed of this cycle's own for `purpose` (never the default seed 1 of every cycle)."""
+    return uuid.uuid5(cycle_id, purpose).int % (2**31 - 1)
 
 
 class CycleStopped(Exception):
@@ -219,7 +226,8 @@ class Manager:
         assert cycle.goal is not None
         n = len(cycle.state.setdefault("experiments", []))
         name = f"g{cycle.goal['id']}-{cycle.kind}-{cycle.id.hex[:6]}-{role}{n}"
-        spec = teaching.spec_for(cycle.goal, name, variant, size, self.settings)
+        alpha = await self.test_alpha(cycle) if role in DECISIVE else None
+        spec = teaching.spec_for(cycle.goal, name, variant, size, self.settings, alpha)
 
         async def linked(exp_id: uuid.UUID) -> None:
             trial = cycle.state.get("trial") if role == "trial" else None
@@ -235,9 +243,34 @@ class Manager:
             raise CycleFailed(f"experiment {name} ended {status}")
         return exp_id
 
+    async def goal_record(self, goal_id: int) -> dict[str, Any]:
+        """Every test of the goal so far and its α budget (teacher/spending.py)."""
+        rows = await self.pool().fetch(q("mgr_goal_tests"), goal_id)
+        return spending.record(self.settings.alpha, rows)
+
+    async def test_alpha(self, cycle: Cycle) -> float:
+        """α of the goal's next test; a goal whose budget is used up takes no more tests."""
+        assert cycle.goal is not None
+        record = await self.goal_record(cycle.goal["id"])
+        alpha = float(record["next_alpha"])
+        if alpha <= 0:
+            spent, n = record["spent"], len(record["tests"])
+            raise CycleFailed(
+                f"goal {cycle.goal['id']} has spent its α ({spent:g} of {record['alpha']:g} "
+                f"over {n} tests): archive it or start a new goal"
+            )
+        cycle.state["alpha"] = {
+            "test": len(record["tests"]) + 1,
+            "alpha": alpha,
+            "spent_before": record["spent"],
+            "goal_alpha": record["alpha"],
+        }
+        return alpha
+
     async def measure_goal(
         self, cycle: Cycle, metrics: dict[str, Any], source: str, version: str, in_force: bool
     ) -> None:
+        """Record the goal's metric; `in_force` ones make its current value and progress."""
         goal = cycle.goal
         found = metrics.get(goal["metric"]) if goal else None
         value = None if found is None else found.get(source, found.get("value"))
@@ -260,15 +293,18 @@ class Manager:
         base, var = arms["baseline"], arms["variant"]
         await self.measure_goal(cycle, verdict["metrics"], "baseline", base["label"], True)
         result = evidence(exp_id, verdict, base["params"], var["params"])
+        result["arms"] = {"baseline": base["version"], "variant": var["version"]}
         result["violated"] = violated(cycle.goal, verdict["metrics"])
+        if "alpha" in cycle.state:
+            result["alpha"] = cycle.state["alpha"]
+        # The winning arm's estimate is biased upward (it won because it measured high): it is
+        # recorded, never taken as the goal's progress; a re-measurement is.
+        await self.measure_goal(cycle, verdict["metrics"], "variant", var["label"], False)
         if verdict["verdict"] != "SHIP" or result["violated"]:
-            await self.measure_goal(cycle, verdict["metrics"], "variant", var["label"], False)
             return hold_outcome(verdict["verdict"], result["violated"]), result
         critical = policy.critical_reasons(self.settings, base["params"], var["params"])
         if always_propose:
             critical = [always_propose, *critical]
-        shipped = not critical
-        await self.measure_goal(cycle, verdict["metrics"], "variant", var["label"], shipped)
         if critical:
             result["proposal"] = await self._propose(
                 cycle, exp_id, var["version"], result, critical
@@ -276,7 +312,23 @@ class Manager:
             return "proposed", result
         await self._activate(cycle, exp_id, var["version"], verdict)
         result["activated"] = var["version"]
+        result["remeasured"] = await self.remeasure(cycle, var["label"])
         return "shipped", result
+
+    async def remeasure(self, cycle: Cycle, label: str) -> dict[str, Any] | None:
+        """The goal's metric on the version now in force, from a batch of new synthetic users
+        (a seed of this cycle's own): the goal's progress from an unbiased measurement."""
+        dialogs = self.settings.remeasure_dialogs
+        if not dialogs or cycle.goal is None:
+            return None
+        seed = fresh_seed(cycle.id, "remeasure")
+        config = Config(seed, dialogs, self.settings.concurrency, label="remeasure")
+        run_id = await self.emulate(cycle, config, cycle.span(0.96, 0.99, "re-measuring"))
+        await health.wait_for_sensor(self.pool(), run_id, self.sensor_timeout_s)
+        metrics = await health.measure(self.experiments, run_id, self.settings.alpha, 0, label)
+        await self.measure_goal(cycle, metrics, "micro", label, True)  # a batch in force
+        found = metrics.get(cycle.goal["metric"])
+        return {"emulator_run": str(run_id), "seed": seed, "dialogs": dialogs, "value": found}
 
     async def _propose(
         self,
@@ -473,7 +525,7 @@ async def micro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     cycle.span(0.8, 0.85, "sensor")
     await health.wait_for_sensor(m.pool(), run_id, m.sensor_timeout_s)
     cycle.span(0.85, 0.95, "measuring")
-    metrics = await health.measure(m.experiments, run_id, cfg.alpha, cfg.bootstrap_resamples)
+    metrics = await health.measure(m.experiments, run_id, cfg.alpha, 0, label)
     coverage = dict(await m.pool().fetchrow(q("mgr_sensor_coverage"), run_id))
     summary = (await m.pool().fetchrow(q("emulator_get_run"), run_id))["summary"] or {}
     await m.measure_goal(cycle, metrics, "micro", label, True)
@@ -494,13 +546,23 @@ async def macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     variant = cycle.config.get("variant") or await _next_variant(m, cycle.goal, base)
     if not variant:
         return "nothing left to try", {"note": "every lever step of this goal was tested"}
-    size = teaching.Size(
-        int(cycle.config.get("dialogs", cfg.macro_dialogs)),
-        int(cycle.config.get("seed", 1)),
-        cfg.concurrency,
-    )
+    seed = int(cycle.config.get("seed", 1))
+    dialogs = await _macro_dialogs(m, cycle, seed)
+    size = teaching.Size(dialogs, seed, cfg.concurrency)
     exp_id = await m.experiment(cycle, variant, size, "macro", cycle.span(0.0, 0.95, "experiment"))
     return await _decide_once(m, cycle, exp_id)
+
+
+async def _macro_dialogs(m: Manager, cycle: Cycle, seed: int) -> int:
+    """The dialogs asked for, else the power plan's (teaching.planned_dialogs), else the
+    setting. The plan (power at that size) is kept in the cycle's state and report."""
+    cfg = m.settings
+    if "dialogs" in cycle.config or not cfg.plan_dialogs or cycle.goal is None:
+        return int(cycle.config.get("dialogs", cfg.macro_dialogs))
+    record = await m.goal_record(cycle.goal["id"])
+    dialogs, plan = teaching.planned_dialogs(cycle.goal, cfg, record["next_alpha"], seed)
+    cycle.state["plan"] = plan
+    return dialogs
 
 
 async def _decide_once(
@@ -522,10 +584,17 @@ async def resume_macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
 
 
 async def _next_variant(m: Manager, goal: dict[str, Any], base: dict[str, Any]) -> Any:
-    tried = [
-        dict(r["variant"] or {}) for r in await m.pool().fetch(q("mgr_goal_tried"), goal["id"])
-    ]
-    return policy.next_variant(goal, base, tried)
+    """The next lever step not tested yet. A variant tested once that shipped and was then
+    rolled back by the monitor counts as untested: it may come back through one new test (its
+    α spent from the goal's record like any other), with no person needed."""
+    rows = await m.pool().fetch(q("mgr_goal_tried"), goal["id"])
+    return policy.next_variant(goal, base, tried(rows))
+
+
+def tried(rows: list[Any]) -> list[dict[str, Any]]:
+    """Variants that count as tested (mgr_goal_tried rows): all but one tested once whose
+    shipped version the monitor rolled back."""
+    return [dict(r["variant"] or {}) for r in rows if r["tests"] > 1 or not r["auto_rolled_back"]]
 
 
 async def deep(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ from selflearn.queries import q
 from selflearn.teacher import judge as judging
 from selflearn.teacher import stats
 from selflearn.teacher.experiment import Experiments, arm_data
-from selflearn.teacher.metrics import METRICS, Judged, unit_values
+from selflearn.teacher.metrics import METRICS, ArmData, Judged, unit_values
 from selflearn.teacher.spec import ExperimentSpec
 
 
@@ -44,27 +44,47 @@ async def _judged(exps: Experiments, emulator_run: uuid.UUID) -> dict[str, Judge
     return {run: Judged(h, u) for run, (h, u) in judging.per_run(scores).items()}
 
 
-def summarise(per_unit: dict[Any, float], level: float, resamples: int) -> dict[str, Any]:
-    """Mean over units (scenario × persona) with a bootstrap CI resampling scenarios."""
+def summarise(per_unit: dict[Any, float], level: float, resamples: int = 0) -> dict[str, Any]:
+    """Mean over units (scenario × persona) with its cluster-robust t interval over scenarios;
+    no interval from fewer than stats.MIN_INTERVAL_CLUSTERS scenarios (`resamples`: unused,
+    kept for callers)."""
     units = sorted(per_unit)
     values = np.array([per_unit[u] for u in units], dtype=float)
     codes: dict[str, int] = {}
     clusters = np.array([codes.setdefault(u[0], len(codes)) for u in units], dtype=int)
-    ci = stats.paired_ci(values, clusters, level, resamples, 1) if len(values) >= 2 else None
+    grouped = stats.grouped(values, clusters)
+    ci = stats.mean_interval(grouped, level)
     return {
         "value": round(float(values.mean()), 6),
         "ci": None if ci is None else [round(ci[0], 6), round(ci[1], 6)],
+        "ci_level": level if ci is not None else None,
+        "clusters": grouped.k,
         "n": len(values),
     }
 
 
+def on_version(data: ArmData, off: set[str]) -> ArmData:
+    """The synthetic users whose every run had the version measured: while a version is
+    monitored, the threads in the auto-rollback monitor's control run the last good one."""
+    return ArmData([p for p in data.probes if p.user_id not in off],
+                   [r for r in data.runs if r.user_id not in off], data.judged)  # fmt: skip
+
+
 async def measure(
-    exps: Experiments, emulator_run: uuid.UUID, alpha: float, resamples: int
+    exps: Experiments,
+    emulator_run: uuid.UUID,
+    alpha: float,
+    resamples: int = 0,
+    label: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{metric: {value, ci, n}} for every metric the batch defines."""
+    """{metric: {value, ci, n}} for every metric the batch defines; with `label`, over the
+    synthetic users whose runs all had that parameter version."""
     judged = await _judged(exps, emulator_run)
     async with exps.pool().acquire() as conn:
         data = await arm_data(conn, emulator_run, judged)
+        if label is not None:
+            rows = await conn.fetch(q("teacher_users_off_version"), emulator_run, label)
+            data = on_version(data, {str(r["user_id"]) for r in rows})
     values = unit_values(data)
     return {
         name: summarise(values[name], 1 - alpha, resamples) for name in METRICS if values.get(name)

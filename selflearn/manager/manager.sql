@@ -148,12 +148,19 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING
 
 -- name: mgr_goal_tried
--- Variants the macro and deep cycles of goal $1 have already tested (their experiments' specs).
-SELECT x.spec -> 'variant' AS variant
+-- Variants the macro and deep cycles of goal $1 have already tested (their experiments' specs):
+-- how often, and whether a version that shipped one of them was rolled back by the monitor.
+SELECT x.spec -> 'variant' AS variant, count(*) AS tests,
+       bool_or(EXISTS (
+         SELECT 1 FROM selflearn.parameter_audit a
+         JOIN selflearn.experiment_parameters p ON p.version = a.previous_version
+         WHERE a.action = 'auto_rollback' AND p.experiment_id = x.id AND p.arm = 'variant'
+       )) AS auto_rolled_back
 FROM selflearn.cycle_experiments ce
 JOIN selflearn.cycles c ON c.id = ce.cycle_id
 JOIN selflearn.experiments x ON x.id = ce.experiment_id
 WHERE c.goal_id = $1
+GROUP BY x.spec -> 'variant'
 
 -- name: mgr_proposal_insert
 -- $1 cycle, $2 goal, $3 experiment, $4 version, $5 diff, $6 critical reasons, $7 evidence.
@@ -270,3 +277,16 @@ SELECT DISTINCT x.id FROM selflearn.cycle_experiments ce
 JOIN selflearn.cycles c ON c.id = ce.cycle_id
 JOIN selflearn.experiments x ON x.id = ce.experiment_id
 WHERE c.status <> 'running' AND x.status = 'running'
+
+-- name: mgr_goal_tests
+-- $1 goal: every test of the goal so far, oldest first — the experiments of its macro cycles
+-- and deep cycles' confirmations that reached a verdict, with the α each ran at.
+SELECT x.id AS experiment_id, ce.role, (x.spec ->> 'alpha')::float8 AS alpha, x.started_at,
+       (SELECT v.verdict FROM selflearn.verdicts v WHERE v.experiment_id = x.id
+        ORDER BY v.id DESC LIMIT 1) AS verdict
+FROM selflearn.cycle_experiments ce
+JOIN selflearn.cycles c ON c.id = ce.cycle_id
+JOIN selflearn.experiments x ON x.id = ce.experiment_id
+WHERE c.goal_id = $1 AND ce.role IN ('macro', 'confirm')
+  AND EXISTS (SELECT 1 FROM selflearn.verdicts v WHERE v.experiment_id = x.id)
+ORDER BY x.started_at, x.id

@@ -126,7 +126,23 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 def ci(value: Any) -> str:
-    return f"[{num(value[0])}, {num(value[1])}]" if value else "n/a"
+    """[lo, hi]; a missing end is one this sample cannot bound (too few clusters)."""
+    if not value:
+        return "n/a"
+    lo, hi = value
+    return f"[{'-∞' if lo is None else num(lo)}, {'+∞' if hi is None else num(hi)}]"
+
+
+def _power_md(checks: dict[str, Any]) -> list[str]:
+    """The test's level and power, from the verdict's checks."""
+    p = checks.get("power")
+    if not p:
+        return []
+    level = checks.get("ci_level")
+    return [f"α {num(checks.get('alpha'))} (the goal's share for this test), intervals "
+            f"{'' if level is None else f'{level:.0%} '}two-sided; power {p['power']:.2f} to "
+            f"find a change of {num(p['mde'])} in the primary with {p['clusters']} scenario "
+            f"clusters ({p['clusters_needed']} give {p['target']:.0%}).", ""]  # fmt: skip
 
 
 def _goal_md(goal: dict[str, Any] | None) -> list[str]:
@@ -156,6 +172,7 @@ def _experiment_md(x: dict[str, Any]) -> list[str]:
         f"verdict **{x['verdict'] or '—'}**.",
         "",
     ]
+    out += _power_md(x["checks"])
     if x["metrics"]:
         out += ["| metric | role | baseline | variant | delta | CI | Holm p |",
                 "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip

@@ -29,7 +29,16 @@ class ManagerSettings(BaseSettings):
     micro_dialogs: int = Field(default=12, ge=3, le=630)
     concurrency: int = Field(default=4, ge=1, le=64)
     min_sample: int = Field(default=4, ge=2)
+    # A goal's tests share this α in total (teacher/spending.py: the j-th at α·6/(π²j²)).
     alpha: float = Field(default=0.05, gt=0, le=0.2)
+    # Macro cycles without an explicit size plan their dialogs for this power to find the
+    # goal metric's minimum detectable effect (METRICS), up to max_dialogs per arm.
+    plan_dialogs: bool = True
+    power: float = Field(default=0.8, gt=0, lt=1)
+    max_dialogs: int = Field(default=210, ge=3, le=630)
+    # After a SHIP, the version now in force is measured again on fresh users (this many
+    # dialogs; 0: not) and the goal's progress takes that value, not the winning arm's.
+    remeasure_dialogs: int = Field(default=12, ge=0, le=630)
     bootstrap_resamples: int = Field(default=1000, ge=200, le=20000)
     deep_trials: int = Field(default=8, ge=1, le=200)
     # A constraint becomes a guardrail of the experiment with this share of its bound as margin.

@@ -14,11 +14,14 @@ from typing import Any
 
 from maas.host import ExtensionHost
 from selflearn import tuner
-from selflearn.emulator.plan import THREADS_PER_EPISODE
+from selflearn.emulator.plan import THREADS_PER_EPISODE, plan
+from selflearn.emulator.seeds import load_personas, load_scenarios
 from selflearn.manager.goals import constraints
 from selflearn.manager.settings import ManagerSettings
 from selflearn.queries import q
+from selflearn.teacher import stats
 from selflearn.teacher.experiment import Experiments
+from selflearn.teacher.metrics import METRICS
 from selflearn.teacher.spec import ExperimentSpec, parse
 
 Tick = Callable[[float], Awaitable[bool]]  # progress 0..1 of this step → stop asked?
@@ -31,16 +34,62 @@ class Size:
     concurrency: int = 4
 
 
-def spec_for(
-    goal: dict[str, Any], name: str, variant: dict[str, Any], size: Size, cfg: ManagerSettings
-) -> ExperimentSpec:
-    """Baseline = the parameters in force, variant = them with `variant` overlaid; the goal's
-    metric is primary, each constraint on another metric a guardrail (margin: a share of its
-    bound)."""
+def guardrails_of(goal: dict[str, Any], cfg: ManagerSettings) -> dict[str, float]:
+    """Each constraint on another metric than the goal's: a guardrail, margin a share of its
+    bound."""
     guards: dict[str, float] = {}
     for c in constraints(goal):
         if c.metric != goal["metric"]:
             guards.setdefault(c.metric, round(abs(c.value) * cfg.constraint_margin, 6))
+    return guards
+
+
+def clusters_by_size(seed: int, most: int) -> list[int]:
+    """Distinct scenarios (the clusters a test runs on) of the emulator's plan for 3, 6, …
+    `most` dialogs (the plan is prefix-stable: one plan serves every size)."""
+    episodes = plan(seed, most, load_scenarios(), load_personas())
+    seen: set[str] = set()
+    out = []
+    for e in episodes:
+        seen.add(e.scenario.id)
+        out.append(len(seen))
+    return out
+
+
+def planned_dialogs(
+    goal: dict[str, Any], cfg: ManagerSettings, alpha: float, seed: int
+) -> tuple[int, dict[str, Any]]:
+    """The fewest dialogs per arm (at least macro_dialogs, at most max_dialogs) whose clusters
+    give the goal's primary test the target power to find the metric's minimum detectable
+    effect at the level Holm leaves it at worst; the cap when none does (and the plan says so)."""
+    metric = METRICS[goal["metric"]]
+    level = alpha / (1 + len(guardrails_of(goal, cfg)))
+    clusters = clusters_by_size(seed, cfg.max_dialogs)
+    dialogs, power = cfg.max_dialogs, 0.0
+    for units, k in enumerate(clusters, start=1):
+        dialogs, power = units * THREADS_PER_EPISODE, stats.power(k, metric.mde, metric.sd, level)
+        if dialogs >= cfg.macro_dialogs and power >= cfg.power:
+            break
+    plan_ = {"mde": metric.mde, "sd": metric.sd, "target": cfg.power, "alpha_primary": level,
+             "dialogs": dialogs, "clusters": clusters[dialogs // THREADS_PER_EPISODE - 1],
+             "power": round(power, 4), "reached": power >= cfg.power}  # fmt: skip
+    return dialogs, plan_
+
+
+def spec_for(
+    goal: dict[str, Any],
+    name: str,
+    variant: dict[str, Any],
+    size: Size,
+    cfg: ManagerSettings,
+    alpha: float | None = None,
+) -> ExperimentSpec:
+    """Baseline = the parameters in force, variant = them with `variant` overlaid; the goal's
+    metric is primary, each constraint on another metric a guardrail (margin: a share of its
+    bound); α: the goal's next share (spending), else the setting; the power plan: the
+    metric's minimum detectable effect."""
+    guards = guardrails_of(goal, cfg)
+    metric = METRICS[goal["metric"]]
     raw = {
         "name": name,
         "goal": f"goal {goal['id']}: {goal['name']}",
@@ -50,8 +99,9 @@ def spec_for(
         "primary_metric": goal["metric"],
         "guardrails": [{"metric": m, "margin": g} for m, g in sorted(guards.items())],
         "min_sample": cfg.min_sample,
-        "alpha": cfg.alpha,
+        "alpha": round(alpha if alpha is not None else cfg.alpha, 8),
         "test": "t",
+        "plan": {"mde": metric.mde, "sd": metric.sd, "power": cfg.power},
         "emulator": {"dialogs": size.dialogs, "concurrency": size.concurrency, "seed": size.seed},
         "judge": {"kind": "auto"},
         "bootstrap_resamples": cfg.bootstrap_resamples,

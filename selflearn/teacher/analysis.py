@@ -1,22 +1,35 @@
-"""From two arms' data to a verdict: per-metric deltas, CIs, p-values, checks, recommendations.
+"""From two arms' data to a verdict: per-metric deltas, intervals, p-values, checks, advice.
 
-Paired when both arms ran the same units (scenario × persona of one seed): paired t or Wilcoxon on
-the unit differences, bootstrap CI resampling scenarios. Otherwise Welch's t or Mann-Whitney U,
-bootstrap CI resampling each arm's scenarios. Decision rule and Holm: stats.decide.
+Paired when both arms ran the same units (scenario × persona of one seed): every planned unit
+must be in both arms with all its probes, else the verdict is INVALID and names the units (a unit
+that failed in one arm would otherwise vanish from both, and the arm that lost its hardest units
+would look better). Tests, intervals and the decision rule: stats.py (one inference per metric).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from selflearn.teacher import stats
-from selflearn.teacher.metrics import METRICS, SENSOR_METRICS, ArmData, Unit, unit_values
+from selflearn.teacher.metrics import (
+    JUDGE_METRICS,
+    METRICS,
+    SENSOR_METRICS,
+    ArmData,
+    Unit,
+    unit_values,
+)
 from selflearn.teacher.spec import ExperimentSpec
 
 NAN = float("nan")
+JUDGE_COVERAGE_MIN = 0.9  # share of an arm's probes the judge must have scored …
+JUDGE_COVERAGE_GAP = 0.05  # … and no more than this apart between the arms
+LISTED = 8  # units named in a reason before "and N more"
 
 
 @dataclass
@@ -26,8 +39,8 @@ class MetricResult:
     baseline: float | None
     variant: float | None
     delta: float | None  # variant − baseline, in the metric's units
-    ci: tuple[float, float] | None
-    p_value: float | None  # two-sided, unadjusted
+    ci: tuple[float, float] | None  # 1 − 2α interval of delta (±inf: unbounded at this n)
+    p_value: float | None  # two-sided (2 × the smaller one-sided p), unadjusted: reported only
     p_holm: float | None  # primary: superiority; guardrail: harm (Holm, decision family)
     n_baseline: int
     n_variant: int
@@ -35,6 +48,9 @@ class MetricResult:
     margin: float | None = None
     p_noninferior: float | None = None
     p_harm: float | None = None
+    p_better: float | None = None  # one-sided, H1: the variant is better
+    clusters: int | None = None  # scenarios (paired) or threads the test ran on
+    ci_level: float | None = None
 
 
 @dataclass
@@ -55,14 +71,18 @@ class Verdict:
         }
 
 
+def _number(x: float) -> float | None:
+    """NaN and ±inf are not JSON: None (an unbounded interval end is shown as such)."""
+    return None if not math.isfinite(x) else float(f"{x:.6g}")
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    """NaN is not JSON: None instead; CIs as lists; floats rounded for reading."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, float):
-            out[k] = None if np.isnan(v) else float(f"{v:.6g}")
+            out[k] = _number(v)
         elif isinstance(v, tuple | list):
-            out[k] = [None if np.isnan(x) else float(f"{x:.6g}") for x in v]
+            out[k] = [_number(float(x)) for x in v]
         else:
             out[k] = v
     return out
@@ -92,35 +112,41 @@ def _sample(b: dict[Unit, float], v: dict[Unit, float], paired: bool) -> _Sample
     return _Sample(np.array([b[u] for u in bu]), np.array([v[u] for u in vu]), clusters, False)
 
 
-def _pvalues(s: _Sample, direction: int, margin: float, test: str) -> stats.PValues:
-    if len(s.baseline) < 2 or len(s.variant) < 2:
-        nan = np.array(NAN)
-        return stats.PValues(nan, nan, nan)
-    if s.paired:
-        return stats.paired_pvalues(direction * (s.variant - s.baseline), margin, test)
-    kind = stats.UNPAIRED_FOR[test]
-    return stats.unpaired_pvalues(direction * s.variant, direction * s.baseline, margin, kind)
-
-
-def _ci(s: _Sample, spec: ExperimentSpec) -> tuple[float, float] | None:
+def _infer(s: _Sample, direction: int, margin: float, spec: ExperimentSpec) -> Any:
     if len(s.baseline) < 2 or len(s.variant) < 2:
         return None
-    level, n, seed = 1 - spec.alpha, spec.bootstrap_resamples, spec.seed
     if s.paired:
-        return stats.paired_ci(s.variant - s.baseline, s.clusters[0], level, n, seed)
-    return stats.unpaired_ci(s.baseline, s.variant, s.clusters, level, n, seed)
+        x = stats.grouped(direction * (s.variant - s.baseline), s.clusters[0])
+        return stats.paired(x, margin, spec.test, spec.alpha, spec.seed)
+    var = stats.grouped(direction * s.variant, s.clusters[1])
+    base = stats.grouped(direction * s.baseline, s.clusters[0])
+    return stats.unpaired(var, base, margin, spec.test, spec.alpha, spec.seed)
 
 
-def _mean(a: np.ndarray) -> float | None:
-    return float(a.mean()) if len(a) else None
+def _arm_means(s: _Sample) -> tuple[float | None, float | None]:
+    """Paired: unit means; unpaired: means of cluster means (what the test compares)."""
+    if not len(s.baseline) or not len(s.variant):
+        return (float(s.baseline.mean()) if len(s.baseline) else None,
+                float(s.variant.mean()) if len(s.variant) else None)  # fmt: skip
+    if s.paired:
+        return float(s.baseline.mean()), float(s.variant.mean())
+    b = stats.grouped(s.baseline, s.clusters[0]).means.mean()
+    v = stats.grouped(s.variant, s.clusters[1]).means.mean()
+    return float(b), float(v)
 
 
-def _result(name: str, role: str, s: _Sample, p: stats.PValues, spec: ExperimentSpec) -> Any:
-    b, v = _mean(s.baseline), _mean(s.variant)
-    test = spec.test if s.paired else stats.UNPAIRED_FOR[spec.test]
+def _result(name: str, role: str, s: _Sample, inf: Any, spec: ExperimentSpec) -> MetricResult:
+    b, v = _arm_means(s)
+    delta = None if b is None or v is None else v - b
+    if inf is None:
+        return MetricResult(name, role, b, v, delta, None, None, None, len(s.baseline),
+                            len(s.variant), "n/a")  # fmt: skip
+    d = METRICS[name].direction
+    lo, hi = inf.ci
+    ci = (lo, hi) if d > 0 else (-hi, -lo)  # back from the improvement orientation
     return MetricResult(
-        name, role, b, v, None if b is None or v is None else v - b, _ci(s, spec),
-        float(p.two_sided), None, len(s.baseline), len(s.variant), test,
+        name, role, b, v, delta, ci, inf.p_two_sided, None, len(s.baseline), len(s.variant),
+        inf.test, p_better=inf.p_better, clusters=inf.clusters, ci_level=1 - 2 * spec.alpha,
     )  # fmt: skip
 
 
@@ -142,30 +168,104 @@ class Inputs:
     baseline: ArmData
     variant: ArmData
     paired: bool = True
-    judge_agreement: float | None = None
+    judge_agreement: float | None = None  # None: not measurable (or no judge)
+    planned: dict[Unit, int] | None = None  # paired: unit → first-attempt probes it must have
 
 
 def analyse(inp: Inputs) -> Verdict:
     spec = inp.spec
     ub, uv = unit_values(inp.baseline), unit_values(inp.variant)
     margins = {g.metric: g.margin for g in spec.guardrails}
-    results: dict[str, MetricResult] = {}
-    pvals: dict[str, stats.PValues] = {}
+    results: dict[str, stats.Inference | None] = {}
+    out: dict[str, MetricResult] = {}
     wanted = split_roles(spec) if inp.baseline.by_thread else roles(spec)
     for name, role in wanted.items():
         s = _sample(ub.get(name, {}), uv.get(name, {}), inp.paired)
-        pvals[name] = _pvalues(s, METRICS[name].direction, margins.get(name, 0.0), spec.test)
-        results[name] = _result(name, role, s, pvals[name], spec)
-    checks, problems = _checks(inp, results)
-    verdict = _decide(spec, results, pvals, bool(problems))
-    _secondary_holm(results)
-    reasons = problems or _reasons(spec, verdict, results)
-    return Verdict(verdict, reasons, recommend(spec, verdict, results, problems), results, checks)
+        results[name] = _infer(s, METRICS[name].direction, margins.get(name, 0.0), spec)
+        out[name] = _result(name, role, s, results[name], spec)
+    checks, problems = _checks(inp, out, ub, uv)
+    verdict = _decide(spec, out, results, bool(problems))
+    _secondary_holm(out)
+    reasons = problems or _reasons(spec, verdict, out)
+    return Verdict(verdict, reasons, recommend(spec, verdict, out, problems), out, checks)
 
 
-def _checks(inp: Inputs, results: dict[str, MetricResult]) -> tuple[dict[str, Any], list[str]]:
+# ---- checks: anything that makes the comparison unfair -------------------------------------
+
+
+def _name(u: Unit) -> str:
+    return f"{u[0]}/{u[1]}"
+
+
+def _listed(items: list[str]) -> str:
+    more = f" and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    return ", ".join(items[:LISTED]) + more
+
+
+def attrition(inp: Inputs) -> list[str]:
+    """Paired units not in both arms with every planned probe (the plan, or else the larger of
+    the two arms' counts): "scenario/persona (baseline b, variant v of n)"."""
+    if not inp.paired or inp.baseline.by_thread:
+        return []
+    got_b = Counter(p.unit for p in inp.baseline.probes)
+    got_v = Counter(p.unit for p in inp.variant.probes)
+    planned = inp.planned or {u: max(got_b[u], got_v[u]) for u in set(got_b) | set(got_v)}
+    return [f"{_name(u)} (baseline {got_b[u]}, variant {got_v[u]} of {n} probes)"
+            for u, n in sorted(planned.items()) if got_b[u] != n or got_v[u] != n]  # fmt: skip
+
+
+def one_sided(ub: dict[str, dict[Unit, float]], uv: dict[str, dict[Unit, float]],
+              names: list[str]) -> list[str]:  # fmt: skip
+    """Decision metrics defined for a unit in one arm only (precision when one arm retrieved
+    nothing, say): pairing would drop those units silently."""
+    out = []
+    for name in names:
+        only = sorted(set(ub.get(name, {})) ^ set(uv.get(name, {})))
+        if only:
+            out.append(f"{name} is defined in one arm only for {len(only)} unit(s): "
+                       f"{_listed([_name(u) for u in only])}")  # fmt: skip
+    return out
+
+
+def judge_coverage(data: ArmData) -> float | None:
+    """Share of the arm's probes the judge scored (None: no judge ran)."""
+    if not data.probes or not data.judged:
+        return None
+    return sum(p.run_id in data.judged for p in data.probes) / len(data.probes)
+
+
+def _judge_problems(inp: Inputs, decisive: list[str]) -> tuple[list[float | None], list[str]]:
+    cov = [judge_coverage(inp.baseline), judge_coverage(inp.variant)]
+    problems: list[str] = []
+    agreement, spec = inp.judge_agreement, inp.spec
+    if agreement is not None and agreement < spec.judge_min_agreement:
+        limit = spec.judge_min_agreement
+        problems.append(f"judge inconsistent: agreement {agreement:.2f} < {limit:.2f}")
+    judged = [m for m in decisive if m in JUDGE_METRICS]
+    if judged and None not in cov:
+        low, gap = min(c or 0.0 for c in cov), abs((cov[0] or 0.0) - (cov[1] or 0.0))
+        if low < JUDGE_COVERAGE_MIN or gap > JUDGE_COVERAGE_GAP:
+            problems.append(
+                f"judge coverage {cov[0]:.2f} (baseline) vs {cov[1]:.2f} (variant) of probes "
+                f"scored; {', '.join(judged)} would compare unequal subsets"
+            )
+    return cov, problems
+
+
+def _checks(
+    inp: Inputs,
+    results: dict[str, MetricResult],
+    ub: dict[str, dict[Unit, float]],
+    uv: dict[str, dict[Unit, float]],
+) -> tuple[dict[str, Any], list[str]]:
     spec, problems = inp.spec, []
-    n_b, n_v = _probe_count(inp.baseline), _probe_count(inp.variant)
+    lost = attrition(inp)
+    if lost:
+        problems.append(f"units missing from an arm (attrition, {len(lost)}): {_listed(lost)}")
+    decisive = [r.name for r in results.values() if r.role != "secondary"]
+    if inp.paired:
+        problems += one_sided(ub, uv, decisive)
+    n_b, n_v = inp.baseline.units, inp.variant.units
     srm = stats.srm_pvalue(n_b, n_v)
     if srm < stats.SRM_ALPHA:
         what = "threads" if inp.baseline.by_thread else "probes"
@@ -176,75 +276,120 @@ def _checks(inp: Inputs, results: dict[str, MetricResult]) -> tuple[dict[str, An
             problems.append(
                 f"too few samples for {r.name}: {n} units < min_sample {spec.min_sample}"
             )
-    agreement = inp.judge_agreement
-    if agreement is not None and agreement < spec.judge_min_agreement:
-        limit = spec.judge_min_agreement
-        problems.append(f"judge inconsistent: agreement {agreement:.2f} < {limit:.2f}")
-    checks = {"probes": [n_b, n_v], "srm_p": srm, "judge_agreement": agreement,
-              "paired": inp.paired, "min_sample": spec.min_sample}  # fmt: skip
+    coverage, judge_problems = _judge_problems(inp, decisive)
+    problems += judge_problems
+    checks = {"probes": [n_b, n_v], "srm_p": srm, "judge_agreement": inp.judge_agreement,
+              "judge_coverage": coverage, "paired": inp.paired, "min_sample": spec.min_sample,
+              "attrition": lost, "alpha": spec.alpha, "ci_level": 1 - 2 * spec.alpha,
+              "power": power_check(spec, results)}  # fmt: skip
     return checks, problems
 
 
-def _probe_count(data: ArmData) -> int:
-    return data.units
+def power_check(spec: ExperimentSpec, results: dict[str, MetricResult]) -> dict[str, Any]:
+    """Power of this experiment's primary test at the spec's minimum detectable effect, at the
+    clusters it really had and the level the decision family gives the primary at worst."""
+    primary = results[spec.primary_metric]
+    mde, sd, target = spec.planning(METRICS[spec.primary_metric])
+    level = spec.alpha / (1 + len(spec.guardrails))  # Holm's first step
+    k = primary.clusters or 0
+    return {"mde": mde, "sd": sd, "target": target, "alpha_primary": level, "clusters": k,
+            "power": round(stats.power(k, mde, sd, level), 4),
+            "clusters_needed": stats.clusters_needed(mde, sd, level, target)}  # fmt: skip
+
+
+# ---- the decision ----------------------------------------------------------------------------
+
+
+def _p(inf: stats.Inference | None, attr: str) -> float:
+    return 1.0 if inf is None else float(getattr(inf, attr))
 
 
 def _decide(
     spec: ExperimentSpec,
     results: dict[str, MetricResult],
-    pvals: dict[str, stats.PValues],
+    inferences: dict[str, stats.Inference | None],
     invalid: bool,
 ) -> str:
-    primary = results[spec.primary_metric]
-    direction = METRICS[spec.primary_metric].direction
-    delta = np.array(direction * (primary.delta if primary.delta is not None else 0.0))
-    guards = [pvals[g.metric] for g in spec.guardrails]
-    verdicts, p_primary, p_harm = stats.decide(
-        np.array(invalid), pvals[spec.primary_metric], delta, guards, spec.alpha
+    names = [g.metric for g in spec.guardrails]
+    d = stats.decide(
+        invalid,
+        _p(inferences[spec.primary_metric], "p_better"),
+        [_p(inferences[n], "p_harm") for n in names],
+        [_p(inferences[n], "p_noninferior") for n in names],
+        spec.alpha,
     )
-    primary.p_holm = float(p_primary)
-    for i, g in enumerate(spec.guardrails):
-        r = results[g.metric]
-        r.margin, r.p_holm = g.margin, float(p_harm[..., i])
-        r.p_harm, r.p_noninferior = float(pvals[g.metric].harm), float(pvals[g.metric].noninferior)
-    return str(verdicts)
+    results[spec.primary_metric].p_holm = d.p_primary
+    for g, p_harm in zip(spec.guardrails, d.p_harm, strict=True):
+        r, inf = results[g.metric], inferences[g.metric]
+        r.margin, r.p_holm = g.margin, p_harm
+        r.p_harm, r.p_noninferior = _p(inf, "p_harm"), _p(inf, "p_noninferior")
+    return d.verdict
 
 
 def _secondary_holm(results: dict[str, MetricResult]) -> None:
-    """Holm across the secondary metrics too (reported; they never decide)."""
+    """Holm across the secondary metrics' two-sided p-values (reported; they never decide)."""
     rows = [r for r in results.values() if r.role == "secondary" and r.p_value is not None]
-    ps = np.array([1.0 if np.isnan(r.p_value or NAN) else r.p_value for r in rows])
+    ps = np.array([r.p_value for r in rows], dtype=float)
     for r, adj in zip(rows, stats.holm(ps) if len(rows) else [], strict=True):
         r.p_holm = float(adj)
 
 
+# ---- reasons and advice ----------------------------------------------------------------------
+
+
+def _end(x: float) -> str:
+    return f"{x:+.4g}" if math.isfinite(x) else ("-∞" if x < 0 else "+∞")
+
+
+def ci_text(r: MetricResult) -> str:
+    if not r.ci:
+        return "[n/a]"
+    level = f"{r.ci_level:.0%} " if r.ci_level else ""
+    return f"{level}[{_end(r.ci[0])}, {_end(r.ci[1])}]"
+
+
 def _fmt(r: MetricResult) -> str:
-    ci = f"[{r.ci[0]:+.4g}, {r.ci[1]:+.4g}]" if r.ci else "[n/a]"
     delta = f"{r.delta:+.4g}" if r.delta is not None else "n/a"
     p = f"{r.p_holm:.3g}" if r.p_holm is not None else "n/a"
-    return f"{r.name} {delta} (CI {ci}, Holm p={p})"
+    return f"{r.name} {delta} (CI {ci_text(r)}, {r.clusters or 0} clusters, Holm p={p})"
 
 
 def _reasons(spec: ExperimentSpec, verdict: str, results: dict[str, MetricResult]) -> list[str]:
     primary = results[spec.primary_metric]
     guards = [results[g.metric] for g in spec.guardrails]
     if verdict == stats.ROLLBACK:
-        return [f"guardrail worse beyond its margin {r.margin}: {_fmt(r)}" for r in guards
+        return [f"guardrail worse beyond its margin {r.margin:g}: {_fmt(r)}" for r in guards
                 if r.p_holm is not None and r.p_holm < spec.alpha]  # fmt: skip
     if verdict == stats.SHIP:
         return [f"primary better: {_fmt(primary)}", "every guardrail non-inferior"]
-    held = _not_shown(spec, results)
     if _primary_better(spec, results):
         why = [f"primary better: {_fmt(primary)}"]
     else:
-        why = [f"primary not significantly better at α={spec.alpha}: {_fmt(primary)}"]
-    why += [f"non-inferiority not shown for {r.name}: CI {_ci_text(r)} reaches past the margin "
-            f"{r.margin:g} (p={r.p_noninferior:.3g})" for r in held]  # fmt: skip
-    return why
+        why = [_not_better(spec, primary)]
+    return why + [_not_shown_text(r) for r in _not_shown(spec, results)]
 
 
-def _ci_text(r: MetricResult) -> str:
-    return f"[{r.ci[0]:+.4g}, {r.ci[1]:+.4g}]" if r.ci else "[n/a]"
+def _not_better(spec: ExperimentSpec, primary: MetricResult) -> str:
+    head = f"primary not significantly better at α={spec.alpha}: {_fmt(primary)}"
+    if primary.p_better is not None and primary.p_better < spec.alpha:
+        head += " (better before Holm's correction across the decision family, not after)"
+    if primary.clusters is not None and 2.0**-primary.clusters > spec.alpha / (
+        1 + len(spec.guardrails)
+    ):
+        head += f"; {primary.clusters} clusters cannot show anything at this level"
+    return head
+
+
+def _not_shown_text(r: MetricResult) -> str:
+    """The interval end on the worse side, in the metric's units, against the margin."""
+    if not r.ci:
+        where = f"no interval (too few units) against the margin {r.margin:g}"
+    elif METRICS[r.name].direction > 0:
+        where = f"its lower bound {_end(r.ci[0])} is below −{r.margin:g}"
+    else:
+        where = f"its upper bound {_end(r.ci[1])} is above +{r.margin:g}"
+    return (f"non-inferiority not shown for {r.name}: {where} (CI {ci_text(r)}, "
+            f"p={r.p_noninferior:.3g})")  # fmt: skip
 
 
 def _not_shown(spec: ExperimentSpec, results: dict[str, MetricResult]) -> list[MetricResult]:
@@ -255,8 +400,7 @@ def _not_shown(spec: ExperimentSpec, results: dict[str, MetricResult]) -> list[M
 
 def _primary_better(spec: ExperimentSpec, results: dict[str, MetricResult]) -> bool:
     primary = results[spec.primary_metric]
-    better = (primary.delta or 0.0) * METRICS[primary.name].direction > 0
-    return better and primary.p_holm is not None and primary.p_holm < spec.alpha
+    return primary.p_holm is not None and primary.p_holm < spec.alpha
 
 
 def recommend(

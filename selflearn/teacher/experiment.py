@@ -26,12 +26,22 @@ from maas.host import ExtensionHost
 from maas.params import ParamSource
 from selflearn import tuner
 from selflearn.emulator.engine import Config
+from selflearn.emulator.plan import plan
 from selflearn.emulator.runs import EmulatorRuns
+from selflearn.emulator.seeds import load_personas, load_scenarios
 from selflearn.queries import q
 from selflearn.settings import SelflearnSettings
 from selflearn.teacher import judge as judging
 from selflearn.teacher.analysis import Inputs, Verdict, analyse
-from selflearn.teacher.metrics import SENSOR_METRICS, ArmData, Judged, Probe, Retrieved, RunCost
+from selflearn.teacher.metrics import (
+    SENSOR_METRICS,
+    ArmData,
+    Judged,
+    Probe,
+    Retrieved,
+    RunCost,
+    Unit,
+)
 from selflearn.teacher.spec import ExperimentSpec, SpecError, parse
 
 log = logging.getLogger(__name__)
@@ -81,6 +91,13 @@ async def arm_data(conn: Any, emulator_run: uuid.UUID, judged: dict[str, Judged]
         for r in await conn.fetch(q("teacher_episode_runs"), emulator_run)
     ]
     return ArmData(probes, runs, judged)
+
+
+def planned_units(seed: int, dialogs: int) -> dict[Unit, int]:
+    """What both arms must deliver: each planned episode (scenario, persona) with its number of
+    first-attempt probes. A unit short in either arm makes the verdict INVALID (attrition)."""
+    episodes = plan(seed, dialogs, load_scenarios(), load_personas())
+    return {(e.scenario.id, e.persona.id): len(e.scenario.questions) for e in episodes}
 
 
 @dataclass
@@ -308,7 +325,8 @@ class Experiments:
             async with self.pool().acquire() as conn:
                 data[arm] = await arm_data(conn, run, judged)
         agreement = judging.agreement(all_scores)
-        verdict = analyse(Inputs(spec, data["baseline"], data["variant"], True, agreement))
+        planned = planned_units(spec.seed, spec.dialogs)
+        verdict = analyse(Inputs(spec, data["baseline"], data["variant"], True, agreement, planned))
         await store_verdict(self.pool(), exp_id, spec, verdict, judge.version)
         return verdict
 

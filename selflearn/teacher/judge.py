@@ -8,8 +8,11 @@ reply with pydantic. The question, memories and answer reach it as one JSON obje
 as plain sections, which a memory or an answer could close and continue with words of its own).
 In offline mode (no LLM) the heuristic judge stands in and says so in its
 version: a sentence of the answer is supported when most of its content words occur in the
-context. Consistency: each run is judged `repeats` times with the memories in their order and
-reversed (position swap); agreement = share of judged items on which all those verdicts agree.
+context. Consistency: an order-sensitive judge (the LLM) scores each run `repeats` times with the
+memories in their order and reversed (position swap); agreement = share of judged items on which
+all those verdicts agree. The heuristic judge reads words, not positions, and is deterministic:
+repeating or swapping could only agree, so it judges once and its agreement is not measurable
+(None) rather than a 1.0 that could never fail.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class Score:
 
 class Judge(Protocol):
     version: str
+    order_sensitive: bool  # False: repeats and position swaps cannot change its verdicts
 
     async def judge(self, inp: JudgeInput, swapped: bool, repeat: int) -> list[Score]: ...
 
@@ -81,6 +85,7 @@ class HeuristicJudge:
     """Lexical support, no LLM: labelled as such in every score's version."""
 
     version = "heuristic-lexical/1"
+    order_sensitive = False
 
     def __init__(self, support: float = 0.6, uses: float = 0.5) -> None:
         self.support, self.uses = support, uses
@@ -129,6 +134,8 @@ Complete = Callable[[str], Awaitable[str]]  # prompt -> the model's reply text
 class LLMJudge:
     """An OpenAI-compatible model behind `complete`; version = model + prompt template."""
 
+    order_sensitive = True
+
     def __init__(self, complete: Complete, model: str, prompt: str = TEMPLATE) -> None:
         self.complete, self.prompt = complete, prompt
         self.version = f"llm:{model}/{prompt}"
@@ -159,13 +166,15 @@ class LLMJudge:
 
 
 async def judge_all(judge: Judge, inputs: list[JudgeInput], repeats: int) -> list[Score]:
-    """Every run, `repeats` times, in order and position-swapped. A run the judge cannot score
-    is left out (its metrics are then undefined for that run)."""
+    """Every run, `repeats` times, in order and position-swapped (an order-insensitive judge:
+    once). A run the judge cannot score is left out (its metrics are then undefined for that
+    run; the analysis checks each arm's coverage)."""
     scores: list[Score] = []
+    ways = (False, True) if judge.order_sensitive else (False,)
     for inp in inputs:
         try:
-            for repeat in range(1, repeats + 1):
-                for swapped in (False, True):
+            for repeat in range(1, (repeats if judge.order_sensitive else 1) + 1):
+                for swapped in ways:
                     scores += await judge.judge(inp, swapped, repeat)
         except JudgeError:
             scores = [s for s in scores if s.run_id != inp.run_id]
@@ -173,13 +182,15 @@ async def judge_all(judge: Judge, inputs: list[JudgeInput], repeats: int) -> lis
 
 
 def agreement(scores: list[Score]) -> float | None:
-    """Share of judged items (run, aspect, memory) whose repeated and swapped verdicts agree."""
-    groups: dict[tuple[str, str, int | None], set[bool]] = defaultdict(set)
+    """Share of judged items (run, aspect, memory) whose repeated and swapped verdicts agree;
+    None when no item was judged more than once (nothing to compare)."""
+    groups: dict[tuple[str, str, int | None], list[bool]] = defaultdict(list)
     for s in scores:
-        groups[(s.run_id, s.aspect, s.memory_id)].add(s.score >= 0.5)
-    if not groups:
+        groups[(s.run_id, s.aspect, s.memory_id)].append(s.score >= 0.5)
+    repeated = [v for v in groups.values() if len(v) > 1]
+    if not repeated:
         return None
-    return sum(len(v) == 1 for v in groups.values()) / len(groups)
+    return sum(len(set(v)) == 1 for v in repeated) / len(repeated)
 
 
 def per_run(scores: list[Score]) -> dict[str, tuple[float, float | None]]:

@@ -23,6 +23,10 @@ class Metric:
     name: str
     direction: int  # +1: higher is better, -1: lower is better
     meaning: str
+    # Power planning when a spec states no plan: the smallest change worth finding and the
+    # assumed standard deviation of a scenario's mean paired difference (metric units).
+    mde: float = 0.10
+    sd: float = 0.25
 
 
 METRICS: dict[str, Metric] = {
@@ -36,9 +40,13 @@ METRICS: dict[str, Metric] = {
         Metric("abstention_correctness", 1, "share of abstention probes whose reply declines"),
         Metric("context_utilisation", 1, "share of packed memories the answer draws on (judge)"),
         Metric("hallucination_rate", -1, "share of answers stating something unsupported (judge)"),
-        Metric("latency_p50_ms", -1, "median run latency of an episode (ms)"),
-        Metric("latency_p95_ms", -1, "95th percentile run latency of an episode (ms)"),
-        Metric("tokens_per_dialog", -1, "LLM tokens of the runs of one dialog (thread)"),
+        Metric("latency_p50_ms", -1, "median run latency of an episode (ms)", 50.0, 100.0),
+        Metric(
+            "latency_p95_ms", -1, "95th percentile run latency of an episode (ms)", 100.0, 200.0
+        ),  # fmt: skip
+        Metric(
+            "tokens_per_dialog", -1, "LLM tokens of the runs of one dialog (thread)", 50.0, 100.0
+        ),  # fmt: skip
     )
 }
 
@@ -80,6 +88,9 @@ class Judged:
     hallucination: float  # mean of the judge's scores (0 = supported … 1 = unsupported)
     utilisation: float | None  # share of used memories the answer uses; None: none used
 
+
+# Metrics the judge scores: their coverage per arm is checked before they may decide.
+JUDGE_METRICS = ("context_utilisation", "hallucination_rate")
 
 # What a split experiment (live traffic, no planted facts) can measure: sensor tables only.
 SENSOR_METRICS = ("found_anything_rate", "latency_p50_ms", "latency_p95_ms", "tokens_per_dialog")
@@ -138,7 +149,16 @@ def _mean_by_unit(pairs: Iterable[tuple[Unit, float | None]]) -> dict[Unit, floa
     for unit, value in pairs:
         if value is not None:
             acc[unit].append(value)
-    return {u: float(np.mean(v)) for u, v in acc.items()}
+    return {u: sum(v) / len(v) for u, v in acc.items()}
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """numpy's default (linear) percentile of sorted values, without numpy's per-call cost
+    (the simulation calls this thousands of times)."""
+    at = q / 100 * (len(ordered) - 1)
+    lo = int(at)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (at - lo))
 
 
 def _cost_values(data: ArmData, units: dict[str, Unit]) -> dict[str, dict[Unit, float]]:
@@ -149,10 +169,11 @@ def _cost_values(data: ArmData, units: dict[str, Unit]) -> dict[str, dict[Unit, 
         if unit is not None:
             latency[unit].append(run.latency_ms)
             tokens[unit][run.thread_id] += run.tokens
+    ordered = {u: sorted(v) for u, v in latency.items()}
     return {
-        "latency_p50_ms": {u: float(np.percentile(v, 50)) for u, v in latency.items()},
-        "latency_p95_ms": {u: float(np.percentile(v, 95)) for u, v in latency.items()},
-        "tokens_per_dialog": {u: float(np.mean(list(t.values()))) for u, t in tokens.items()},
+        "latency_p50_ms": {u: percentile(v, 50) for u, v in ordered.items()},
+        "latency_p95_ms": {u: percentile(v, 95) for u, v in ordered.items()},
+        "tokens_per_dialog": {u: sum(t.values()) / len(t) for u, t in tokens.items()},
     }
 
 

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from maas.params import SPEC_BY_NAME, validate
-from selflearn.teacher.metrics import METRICS
+from selflearn.teacher.metrics import METRICS, Metric
 from selflearn.teacher.stats import PAIRED_TESTS
 
 
@@ -72,6 +72,16 @@ SCHEMA: dict[str, Any] = {
                 "min_agreement": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
+        "plan": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mde": {"type": "number", "exclusiveMinimum": 0},
+                "sd": {"type": "number", "exclusiveMinimum": 0},
+                "power": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+            },
+        },
+        # accepted for old files; intervals now come from the tests themselves (stats.py)
         "bootstrap_resamples": {"type": "integer", "minimum": 200, "maximum": 20000},
     },
 }
@@ -103,11 +113,19 @@ class ExperimentSpec:
     judge_repeats: int = 2
     judge_min_agreement: float = 0.8
     bootstrap_resamples: int = 2000
+    mde: float | None = None  # the smallest change of the primary worth finding (plan)
+    sd: float | None = None  # assumed SD of a scenario's mean paired difference (plan)
+    target_power: float = 0.8
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def hash(self) -> str:
         return spec_hash(self.raw)
+
+    def planning(self, metric: Metric) -> tuple[float, float, float]:
+        """(minimum detectable effect, assumed SD, target power) of the primary: the plan's,
+        else the metric's defaults (METRICS)."""
+        return self.mde or metric.mde, self.sd or metric.sd, self.target_power
 
 
 def spec_hash(raw: dict[str, Any]) -> str:
@@ -146,7 +164,7 @@ def parse(raw: Any, source: str = "spec") -> ExperimentSpec:
     """Validate a parsed document and build the spec."""
     _check_schema(raw, source)
     _check_rules(raw, source)
-    emulator, judge = raw.get("emulator", {}), raw.get("judge", {})
+    emulator, judge, plan = raw.get("emulator", {}), raw.get("judge", {}), raw.get("plan", {})
     return ExperimentSpec(
         name=raw["name"],
         goal=raw["goal"],
@@ -168,6 +186,9 @@ def parse(raw: Any, source: str = "spec") -> ExperimentSpec:
         judge_repeats=judge.get("repeats", 2),
         judge_min_agreement=float(judge.get("min_agreement", 0.8)),
         bootstrap_resamples=raw.get("bootstrap_resamples", 2000),
+        mde=plan.get("mde"),
+        sd=plan.get("sd"),
+        target_power=float(plan.get("power", 0.8)),
         raw=raw,
     )
 

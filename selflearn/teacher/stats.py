@@ -1,24 +1,40 @@
-"""The Teacher's statistics: tests, confidence intervals, Holm, SRM and the verdict rule.
+"""The Teacher's statistics: one inference per metric for both the decision and its interval.
 
-Distributions and tests come from scipy.stats only. Every test is vectorised over the leading
-axis, so one call analyses one experiment (a row) or a thousand simulated ones (the A/A test)
-through the same code.
+Units and clusters. The unit is the pairing unit (an episode); units that share a scenario are
+correlated, so every test runs on **clusters** (scenarios): a cluster's total of the unit values
+and its number of units. The estimate is the mean over units (Σ totals / Σ sizes).
 
-Conventions: for a metric with direction d (+1 higher is better, -1 lower is better), the
-differences x = d · (variant − baseline) point the way of improvement. A guardrail with margin M
-(metric units, ≥ 0) is
-  - harmed when the variant is significantly worse than the margin allows: H1 mean(x) < −M;
-  - non-inferior when the variant is significantly not worse than that: H1 mean(x) > −M.
-Verdict order: INVALID (SRM, too few samples, judge inconsistent) → ROLLBACK (a guardrail
-harmed, Holm-adjusted) → SHIP (primary significantly better, Holm-adjusted, and every guardrail
-non-inferior) → HOLD.
+Tests. Randomization tests, valid at any sample size and for discrete data:
+  - paired (`t`): the sign-flip test of the cluster totals about the null (S_k − n_k·δ): all 2^k
+    sign patterns up to EXACT_CLUSTERS clusters, FLIPS random ones (seeded) beyond. Its p-value
+    is (1 + #{patterns as extreme}) / (patterns + 1), never 0: k clusters can prove at best 2^−k.
+    The matching interval is Hartigan's subset means: the α-quantiles of Σ_F S / Σ_F n over the
+    flipped subsets F — test and interval are the same inference, so a decision never disagrees
+    with its interval;
+  - paired (`wilcoxon`): the signed-rank statistic of the cluster means under the same flips;
+    interval by inverting that test (bisection on the shift);
+  - unpaired (`t`: Welch's statistic, `wilcoxon`: rank sum) on cluster means per arm, by
+    permutation of the pooled clusters (all splits up to PERMUTATIONS, random ones beyond).
+Every test is one-sided; a two-sided p (reported only) is twice the smaller one.
+
+Conventions: for a metric with direction d (+1 higher is better), x = d·(variant − baseline)
+points the way of improvement. Primary: H1 mean(x) > 0. A guardrail with margin M ≥ 0 is
+harmed when H1 mean(x) < −M is shown, non-inferior when H1 mean(x) > −M is shown. Interval:
+1 − 2α two-sided (each side a one-sided α bound), so "non-inferior" ⇔ its lower bound > −M,
+"better" (unadjusted) ⇔ lower bound > 0, "harmed" (unadjusted) ⇔ upper bound < −M.
+
+Verdict order: INVALID (attrition, SRM, too few samples, judge) → ROLLBACK (a guardrail harmed,
+Holm-adjusted over the decision family) → SHIP (primary better, Holm-adjusted, and every
+guardrail non-inferior) → HOLD.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,69 +44,251 @@ Array = NDArray[np.float64]
 PAIRED_TESTS = ("t", "wilcoxon")
 UNPAIRED_FOR = {"t": "welch", "wilcoxon": "mann_whitney"}
 SRM_ALPHA = 0.001  # a sample ratio this unlikely means the arms did not get the traffic planned
+EXACT_CLUSTERS = 12  # up to 2^12 sign patterns are enumerated
+FLIPS = 4095  # random sign patterns (or permutations) beyond that, plus the observed one
+PERMUTATIONS = 20000  # unpaired: all splits of the pooled clusters up to this many
+INVALID, ROLLBACK, SHIP, HOLD = "INVALID", "ROLLBACK", "SHIP", "HOLD"
 
 
 @dataclass(frozen=True)
-class PValues:
-    two_sided: Array  # no difference, either way
-    harm: Array  # worse than the margin allows
-    noninferior: Array  # not worse than the margin allows
+class Clusters:
+    """Values grouped by cluster: each cluster's total and its number of units."""
+
+    totals: Array
+    sizes: Array
+
+    @property
+    def k(self) -> int:
+        return len(self.totals)
+
+    @property
+    def mean(self) -> float:
+        return float(self.totals.sum() / self.sizes.sum()) if self.k else math.nan
+
+    @property
+    def means(self) -> Array:
+        out: Array = self.totals / self.sizes
+        return out
 
 
-def _clean(p: Array, mean: Array, alternative: str, constant: Array, extreme: float) -> Array:
-    """On constant data t and Wilcoxon give NaN or 0 (t = ±inf). Decide such cases by the exact
-    test's most extreme p instead (`extreme`, one-sided; doubled two-sided), never 0: four
-    identical pairs are not proof."""
-    certain = {"two-sided": mean != 0, "less": mean < 0, "greater": mean > 0}[alternative]
-    exact = min(1.0, (2.0 if alternative == "two-sided" else 1.0) * extreme)
-    degenerate = np.isnan(p) | constant
-    return np.where(degenerate, np.where(certain, exact, 1.0), p)
+def grouped(values: Array, clusters: NDArray[np.int_]) -> Clusters:
+    codes = np.unique(clusters, return_inverse=True)[1]
+    totals: Array = np.bincount(codes, weights=values).astype(float)
+    sizes: Array = np.bincount(codes).astype(float)
+    return Clusters(totals, sizes)
 
 
-def _one_sample(x: Array, test: str, alternative: str) -> Array:
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if test == "t":
-            p = stats.ttest_1samp(x, 0.0, axis=-1, alternative=alternative).pvalue
+@dataclass(frozen=True)
+class Inference:
+    """One metric's tests and interval, all from one randomization distribution."""
+
+    estimate: float
+    p_better: float  # H1: mean(x) > 0
+    p_worse: float  # H1: mean(x) < 0
+    p_harm: float  # H1: mean(x) < −margin
+    p_noninferior: float  # H1: mean(x) > −margin
+    ci: tuple[float, float]  # 1 − 2α, in x's orientation (±inf: this sample cannot bound it)
+    clusters: int
+    test: str
+
+    @property
+    def p_two_sided(self) -> float:
+        return min(1.0, 2 * min(self.p_better, self.p_worse))
+
+
+# ---- paired: sign-flip tests on cluster totals ---------------------------------------------
+
+
+@cache
+def _all_signs(k: int) -> NDArray[np.int8]:
+    """Every sign pattern of k clusters but the identity (the observed data itself)."""
+    patterns = np.array(list(itertools.product((1, -1), repeat=k)), dtype=np.int8)
+    return patterns[1:]
+
+
+@lru_cache(maxsize=64)
+def _signs(k: int, seed: int) -> NDArray[np.int8]:
+    if k <= EXACT_CLUSTERS:
+        return _all_signs(k)
+    rng = np.random.default_rng(seed)
+    signs: NDArray[np.int8] = rng.choice(np.array([1, -1], dtype=np.int8), size=(FLIPS, k))
+    unflipped = (signs > 0).all(axis=1)  # the identity is the observed data: flip one sign
+    signs[unflipped, rng.integers(0, k, int(unflipped.sum()))] = -1
+    return signs
+
+
+@lru_cache(maxsize=64)
+def _flipped(k: int, seed: int) -> Array:
+    out: Array = (_signs(k, seed) < 0).astype(float)
+    return out
+
+
+def subset_means(c: Clusters, seed: int = 0) -> Array:
+    """Σ_F S / Σ_F n over the subsets F a sign pattern flips, sorted. The sign-flip statistic
+    Σ ε (S − nδ) is at least the observed one exactly when δ ≥ the flipped subset's mean, so
+    p_better(δ) = (1 + #{r ≤ δ}) / (B + 1) and p_worse(δ) = (1 + #{r ≥ δ}) / (B + 1)."""
+    flipped = _flipped(c.k, seed)
+    out: Array = np.sort((flipped @ c.totals) / (flipped @ c.sizes))
+    return out
+
+
+def _flip_inference(c: Clusters, margin: float, alpha: float, seed: int) -> Inference:
+    r = subset_means(c, seed)
+    total = len(r) + 1
+
+    def at_most(d: float) -> float:
+        return (1 + np.searchsorted(r, d, side="right")) / total
+
+    def at_least(d: float) -> float:
+        return (1 + len(r) - np.searchsorted(r, d, side="left")) / total
+
+    q = math.ceil(alpha * total - 1)  # the q-th smallest subset mean bounds the mean from below
+    lo = float(r[q - 1]) if q >= 1 else -math.inf
+    hi = float(r[len(r) - q]) if q >= 1 else math.inf
+    return Inference(
+        c.mean, float(at_most(0.0)), float(at_least(0.0)), float(at_least(-margin)),
+        float(at_most(-margin)), (lo, hi), c.k,
+        "sign-flip" if c.k <= EXACT_CLUSTERS else "sign-flip (random)",
+    )  # fmt: skip
+
+
+def _signed_ranks(y: Array) -> Array:
+    ranks: Array = stats.rankdata(np.abs(y)) * np.sign(y)
+    return ranks
+
+
+def _rank_p(means: Array, signs: NDArray[np.int8], shift: float, upper: bool) -> float:
+    """Signed-rank sign-flip p of H1 location > shift (upper) or < shift."""
+    s = _signed_ranks(means - shift)
+    observed, flipped = s.sum(), signs @ s
+    extreme = flipped >= observed - 1e-9 if upper else flipped <= observed + 1e-9
+    return float((1 + extreme.sum()) / (len(signs) + 1))
+
+
+def invert(p_at: Callable[[float], float], alpha: float, low: float, high: float) -> float:
+    """The boundary of {δ : p_at(δ) < α} for a p monotone in δ, by bisection inside [low, high]
+    (p_at(low) < α ≤ p_at(high), or the reverse)."""
+    below = p_at(low) < alpha
+    for _ in range(60):
+        mid = (low + high) / 2
+        if (p_at(mid) < alpha) == below:
+            low = mid
         else:
-            p = stats.wilcoxon(x, axis=-1, alternative=alternative, zero_method="zsplit").pvalue
-    sign_test = 0.5 ** x.shape[-1]  # n differences all on one side
-    constant = np.ptp(x, axis=-1) == 0
-    return _clean(np.asarray(p, dtype=float), x.mean(axis=-1), alternative, constant, sign_test)
+            high = mid
+    return (low + high) / 2
 
 
-def paired_pvalues(x: Array, margin: float, test: str) -> PValues:
-    """x: improvement-oriented paired differences, shape (..., n)."""
-    shifted = x + margin
-    return PValues(
-        _one_sample(x, test, "two-sided"),
-        _one_sample(shifted, test, "less"),
-        _one_sample(shifted, test, "greater"),
-    )
+def _bounds(p_hi: Callable[[float], float], p_lo: Callable[[float], float], alpha: float,
+            span: tuple[float, float]) -> tuple[float, float]:  # fmt: skip
+    """Interval by inversion: lower = sup{δ: p_hi(δ) < α}, upper = inf{δ: p_lo(δ) < α}."""
+    a, b = span
+    width = max(b - a, 1e-6 * max(1.0, abs(a), abs(b)))
+    a, b = a - width, b + width
+    lo = invert(p_hi, alpha, a, b) if p_hi(a) < alpha else -math.inf
+    hi = invert(p_lo, alpha, a, b) if p_lo(b) < alpha else math.inf
+    return lo, hi
 
 
-def _two_sample(a: Array, b: Array, test: str, alternative: str) -> Array:
-    """a vs b (improvement-oriented variant vs baseline)."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if test == "welch":
-            p = stats.ttest_ind(a, b, axis=-1, equal_var=False, alternative=alternative).pvalue
-        else:
-            p = stats.mannwhitneyu(a, b, axis=-1, alternative=alternative).pvalue
-    mean = a.mean(axis=-1) - b.mean(axis=-1)
-    permutation = 1.0 / math.comb(a.shape[-1] + b.shape[-1], a.shape[-1])  # arms fully apart
-    constant = (np.ptp(a, axis=-1) == 0) & (np.ptp(b, axis=-1) == 0)
-    return _clean(np.asarray(p, dtype=float), mean, alternative, constant, permutation)
+def _rank_inference(c: Clusters, margin: float, alpha: float, seed: int) -> Inference:
+    means, signs = c.means, _signs(c.k, seed)
+
+    def hi(d: float) -> float:
+        return _rank_p(means, signs, d, True)
+
+    def lo(d: float) -> float:
+        return _rank_p(means, signs, d, False)
+
+    ci = _bounds(hi, lo, alpha, (float(means.min()), float(means.max())))
+    return Inference(c.mean, hi(0.0), lo(0.0), lo(-margin), hi(-margin), ci, c.k,
+                     "signed-rank")  # fmt: skip
 
 
-def unpaired_pvalues(variant: Array, baseline: Array, margin: float, test: str) -> PValues:
-    """Improvement-oriented samples of each arm (Welch's t or Mann-Whitney U)."""
-    shifted = variant + margin
-    return PValues(
-        _two_sample(variant, baseline, test, "two-sided"),
-        _two_sample(shifted, baseline, test, "less"),
-        _two_sample(shifted, baseline, test, "greater"),
-    )
+def paired(c: Clusters, margin: float, test: str, alpha: float, seed: int = 0) -> Inference:
+    """x = improvement-oriented differences of paired units, grouped by cluster."""
+    if test == "wilcoxon":
+        return _rank_inference(c, margin, alpha, seed)
+    return _flip_inference(c, margin, alpha, seed)
+
+
+# ---- unpaired: permutation tests on cluster means -------------------------------------------
+
+
+def _splits(ka: int, kb: int, seed: int) -> NDArray[np.bool_]:
+    """Rows: which pooled clusters go to the first arm (every split, or random ones)."""
+    n = ka + kb
+    if math.comb(n, ka) <= PERMUTATIONS:
+        rows = [np.isin(np.arange(n), idx) for idx in itertools.combinations(range(n), ka)]
+        return np.array(rows, dtype=bool)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((FLIPS, n)), axis=1) < ka
+    return np.vstack([np.arange(n) < ka, order])
+
+
+def _welch(first: Array, second: Array, masks: NDArray[np.bool_]) -> Array:
+    """Welch's t of every split (first arm = mask) of the pooled values (centred first, and a
+    spread below rounding taken as none, so tied data give exact ties, not rounding noise)."""
+    pooled = np.concatenate([first, second])
+    pooled = pooled - pooled.mean()
+    na, nb = len(first), len(second)
+    m = masks.astype(float)
+    sa, sb = m @ pooled, (1 - m) @ pooled
+    qa, qb = m @ pooled**2, (1 - m) @ pooled**2
+    ma, mb = sa / na, sb / nb
+    tiny = 1e-12 * (float(np.abs(pooled).max()) ** 2 + 1e-300)
+    va = np.maximum(qa - na * ma**2, 0) / max(na - 1, 1)
+    vb = np.maximum(qb - nb * mb**2, 0) / max(nb - 1, 1)
+    se = np.sqrt(np.where(va < tiny, 0, va) / na + np.where(vb < tiny, 0, vb) / nb)
+    diff = ma - mb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        certain = np.where(diff == 0, 0.0, np.sign(diff) * np.inf)  # no spread: the sign
+        t = np.where(se > 0, diff / np.where(se > 0, se, 1), certain)
+    out: Array = t
+    return out
+
+
+def _rank_sum(first: Array, second: Array, masks: NDArray[np.bool_]) -> Array:
+    ranks = stats.rankdata(np.concatenate([first, second]))
+    out: Array = masks.astype(float) @ ranks
+    return out
+
+
+def _perm_p(a: Array, b: Array, masks: NDArray[np.bool_], stat: str, upper: bool) -> float:
+    f = _welch if stat == "welch" else _rank_sum
+    values = f(a, b, masks)
+    observed = values[0]  # masks[0] is the observed split
+    extreme = values >= observed - 1e-9 if upper else values <= observed + 1e-9
+    return float(extreme.sum() / len(masks))
+
+
+def unpaired(
+    variant: Clusters, baseline: Clusters, margin: float, test: str, alpha: float, seed: int = 0
+) -> Inference:
+    """Improvement-oriented values of each arm, grouped by cluster; H0 shifts the variant."""
+    a, b = variant.means, baseline.means
+    masks = _splits(len(a), len(b), seed)
+    masks = masks[~(masks == _identity(len(a), len(b))).all(axis=1)]
+    masks = np.vstack([_identity(len(a), len(b)), masks])  # the observed split first
+    stat = UNPAIRED_FOR[test]
+
+    def hi(d: float) -> float:
+        return _perm_p(a - d, b, masks, stat, True)
+
+    def lo(d: float) -> float:
+        return _perm_p(a - d, b, masks, stat, False)
+
+    span = (float(a.min() - b.max()), float(a.max() - b.min()))
+    ci = _bounds(hi, lo, alpha, span)
+    estimate = float(a.mean() - b.mean())
+    name = "permutation " + ("Welch t" if stat == "welch" else "rank sum")
+    return Inference(estimate, hi(0.0), lo(0.0), lo(-margin), hi(-margin), ci,
+                     min(len(a), len(b)), name)  # fmt: skip
+
+
+def _identity(ka: int, kb: int) -> NDArray[np.bool_]:
+    return np.arange(ka + kb) < ka
+
+
+# ---- Holm, SRM, the decision, power ----------------------------------------------------------
 
 
 def holm(p: Array) -> Array:
@@ -114,87 +312,72 @@ def srm_pvalue(n_baseline: int, n_variant: int, share: float = 0.5) -> float:
     return float(stats.chisquare([n_baseline, n_variant], expected).pvalue)
 
 
-def _cluster_stat(values: Array, clusters: NDArray[np.int_]) -> tuple[Array, Array]:
-    codes = np.unique(clusters, return_inverse=True)[1]
-    sums: Array = np.bincount(codes, weights=values).astype(float)
-    counts: Array = np.bincount(codes).astype(float)
-    return sums, counts
-
-
-def paired_ci(
-    diffs: Array, clusters: NDArray[np.int_], level: float, resamples: int, seed: int
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean difference, resampling whole clusters (scenarios)."""
-    sums, counts = _cluster_stat(diffs, clusters)
-    if len(sums) < 2:
-        mean = float(diffs.mean())
-        return mean, mean
-
-    def mean_of(idx: Array, axis: int = -1) -> Array:
-        i = idx.astype(int)
-        result: Array = sums[i].sum(axis=axis) / counts[i].sum(axis=axis)
-        return result
-
-    res = stats.bootstrap(
-        (np.arange(len(sums)),), mean_of, vectorized=True, n_resamples=resamples,
-        confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def unpaired_ci(
-    baseline: Array,
-    variant: Array,
-    clusters: tuple[NDArray[np.int_], NDArray[np.int_]],
-    level: float,
-    resamples: int,
-    seed: int,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(variant) − mean(baseline), clusters resampled per arm."""
-    b_sums, b_counts = _cluster_stat(baseline, clusters[0])
-    v_sums, v_counts = _cluster_stat(variant, clusters[1])
-    if len(b_sums) < 2 or len(v_sums) < 2:
-        delta = float(variant.mean() - baseline.mean())
-        return delta, delta
-
-    def delta_of(ib: Array, iv: Array, axis: int = -1) -> Array:
-        b, v = ib.astype(int), iv.astype(int)
-        mean_b = b_sums[b].sum(axis=axis) / b_counts[b].sum(axis=axis)
-        result: Array = v_sums[v].sum(axis=axis) / v_counts[v].sum(axis=axis) - mean_b
-        return result
-
-    res = stats.bootstrap(
-        (np.arange(len(b_sums)), np.arange(len(v_sums))), delta_of, vectorized=True,
-        n_resamples=resamples, confidence_level=level, method="percentile",
-        rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-INVALID, ROLLBACK, SHIP, HOLD = "INVALID", "ROLLBACK", "SHIP", "HOLD"
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    p_primary: float  # Holm-adjusted p of the primary's superiority test
+    p_harm: tuple[float, ...]  # Holm-adjusted harm p of each guardrail
 
 
 def decide(
-    invalid: NDArray[np.bool_],
-    primary: PValues,
-    primary_delta: Array,
-    guardrails: list[PValues],
+    invalid: bool,
+    primary_better: float,
+    harm: list[float],
+    noninferior: list[float],
     alpha: float,
-) -> tuple[NDArray[np.str_], Array, Array]:
-    """Verdicts (one per row) and the Holm-adjusted p-values of the decision family: the
-    primary's two-sided test and every guardrail's harm test. Returns (verdicts, adjusted
-    primary p, adjusted guardrail harm p with shape (..., guardrails))."""
-    family = np.stack([primary.two_sided, *(g.harm for g in guardrails)], axis=-1)
-    adjusted = holm(family)
-    p_primary, p_harm = adjusted[..., 0], adjusted[..., 1:]
-    harmed = (p_harm < alpha).any(axis=-1)
-    if guardrails:
-        noninferior = np.stack([g.noninferior for g in guardrails], axis=-1) < alpha
-        all_noninferior = noninferior.all(axis=-1)
+) -> Decision:
+    """The verdict rule. Decision family (Holm at α): the primary's one-sided superiority test
+    and every guardrail's one-sided harm test. Non-inferiority of every guardrail is an
+    intersection-union test: each at α, no correction."""
+    adjusted = holm(np.array([primary_better, *harm]))
+    p_primary, p_harm = float(adjusted[0]), tuple(float(p) for p in adjusted[1:])
+    if invalid:
+        verdict = INVALID
+    elif any(p < alpha for p in p_harm):
+        verdict = ROLLBACK
+    elif p_primary < alpha and all(p < alpha for p in noninferior):
+        verdict = SHIP
     else:
-        all_noninferior = np.ones_like(harmed)
-    better = (p_primary < alpha) & (primary_delta > 0)
-    verdict = np.where(
-        invalid, INVALID, np.where(harmed, ROLLBACK, np.where(better & all_noninferior, SHIP, HOLD))
-    )
-    return verdict, p_primary, p_harm
+        verdict = HOLD
+    return Decision(verdict, p_primary, p_harm)
+
+
+def power(clusters: int, mde: float, sd: float, alpha: float) -> float:
+    """Power of the one-sided paired test at level α to see a true improvement `mde` with
+    `clusters` clusters whose mean differences have standard deviation `sd` (the noncentral t
+    approximation of the sign-flip test); 0 when 2^−k > α (no pattern is extreme enough)."""
+    if clusters < 2 or 2.0**-clusters > alpha:
+        return 0.0
+    if sd <= 0:
+        return 1.0
+    df = clusters - 1
+    critical = stats.t.ppf(1 - alpha, df)
+    return float(stats.nct.sf(critical, df, mde * math.sqrt(clusters) / sd))
+
+
+@lru_cache(maxsize=256)
+def clusters_needed(mde: float, sd: float, alpha: float, target: float, cap: int = 10000) -> int:
+    """The fewest clusters whose power reaches `target` (cap when none up to it does): from
+    the normal approximation's n, stepped to the noncentral t's."""
+    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(target)
+    n = max(2, math.ceil(math.log2(1 / alpha)), int((z * sd / mde) ** 2))
+    while n > 2 and power(n - 1, mde, sd, alpha) >= target:
+        n -= 1
+    while n < cap and power(n, mde, sd, alpha) < target:
+        n += 1
+    return min(n, cap)
+
+
+MIN_INTERVAL_CLUSTERS = 5  # fewer clusters than this: no interval of a single arm's mean
+
+
+def mean_interval(c: Clusters, level: float) -> tuple[float, float] | None:
+    """Interval of one arm's mean over units, by the cluster-robust t (k − 1 degrees of
+    freedom); None with fewer than MIN_INTERVAL_CLUSTERS clusters, where no method can give an
+    interval that deserves its nominal level."""
+    if c.k < MIN_INTERVAL_CLUSTERS:
+        return None
+    n, mean = c.sizes.sum(), c.mean
+    var = c.k / (c.k - 1) * float(((c.totals - c.sizes * mean) ** 2).sum()) / n**2
+    half = float(stats.t.ppf(0.5 + level / 2, c.k - 1)) * math.sqrt(var)
+    return mean - half, mean + half

@@ -66,6 +66,15 @@ FROM selflearn.sensor_events s
 WHERE s.user_id IN (SELECT DISTINCT e.user_id FROM selflearn.emulator_expectations e
                     WHERE e.emulator_run_id = $1)
 
+-- name: teacher_users_off_version
+-- Synthetic users of emulator run $1 with a recorded run on another parameter version than $2
+-- (threads the auto-rollback monitor's control kept on the last good version).
+SELECT DISTINCT s.user_id
+FROM selflearn.sensor_events s
+WHERE s.user_id IN (SELECT DISTINCT e.user_id FROM selflearn.emulator_expectations e
+                    WHERE e.emulator_run_id = $1)
+  AND s.param_version IS DISTINCT FROM $2
+
 -- name: teacher_unrecorded
 -- Finished runs of emulator run $1's users that the sensor has not recorded yet.
 SELECT count(*) AS n

@@ -40,6 +40,7 @@ ADMIN_ONLY: dict[tuple[str, str], dict[str, Any] | None] = {
     ("PATCH", "/v1/selflearn/goals/{goal_id}"): {"target": 0.5},
     ("DELETE", "/v1/selflearn/goals/{goal_id}"): None,
     ("GET", "/v1/selflearn/goals/{goal_id}/series"): None,
+    ("GET", "/v1/selflearn/goals/{goal_id}/tests"): None,
     ("POST", "/v1/selflearn/cycles"): {"kind": "micro"},
     ("GET", "/v1/selflearn/cycles"): None,
     ("GET", "/v1/selflearn/cycles/{cycle_id}"): None,

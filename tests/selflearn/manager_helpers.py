@@ -40,13 +40,15 @@ def manager_settings(**overrides: Any) -> ManagerSettings:
         "heartbeat_s": 0.2,
         "recover_s": 0.3,
         "lease_s": 5.0,
-        "macro_dialogs": 24,  # 8 scenario units: the exact p of a constant effect is < α
+        "macro_dialogs": 30,  # 8 scenarios: a sure effect can reach 1/256 < α/2
         "micro_dialogs": 6,
         "trial_dialogs": 6,
-        "deep_confirm_dialogs": 24,
+        "deep_confirm_dialogs": 30,
         "concurrency": 4,
         "min_sample": 2,
         "bootstrap_resamples": 200,
+        "plan_dialogs": False,  # the tests size their experiments themselves
+        "remeasure_dialogs": 3,
     }
     values.update(overrides)
     return ManagerSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -34,7 +34,7 @@ def test_maas_emulate_through_a_served_maas(
     assert json.loads(done.stdout) == summary
     assert summary["status"] == "completed" and summary["dialogs"] == 12
     assert summary["failures"] == 0 and summary["runs"] == summary["turns"] > 20
-    assert summary["planted_fact_recall"] is not None
+    assert summary["planted_fact_recall"] >= 0.5  # the defaults find what was planted
     assert "dialogs" in done.stderr and "#" in done.stderr  # the progress bar
 
     finished = "SELECT count(*) AS n FROM maas.pipeline_runs WHERE status = 'COMPLETED'"

@@ -11,6 +11,7 @@ import httpx
 from bench.scripted_llm import Reply, ScriptedLLM, default_reply
 from selflearn.emulator.paraphrase import STAGE, LLMConfig, Paraphraser
 from selflearn.emulator.seeds import load_personas
+from selflearn.queries import q
 from tests.conftest import ADMIN_KEY
 from tests.helpers import eventually
 
@@ -38,7 +39,7 @@ async def test_emulator_run_plants_probes_and_records_expectations(learn_api: An
         assert {"dialogs", "turns", "runs", "failures", "planted_fact_recall"} <= set(summary)
         assert summary["dialogs"] == 6 and summary["episodes"] == 2
         assert summary["failures"] == 0 and summary["runs"] == summary["turns"] > 10
-        assert 0.0 <= summary["planted_fact_recall"] <= 1.0
+        assert summary["planted_fact_recall"] >= 0.5  # the defaults find what was planted
         runs = await pool.fetch("SELECT client_type FROM maas.pipeline_runs")
         assert len(runs) == summary["runs"] and {r["client_type"] for r in runs} == {"emulator"}
         probes = await pool.fetch(
@@ -57,8 +58,29 @@ async def test_emulator_run_plants_probes_and_records_expectations(learn_api: An
                     "SELECT user_id FROM maas.messages WHERE id = ANY($1::bigint[]) LIMIT 1", ids
                 )
                 assert owner == p["user_id"]
-        hits = [p["recall_hit"] for p in planted]
-        assert summary["planted_fact_recall"] == round(sum(hits) / len(hits), 4)
+
+        # Breaking retrieval (a score floor nothing reaches) must lower recall: to zero on every
+        # probe that ran on the broken version (the monitor's control keeps a share of threads
+        # on MaaS's own parameters while the new version is watched).
+        made = await api.client.post("/v1/selflearn/parameters/versions", headers=ADMIN, json={
+            "params": {"retrieval.min_score": 5.0}, "reason": "break retrieval"})  # fmt: skip
+        await api.client.post("/v1/selflearn/parameters/activate", headers=ADMIN, json={
+            "version": made.json()["version"], "reason": "break retrieval"})  # fmt: skip
+        again = await api.client.post(RUNS, json={"dialogs": 6, "concurrency": 2}, headers=ADMIN)
+        broken = (await finished(api.client, again.json()["id"]))["summary"]
+        assert broken["probes"] == summary["probes"]
+        run_id = uuid.UUID(again.json()["id"])
+
+        async def recorded() -> bool:
+            return bool(await pool.fetchval(q("teacher_unrecorded"), run_id) == 0)
+
+        await eventually(recorded)  # the sensor has every run (and its version)
+        hits = await pool.fetch(
+            "SELECT e.recall_hit FROM selflearn.emulator_expectations e JOIN "
+            "selflearn.sensor_events s USING (run_id) WHERE e.emulator_run_id = $1 AND "
+            "e.attempt = 1 AND e.ability <> 'abstention' AND s.param_version = $2",
+            run_id, f"tuner-{made.json()['version']}")  # fmt: skip
+        assert hits and not any(h["recall_hit"] for h in hits)
 
 
 async def test_emulator_run_stops_on_request(learn_api: Any) -> None:

@@ -3,9 +3,22 @@ critical change that waits for a person, stop, one cycle at a time."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from selflearn import tuner
+from selflearn.manager import cycles
+from selflearn.queries import q
 from tests.selflearn.manager_helpers import BASE, BROKEN, FIXED, activate, ended, goal, managed
+
+
+def exp_versions(view: dict[str, Any]) -> tuple[int, int]:
+    """(baseline, variant) versions of the cycle's experiment, from its stored evidence."""
+    arms = view["result"]["arms"]
+    return arms["baseline"], arms["variant"]
 
 
 async def test_goals_crud_and_validation(db_url: str, tmp_path: Path) -> None:
@@ -70,12 +83,38 @@ async def test_macro_cycle_ships_a_fix_and_reports_it(db_url: str, tmp_path: Pat
         assert active["experiment_id"] == exp["experiment_id"]
         audit = (await c.get(f"{BASE}/audit", params={"limit": 1})).json()[0]
         assert (audit["action"], audit["actor"]) == ("activate", "manager")
-        now = (await c.get(f"{BASE}/goals/{g['id']}")).json()
-        assert now["current"] >= 0.8 and now["met"] and now["progress"] == 1.0
+        # Progress comes from a re-measurement of the version now in force (new synthetic
+        # users), never from the winning arm's estimate, which won because it measured high.
         series = (await c.get(f"{BASE}/goals/{g['id']}/series")).json()
-        assert "measurements" in series, series
-        assert [m["source"] for m in series["measurements"]] == ["baseline", "variant"]
+        points = [(m["source"], m["in_force"], m["param_version"])
+                  for m in series["measurements"]]  # fmt: skip
+        assert points == [("baseline", True, f"tuner-{exp_versions(view)[0]}"),
+                          ("variant", False, active["label"]),
+                          ("micro", True, active["label"])], points  # fmt: skip
+        remeasured = view["result"]["remeasured"]
+        assert remeasured["seed"] != 1 and remeasured["dialogs"] == 3
+        now = (await c.get(f"{BASE}/goals/{g['id']}")).json()
+        assert now["current"] == remeasured["value"]["value"] == series["measurements"][-1]["value"]
+        assert now["current"] >= 0.5 and now["met"] == (now["current"] >= 0.8)  # broken: 0
         assert any(ch["action"] == "activate" for ch in series["changes"])
+        # The test spent the goal's first share of α (an explicit variant is a test too).
+        tests = (await c.get(f"{BASE}/goals/{g['id']}/tests")).json()
+        first = 0.05 * 6 / math.pi**2
+        assert [t["alpha"] for t in tests["tests"]] == [pytest.approx(first)]
+        assert tests["next_alpha"] == pytest.approx(first / 4)
+        assert view["result"]["alpha"]["alpha"] == pytest.approx(first)
+        # A shipped variant the monitor rolled back may come back through one new test.
+        pool = api.service.runtime.pool
+        tried = await pool.fetch(q("mgr_goal_tried"), g["id"])
+        assert [(dict(r["variant"]), r["tests"], r["auto_rolled_back"]) for r in tried] == [
+            (FIXED, 1, False)]  # fmt: skip
+        assert cycles.tried(tried) == [FIXED]
+        async with pool.acquire() as conn:
+            monitor = tuner.Change("teacher", "auto-rollback monitor", "a breach (simulated)")
+            await tuner.rollback_parameters(conn, monitor, "auto_rollback",
+                                            expected=active["version"])  # fmt: skip
+        tried = await pool.fetch(q("mgr_goal_tried"), g["id"])
+        assert [r["auto_rolled_back"] for r in tried] == [True] and cycles.tried(tried) == []
         md = await c.get(f"{BASE}/reports/{view['id']}")
         assert md.status_code == 200 and md.headers["content-type"].startswith("text/markdown")
         text = md.text

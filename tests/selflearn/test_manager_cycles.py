@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from selflearn.manager import plots, policy, reports
 from selflearn.manager.deep import holdout_seed, scenarios_of, storage_url
 from tests.selflearn.manager_helpers import (
     BASE,
     BROKEN,
+    FIXED,
     activate,
     ended,
     goal,
@@ -20,24 +22,34 @@ from tests.selflearn.manager_helpers import (
 )
 
 
+async def _micro(c: Any, goal_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = (await c.post(f"{BASE}/cycles", json={"kind": "micro", "goal_id": goal_id})).json()
+    view = await ended(c, started["id"], 90)
+    assert view["status"] == "done", view
+    facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
+    return view, facts["micro"]
+
+
 async def test_micro_cycle_measures_the_parameters_in_force(db_url: str, tmp_path: Path) -> None:
+    """A known effect: on a floor nothing reaches, nothing is found and the constraint breaks
+    (degraded); back on the defaults, memories are found and it holds (healthy)."""
     async with managed(db_url, tmp_path) as api:
         c = api.client
-        g = await goal(c, constraints=[{"metric": "answer_accuracy", "op": ">=", "value": 0.99}])
-        started = (
-            await c.post(f"{BASE}/cycles", json={"kind": "micro", "goal_id": g["id"]})
-        ).json()
-        view = await ended(c, started["id"], 90)
-        assert view["status"] == "done" and view["outcome"] in ("healthy", "degraded"), view
-        facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
-        micro = facts["micro"]
+        g = await goal(c, constraints=[{"metric": "found_anything_rate", "op": ">=", "value": 0.5}])
+        broken = await activate(c, BROKEN, "a bad change made by hand")
+        view, micro = await _micro(c, g["id"])
+        assert view["outcome"] == "degraded"
+        assert micro["problems"] == ["found_anything_rate >= 0.5 broken: 0"]
         assert micro["sensor"]["runs"] == micro["sensor"]["recorded"] > 0  # a row for every run
         found = micro["metrics"]["found_anything_rate"]
-        assert 0 <= found["value"] <= 1 and found["n"] == 2 and len(found["ci"]) == 2
+        assert (found["value"], found["n"], found["clusters"]) == (0.0, 2, 2)
+        assert found["ci"] is None  # two scenarios: no interval deserves a level
         now = (await c.get(f"{BASE}/goals/{g['id']}")).json()
-        assert now["current"] == found["value"] and now["current_version"] == "builtin"
-        if micro["metrics"]["answer_accuracy"]["value"] < 0.99:
-            assert view["outcome"] == "degraded" and micro["problems"]
+        assert now["current"] == 0.0 and now["current_version"] == f"tuner-{broken}"
+        await activate(c, FIXED, "the default floor again")
+        view, micro = await _micro(c, g["id"])
+        assert view["outcome"] == "healthy" and micro["problems"] == []
+        assert micro["metrics"]["found_anything_rate"]["value"] >= 0.5
 
 
 async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: Path) -> None:

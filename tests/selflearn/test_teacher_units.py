@@ -7,13 +7,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
 from bench.scripted_llm import ScriptedLLM
+from selflearn.emulator.answers import holds
+from selflearn.emulator.engine import answered, stale_answers
+from selflearn.emulator.seeds import load_scenarios
 from selflearn.teacher import judge as judging
+from selflearn.teacher.analysis import Inputs, analyse
 from selflearn.teacher.metrics import ArmData, Probe, Retrieved, RunCost, precision, unit_values
 from selflearn.teacher.spec import SpecError, load, parse, spec_hash
+from tests.selflearn.test_teacher_stats import SPEC as STATS_SPEC
+from tests.selflearn.test_teacher_stats import synthetic_arm
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -161,8 +168,41 @@ async def test_orchestrator_repeats_swaps_and_measures_agreement() -> None:
     agreement = judging.agreement(scores)
     assert agreement is not None and agreement < 1.0  # hallucination verdicts disagree
     steady = await judging.judge_all(judging.HeuristicJudge(), [_input("Chicken.")], repeats=2)
-    assert judging.agreement(steady) == 1.0
+    assert {(s.swapped, s.repeat) for s in steady} == {(False, 1)}  # order-blind: judged once
+    assert judging.agreement(steady) is None  # not measurable, not a 1.0 that cannot fail
     assert judging.per_run(steady)["r1"] == (0.0, 0.0)
+
+
+async def test_a_position_biased_judge_is_caught_and_invalidates_the_verdict() -> None:
+    """A judge that always calls the first memory shown "used" and "relevant": swapping the
+    order flips its verdicts, agreement drops, and the experiment is INVALID."""
+
+    async def first_one(prompt: str) -> str:
+        return '{"hallucination": false, "uses": [1], "relevant": [1]}'
+
+    scores = await judging.judge_all(judging.LLMJudge(first_one, "m"), [_input("x")], repeats=1)
+    agreement = judging.agreement(scores)
+    assert agreement == pytest.approx(1 / 5)  # only the hallucination verdict agrees
+    rng = np.random.default_rng(1)
+    spec = parse({**STATS_SPEC, "guardrails": []})
+    v = analyse(Inputs(spec, synthetic_arm(rng, 20, 0.5), synthetic_arm(rng, 20, 0.5),
+                       judge_agreement=agreement))  # fmt: skip
+    assert v.verdict == "INVALID" and "judge inconsistent: agreement 0.20" in v.reasons[0]
+
+
+def test_judge_failures_in_one_arm_make_a_judged_decision_invalid() -> None:
+    """The LLM judge failed on a third of the variant's probes (dropped runs): its
+    hallucination rate would compare the easy remainder with the whole baseline."""
+    rng = np.random.default_rng(2)
+    base, var = synthetic_arm(rng, 30, 0.5), synthetic_arm(rng, 30, 0.9)
+    for p in var.probes[::3]:
+        del var.judged[p.run_id]
+    v = analyse(Inputs(parse(STATS_SPEC), base, var))
+    assert v.verdict == "INVALID"
+    assert "judge coverage 1.00 (baseline) vs 0.67 (variant)" in v.reasons[0]
+    assert v.checks["judge_coverage"] == [1.0, pytest.approx(2 / 3)]
+    secondary = parse({**STATS_SPEC, "guardrails": []})  # the judge decides nothing: no check
+    assert analyse(Inputs(secondary, base, var)).verdict == "SHIP"
 
 
 def _probe(retrieved: tuple[Retrieved, ...], facts: tuple[str, ...] = ("a", "b")) -> Probe:
@@ -205,3 +245,14 @@ async def test_llm_judge_over_http_through_the_openai_sdk(scripted: ScriptedLLM)
     scripted.push("not json at all")
     with pytest.raises(judging.JudgeError, match="not the JSON asked for"):
         await judge.judge(_input("x"), swapped=False, repeat=1)
+
+
+def test_answers_match_whole_words_and_a_stale_value_first_is_a_miss() -> None:
+    assert not holds("May", "Maybe you told me.") and holds("May", "You moved in May.")
+    assert not holds("14", "Your plot is 140.") and holds("April 2024", "Since April, 2024.")
+    allotment = next(s for s in load_scenarios() if s.id == "allotment")
+    update = next(q for q in allotment.questions if q.ability == "knowledge_update")
+    stale = stale_answers(allotment, update)
+    assert stale == ("14",)
+    assert not answered(update, "Your plot is number 14. Later: now number 22.", stale)
+    assert answered(update, "Your plot is number 22 (it used to be 14).", stale)

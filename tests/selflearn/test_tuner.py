@@ -1,5 +1,5 @@
-"""The Tuner on real Postgres: guards, activation, rollback, automatic rollback with its audit
-trail, the frozen spec, and the database ParamSource reaching new runs without a restart."""
+"""The Tuner on real Postgres: guards, activation, rollback, the frozen spec, and the database
+ParamSource reaching new runs without a restart (the automatic rollback: test_monitor.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from maas.db.pool import connect, create_pool
+from maas.db.pool import connect
 from maas.params import BuiltinParams, defaults
 from selflearn import tuner
 from selflearn.paramsource import SourceState, TunerParams, arm_for
 from selflearn.queries import q
-from selflearn.teacher import guardrails
 from selflearn.teacher.spec import parse
 from tests.conftest import ADMIN_KEY
 from tests.helpers import eventually
@@ -129,51 +128,6 @@ async def test_prepare_experiment_guards_both_arms_and_freezes_the_spec(conn: An
         await conn.execute("UPDATE selflearn.experiments SET spec = '{}' WHERE id = $1", exp)
 
 
-async def _runs(conn: Any, user: uuid.UUID, label: str, n: int, found: float) -> None:
-    """n finished chat runs of one version in the sensor table, a share `found` finding memories."""
-    await conn.executemany(
-        "INSERT INTO selflearn.sensor_events (run_id, user_id, client_type, mode, param_version, "
-        "status, stop_at, started_at, finished_at, latency_ms, prompt_tokens, completion_tokens, "
-        "llm_calls, memories_retrieved, memories_used, found_anything) VALUES (gen_random_uuid(), "
-        "$1, 'client', 'offline', $2, 'COMPLETED', 'COMPLETED', now(), now(), 50, 10, 10, 2, "
-        "$3, $3, $3 > 0)",
-        [(user, label, int(i < found * n)) for i in range(n)],
-    )  # fmt: skip
-
-
-async def test_audit_shows_prepare_activate_degrade_auto_rollback(conn: Any) -> None:
-    user = await conn.fetchval(
-        "INSERT INTO maas.users (name, api_key_hash, key_prefix) "
-        "VALUES ('u', 'h', 'p') RETURNING id"
-    )
-    spec = parse(SPEC)
-    exp = await _experiment(conn, spec)
-    baseline, variant = await tuner.prepare_experiment(conn, spec, exp, defaults().values)
-    await tuner.activate_parameter_version(conn, baseline, tuner.Change("teacher", "t", "in use"))
-    ship = tuner.Change("teacher", "teacher", "experiment verdict SHIP", exp)
-    await tuner.activate_parameter_version(conn, variant, ship)
-    labels = {r["version"]: r["label"] for r in await tuner.versions(conn)}
-    await _runs(conn, user, labels[baseline], 30, found=0.9)
-    await _runs(conn, user, labels[variant], 20, found=0.2)
-    assert await guardrails.check(conn, window=30) is None  # the window is not full yet
-    await _runs(conn, user, labels[variant], 10, found=0.2)
-
-    new = await guardrails.check(conn, window=30)
-    assert new is not None and (await tuner.active(conn))["version"] == new
-    assert (await tuner.version(conn, new))["params"] == (await tuner.version(conn, baseline))[
-        "params"
-    ]
-    history = list(reversed(await tuner.audit_log(conn, exp)))
-    assert [h["action"] for h in history] == [
-        "prepare", "prepare", "activate", "guardrail_breach", "auto_rollback"]  # fmt: skip
-    breach, rollback = history[-2], history[-1]
-    assert breach["details"]["found_anything_rate"]["active"] == pytest.approx(0.2)
-    assert "found_anything_rate degraded" in rollback["reason"]
-    assert rollback["previous_version"] == variant and rollback["version"] == new
-    assert rollback["diff"] == {"retrieval.min_score": [1.0, 0.05]}
-    assert await guardrails.check(conn, window=30) is None  # the copy has no window yet
-
-
 def test_arm_assignment_is_deterministic_by_thread_and_balanced() -> None:
     exp = uuid.uuid4()
     threads = [uuid.uuid4() for _ in range(2000)]
@@ -260,44 +214,3 @@ async def test_a_paired_experiment_steers_only_while_its_process_holds_its_lock(
     assert [r["id"] for r in await conn.fetch(q("teacher_fail_abandoned"))] == [exp]
     status = await conn.fetchval("SELECT status FROM selflearn.experiments WHERE id = $1", exp)
     assert status == "failed"
-
-
-async def test_the_monitor_task_rolls_back_on_its_own_and_leaves_a_healthy_version(
-    conn: Any, db_url: str
-) -> None:
-    user = await conn.fetchval(
-        "INSERT INTO maas.users (name, api_key_hash, key_prefix) "
-        "VALUES ('u', 'h', 'p') RETURNING id"
-    )
-    good = await tuner.store_version(conn, {}, PERSON)
-    bad = await tuner.store_version(conn, {"retrieval.min_score": 4.0}, PERSON, parent=good)
-    healthy = await tuner.store_version(conn, {"retrieval.min_score": 0.1}, PERSON, parent=good)
-    labels = {r["version"]: r["label"] for r in await tuner.versions(conn)}
-    await _runs(conn, user, labels[good], 30, found=0.9)
-    await _runs(conn, user, labels[healthy], 30, found=0.85)  # a little worse: within margin
-    await tuner.activate_parameter_version(conn, good, PERSON)
-    await tuner.activate_parameter_version(conn, healthy, PERSON)
-    assert await guardrails.check(conn, window=30) is None  # not significantly beyond 0.10
-    await _runs(conn, user, labels[bad], 30, found=0.1)
-    await tuner.activate_parameter_version(conn, bad, PERSON)
-
-    pool = await create_pool(db_url, min_size=1, max_size=2, timeout_s=5.0)
-    changed = asyncio.Event()
-    stop = asyncio.Event()
-    monitor = guardrails.Monitor(lambda: pool, 0.05, 30, changed.set)
-    task = asyncio.create_task(monitor.run_forever(stop))
-    try:
-
-        async def rolled_back() -> bool:
-            row = await tuner.active(conn)
-            return row is not None and row["version"] not in (good, bad, healthy)
-
-        await eventually(rolled_back, timeout=10)
-    finally:
-        stop.set()
-        await task
-        await pool.close()
-    assert changed.is_set()
-    copy = await tuner.active(conn)
-    assert copy["parent"] == healthy  # the last good one is the most recently activated
-    assert (await tuner.audit_log(conn))[0]["who"] == "auto-rollback monitor"
