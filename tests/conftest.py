@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,16 @@ from maas.params import BuiltinParams
 from maas.settings import Settings
 
 TEMPLATE = "maas_test_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session its own base directory. pytest's numbered ones keep only the last three, so
+    sessions running side by side on one machine deleted each other's embedded database."""
+    if config.option.basetemp:
+        return
+    base = tempfile.mkdtemp(prefix="maas-pytest-")
+    config.option.basetemp = base
+    config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
