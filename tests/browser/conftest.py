@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,9 +75,9 @@ class Site:
 @pytest.fixture(scope="session")
 def web_db(pg_uri: str, template_uri: str) -> Iterator[str]:
     name = f"maas_web_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    off_loop(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
     yield with_database(pg_uri, name)
-    asyncio.run(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    off_loop(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def site(web_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
     thread.join(timeout=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its loop runs in the main thread: gone before other packages
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -173,9 +173,14 @@ def login(page: Any, site: Site, who: str, next_path: str = "/ui/chat") -> None:
     page.wait_for_url(lambda url: url.endswith(next_path))
 
 
+def off_loop(work: Coroutine[Any, Any, Any]) -> Any:
+    """Runs a coroutine on a thread of its own: Playwright's sync API owns this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, work).result(timeout=30)
+
+
 def execute(dsn: str, sql: str, *args: Any) -> Any:
-    """One statement on a thread of its own (Playwright's sync API owns this thread's loop);
-    returns fetchval's value."""
+    """One statement, off Playwright's loop; returns fetchval's value."""
 
     async def go() -> Any:
         conn = await asyncpg.connect(dsn)
@@ -184,5 +189,4 @@ def execute(dsn: str, sql: str, *args: Any) -> Any:
         finally:
             await conn.close()
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, go()).result(timeout=30)
+    return off_loop(go())

@@ -5,7 +5,6 @@ uvicorn, and the emulator reaches it over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -19,7 +18,7 @@ import uvicorn
 from bench.database import admin_sql, with_database
 from maas.app import create_app
 from selflearn.extension import extend as learn_extend
-from tests.browser.conftest import Site, login
+from tests.browser.conftest import Site, login, off_loop
 from tests.conftest import TEMPLATE
 from tests.conftest import test_settings as settings_for
 from tests.e2e.conftest import free_port
@@ -34,7 +33,7 @@ def learn_site(
     pg_uri: str, template_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     name = f"maas_dash_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    off_loop(admin_sql(pg_uri, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
     port = free_port()
     settings = settings_for(with_database(pg_uri, name), tmp_path_factory.mktemp("dash"),
                              rate_limit_per_min=0, host="127.0.0.1", port=port)  # fmt: skip
@@ -51,7 +50,7 @@ def learn_site(
     yield Site(f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(timeout=15)
-    asyncio.run(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    off_loop(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def activate(http: httpx.Client, params: dict[str, Any], reason: str) -> int:
