@@ -11,6 +11,7 @@ from typing import Any
 from maas.app import create_app
 from maas.credentials import credentials_path, hash_key
 from maas.db.queries import q
+from maas.pipeline.repo import RunRepository
 from maas.settings import Settings
 
 
@@ -29,7 +30,8 @@ async def load_demo(settings: Settings, file: Path | None = None) -> dict[str, A
     async with app.router.lifespan_context(app):
         rt = app.state.service.runtime
         user_id, key = await _demo_user(rt.pool, settings)
-        jobs = [await _thread(rt.pool, user_id, t) for t in data["threads"]]
+        repo = app.state.service.repo
+        jobs = [await _thread(rt.pool, repo, user_id, t) for t in data["threads"]]
         rt.signals.on_archive()
         await _wait_jobs(rt.pool, [j for j in jobs if j is not None])
         count = await rt.pool.fetchval(q("count_user_memories"), user_id)
@@ -44,7 +46,9 @@ async def _demo_user(pool: Any, settings: Settings) -> tuple[Any, dict[str, str]
     return row["id"], {"key_stored_in": str(path)}
 
 
-async def _thread(pool: Any, user_id: Any, thread: dict[str, Any]) -> int | None:
+async def _thread(
+    pool: Any, repo: RunRepository, user_id: Any, thread: dict[str, Any]
+) -> int | None:
     times = [datetime.fromisoformat(m["created_at"]) for m in thread["messages"]]
     async with pool.acquire() as conn, conn.transaction():
         thread_id = await conn.fetchval(q("seed_thread"), user_id, thread["title"], times[0])
@@ -58,7 +62,7 @@ async def _thread(pool: Any, user_id: Any, thread: dict[str, Any]) -> int | None
                 msg["text"],
                 at,
             )
-        job: int | None = await conn.fetchval(q("queue_archive_job"), thread_id, user_id, "import")
+        job: int | None = await repo.queue_archive(conn, thread_id, user_id, "import")
         return job
 
 

@@ -16,7 +16,6 @@ from maas.credentials import bootstrap
 from maas.db.embedded import start_embedded, stop_embedded
 from maas.db.migrate import migrate
 from maas.db.pool import GENERIC_PLANS, connect, create_pool
-from maas.db.queries import q
 from maas.host import ExtensionHost, Started
 from maas.llm.client import LLMConfig, OpenAIModel
 from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
@@ -24,9 +23,12 @@ from maas.llm.offline import OfflineModel
 from maas.llm.tokens import encoding, seed_tiktoken_cache
 from maas.llm.types import LanguageModel
 from maas.params import ParamSource, params_from_settings
-from maas.pipeline.express import ExpressLane
+from maas.pipeline import maintenance
+from maas.pipeline.lanes import Lanes
+from maas.pipeline.repo import RunRepository
 from maas.pipeline.runner import build_workers
-from maas.runtime.context import Runtime
+from maas.pipeline.status import QUEUED
+from maas.runtime.context import Models, Runtime
 from maas.runtime.listener import Listener
 from maas.runtime.loops import every, wait_any
 from maas.runtime.signals import Signals
@@ -81,11 +83,12 @@ class Service:
 
     def __init__(self, settings: Settings, app: FastAPI, params: ParamSource | None = None) -> None:
         self.settings = settings
-        self.signals = Signals()
+        self.signals = Signals(QUEUED)
         self.host = ExtensionHost(app, settings, self.signals, self.grace_left)
         if params is not None:  # else the extensions' (the Tuner's), else MAAS_PARAMS
             self.host.set_param_source(params)
         self.runtime: Runtime | None = None
+        self.repo: RunRepository | None = None
         self.listener: Listener | None = None
         self.admin_key: str | None = None
         self.dsn = ""
@@ -98,6 +101,7 @@ class Service:
         seed_tiktoken_cache()
         self._loop = asyncio.get_running_loop()
         llm, embedder = build_llm(self.settings), build_embedder(self.settings)
+        encoding_name = self.settings.token_encoding
         # Loaded while the database starts, not in the first request: the token encoding
         # (~0.1 s) and a local embedder's model (seconds).
         warming = [
@@ -110,17 +114,21 @@ class Service:
                 await run_migrations(self.dsn)
             pool, search_pool = await self._pools()
             await self._credentials(pool)
-            self.runtime = self._runtime(pool, search_pool, llm, embedder)
+            self.runtime = self._runtime(pool, search_pool, Models(llm, embedder, encoding_name))
         finally:
             await asyncio.gather(*warming)
+        self.repo = RunRepository(pool, self.settings.lease_s, self.runtime.worker_id)
         self.listener = Listener(self.dsn, self.signals, pool, self.settings.probe_s)
-        api = ApiContext(self.runtime, self.admin_key, self.listener.health, lambda: self.draining)
+        lanes = Lanes(self.runtime, self.repo)
+        draining = lambda: self.draining  # noqa: E731 (read at each /health)
+        health = self.listener.health
+        api = ApiContext(self.runtime, lanes, self.repo, self.admin_key, health, draining)
         self.runtime.metrics.add_state(lambda: api.scrape_state)
         self.host.app.state.api = api
         self.host.started(
             Started(pool, self.dsn, self.admin_key, self.runtime.params, self.runtime.worker_id)
         )
-        self._start_tasks(self.runtime, self.listener)
+        self._start_tasks(self.runtime, self.repo, self.listener)
         # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.
         await wait_any(5.0, self.listener.ready)
 
@@ -139,23 +147,18 @@ class Service:
         )
         return pool, search_pool
 
-    def _runtime(
-        self, pool: Any, search_pool: Any, llm: LanguageModel, embedder: Embedder | None
-    ) -> Runtime:
+    def _runtime(self, pool: Any, search_pool: Any, models: Models) -> Runtime:
         params = self.host.param_source or params_from_settings(self.settings)
-        rt = Runtime(
+        return Runtime(
             self.settings,
             pool,
-            llm,
-            embedder,
+            models,
             params,
             self.signals,
+            search_pool,
             stopping=self._stop,
             grace_left=self.grace_left,
-            search_pool=search_pool,
         )
-        rt.express = ExpressLane(rt)
-        return rt
 
     async def _credentials(self, pool: Any) -> None:
         """The admin key (MAAS_ADMIN_KEY, else generated and kept in the data dir) and the demo
@@ -165,47 +168,22 @@ class Service:
             generated = await bootstrap(conn, self.settings.data_dir, configured)
         self.admin_key = configured.get_secret_value() if configured else generated
 
-    def _start_tasks(self, rt: Runtime, listener: Listener) -> None:
+    def _start_tasks(self, rt: Runtime, repo: RunRepository, listener: Listener) -> None:
         sup = self._supervisor = Supervisor(self._stop)
         stop = self._stop
         sup.start("listener", lambda: listener.run_forever(stop))
-        for i, worker in enumerate(build_workers(rt, stop)):
+        for i, worker in enumerate(build_workers(rt, repo, stop)):
             sup.start(f"{worker.name}-{i}", worker.run_forever)
         s = rt.settings
-        sup.start("requeue", lambda: every(s.poll_s, self._requeue, stop, "requeue"))
-        sup.start("idle-archive", lambda: every(s.idle_scan_s, self._idle, stop, "idle scan"))
-        sup.start("cleanup", lambda: every(s.cleanup_s, self._cleanup, stop, "cleanup"))
-        for name, job in self.host.tasks:
-            sup.start(name, functools.partial(job, stop))
-
-    async def _requeue(self) -> None:
-        rt = self._rt()
-        s = rt.settings
-        runs = await rt.pool.fetch(q("requeue_stale_runs"), s.max_attempts)
-        jobs = await rt.pool.fetch(
-            q("requeue_stale_archive_jobs"), s.max_attempts, s.archive_retry_s
-        )
-        if runs or jobs:
-            log.warning("requeued %d stale runs and %d archive jobs", len(runs), len(jobs))
-            rt.signals.wake_all()
-        if revived := await rt.pool.fetch(q("revive_failed_archive_jobs")):
-            log.warning("queued %d failed archive jobs again", len(revived))
-            rt.signals.on_archive()
-
-    async def _idle(self) -> None:
-        rt = self._rt()
-        params = await rt.params.active()
-        if await rt.pool.fetch(q("queue_idle_threads"), params.num("archivist.idle_s")):
-            rt.signals.on_archive()
-
-    async def _cleanup(self) -> None:
-        rt = self._rt()
-        await rt.pool.execute(q("prune_finished_runs"), rt.settings.retention_days)
-        await rt.pool.execute(q("prune_llm_calls"), rt.settings.retention_days)
-
-    def _rt(self) -> Runtime:
-        assert self.runtime is not None, "service not started"
-        return self.runtime
+        for name, period, job in (
+            ("requeue", s.poll_s, maintenance.requeue),
+            ("idle-archive", s.idle_scan_s, maintenance.queue_idle),
+            ("cleanup", s.cleanup_s, maintenance.cleanup),
+        ):
+            run = functools.partial(job, rt, repo)
+            sup.start(name, functools.partial(every, period, run, stop, name))
+        for name, task in self.host.tasks:
+            sup.start(name, functools.partial(task, stop))
 
     def begin_drain(self) -> None:
         """SIGTERM: stop claiming now; the grace period for in-flight work starts here.
@@ -231,7 +209,7 @@ class Service:
         if self._supervisor is not None:
             await self._supervisor.shutdown(self.grace_left())
         if self.runtime is not None:
-            closer = getattr(self.runtime.llm, "close", None)
+            closer = getattr(self.runtime.models.llm, "close", None)
             if closer is not None:
                 await closer()
             await _close_pool(self.runtime.pool)

@@ -1,18 +1,7 @@
 -- Generated (python -m maas.db.snapshot): the schema of a freshly migrated database.
 CREATE SCHEMA maas;
 
-CREATE TYPE maas.run_status AS ENUM (
-    'NEW',
-    'ANALYZING',
-    'ANALYZED',
-    'ASSEMBLING',
-    'READY',
-    'RESPONDING',
-    'COMPLETED',
-    'FAILED'
-);
-
-CREATE TYPE maas.stage_commit AS (
+CREATE TYPE maas.claimed_run AS (
 	finished boolean,
 	id uuid,
 	user_id uuid,
@@ -28,6 +17,17 @@ CREATE TYPE maas.stage_commit AS (
 	param_version text,
 	analyzer_output jsonb,
 	context_text text
+);
+
+CREATE TYPE maas.run_status AS ENUM (
+    'NEW',
+    'ANALYZING',
+    'ANALYZED',
+    'ASSEMBLING',
+    'READY',
+    'RESPONDING',
+    'COMPLETED',
+    'FAILED'
 );
 
 CREATE FUNCTION maas.add_memory_sources() RETURNS trigger
@@ -69,6 +69,15 @@ CREATE FUNCTION maas.archive_retry_after(p_rounds integer, p_retry_s double prec
     LANGUAGE sql IMMUTABLE
     AS $$
   SELECT make_interval(secs => least(p_retry_s * 2.0 ^ p_rounds, 86400))
+$$;
+
+CREATE FUNCTION maas.blocking_run(p_thread uuid, p_created timestamp with time zone) RETURNS SETOF uuid
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT e.id FROM maas.pipeline_runs e
+  WHERE e.thread_id = p_thread AND e.created_at < p_created
+    AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
+  LIMIT 1
 $$;
 
 CREATE TABLE maas.pipeline_runs (
@@ -145,11 +154,7 @@ BEGIN
               AND r.user_id = u.user_id
             ORDER BY r.created_at LIMIT 32) h
       WHERE h.next_attempt_at <= now()
-        -- the thread-order rule: no earlier unfinished run of its thread (runs_thread_idx)
-        AND (SELECT true FROM maas.pipeline_runs e
-             WHERE e.thread_id = h.thread_id AND e.created_at < h.created_at
-               AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
-             LIMIT 1) IS NULL
+        AND (SELECT b FROM maas.blocking_run(h.thread_id, h.created_at) b) IS NULL
       ORDER BY h.created_at LIMIT 8) c
     LIMIT 64
   ), next AS (
@@ -174,11 +179,12 @@ BEGIN
   RETURN NEXT claimed;
 END $$;
 
-CREATE FUNCTION maas.claim_stage(p_run uuid, p_from maas.run_status, p_to maas.run_status, p_lease_s double precision, p_worker text) RETURNS maas.stage_commit
+CREATE FUNCTION maas.claim_stage(p_run uuid, p_from maas.run_status, p_to maas.run_status, p_lease_s double precision, p_worker text) RETURNS maas.claimed_run
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  result maas.stage_commit;
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
 BEGIN
   result.finished := true;
   IF p_lease_s IS NULL THEN
@@ -189,28 +195,31 @@ BEGIN
       claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s)
   WHERE r.id = p_run AND r.status = p_from AND r.stop_at <> r.status
     AND r.next_attempt_at <= now()
-    AND NOT EXISTS (
-      SELECT 1 FROM maas.pipeline_runs e
-      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
-  RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-            r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-            r.analyzer_output, r.context_text
-  INTO result.id, result.user_id, result.thread_id, result.message_id, result.query,
-       result.mode, result.stop_at, result.max_tokens, result.attempts, result.lease_token,
-       result.params, result.param_version, result.analyzer_output, result.context_text;
-  IF FOUND THEN
-    PERFORM set_config('synchronous_commit', 'off', true);
+    AND (SELECT b FROM maas.blocking_run(r.thread_id, r.created_at) b) IS NULL
+  RETURNING r.* INTO claimed;
+  IF NOT FOUND THEN
+    RETURN result;
   END IF;
-  RETURN result;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN maas.claimed(claimed);
 END $$;
 
-CREATE FUNCTION maas.commit_analyze(p_run uuid, p_token uuid, p_output jsonb, p_version text, p_params jsonb, p_lease_s double precision, p_worker text) RETURNS maas.stage_commit
+CREATE FUNCTION maas.claimed(r maas.pipeline_runs) RETURNS maas.claimed_run
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+         r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version, r.analyzer_output,
+         r.context_text
+$$;
+
+CREATE FUNCTION maas.commit_analyze(p_run uuid, p_token uuid, p_output jsonb, p_version text, p_params jsonb, p_lease_s double precision, p_worker text, p_user uuid, p_calls jsonb) RETURNS maas.claimed_run
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  result maas.stage_commit;
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
 BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
   IF maas.passes_through(p_run, p_token, 'ANALYZING', 'ANALYZED', p_lease_s) THEN
     UPDATE maas.pipeline_runs r
     SET status = 'ASSEMBLING', analyzer_output = p_output, param_version = p_version,
@@ -218,12 +227,9 @@ BEGIN
         lease_token = gen_random_uuid(), claimed_by = p_worker,
         claimed_until = now() + make_interval(secs => p_lease_s), error = NULL
     WHERE r.id = p_run
-    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-              r.analyzer_output, r.context_text
-    INTO result;
+    RETURNING r.* INTO claimed;
     PERFORM set_config('synchronous_commit', 'off', true);
-    RETURN result;
+    RETURN maas.claimed(claimed);
   END IF;
   UPDATE maas.pipeline_runs
   SET status = 'ANALYZED', analyzer_output = p_output, param_version = p_version,
@@ -237,13 +243,16 @@ BEGIN
   RETURN maas.claim_stage(p_run, 'ANALYZED', 'ASSEMBLING', p_lease_s, p_worker);
 END $$;
 
-CREATE FUNCTION maas.commit_assemble(p_run uuid, p_token uuid, p_context text, p_context_tokens integer, p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[], p_lease_s double precision, p_worker text) RETURNS maas.stage_commit
+CREATE FUNCTION maas.commit_assemble(p_run uuid, p_token uuid, p_context text, p_context_tokens integer, p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[], p_lease_s double precision, p_worker text, p_user uuid, p_calls jsonb) RETURNS maas.claimed_run
     LANGUAGE plpgsql
     AS $$
 DECLARE
-  result maas.stage_commit;
-  passes boolean := maas.passes_through(p_run, p_token, 'ASSEMBLING', 'READY', p_lease_s);
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
+  passes boolean;
 BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
+  passes := maas.passes_through(p_run, p_token, 'ASSEMBLING', 'READY', p_lease_s);
   IF passes THEN
     UPDATE maas.pipeline_runs r
     SET status = 'RESPONDING', context_text = p_context, context_tokens = p_context_tokens,
@@ -251,10 +260,8 @@ BEGIN
         claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s),
         error = NULL
     WHERE r.id = p_run
-    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-              r.analyzer_output, r.context_text
-    INTO result;
+    RETURNING r.* INTO claimed;
+    result := maas.claimed(claimed);
   ELSE
     UPDATE maas.pipeline_runs
     SET status = 'READY', context_text = p_context, context_tokens = p_context_tokens,
@@ -281,6 +288,30 @@ BEGIN
   RETURN maas.claim_stage(p_run, 'READY', 'RESPONDING', p_lease_s, p_worker);
 END $$;
 
+CREATE FUNCTION maas.commit_respond(p_thread uuid, p_user uuid, p_run uuid, p_token uuid, p_answer text, p_calls jsonb) RETURNS SETOF maas.pipeline_runs
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  done maas.pipeline_runs;
+BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
+  UPDATE maas.pipeline_runs
+  SET status = 'COMPLETED', answer = p_answer,
+      attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+  WHERE id = p_run AND status = 'RESPONDING' AND lease_token = p_token
+  RETURNING * INTO done;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF p_thread IS NOT NULL THEN
+    INSERT INTO maas.messages (thread_id, user_id, run_id, role, content)
+    VALUES (p_thread, p_user, p_run, 'assistant', p_answer)
+    ON CONFLICT (run_id) WHERE role = 'assistant' DO NOTHING;
+    UPDATE maas.threads SET last_message_at = now() WHERE id = p_thread;
+  END IF;
+  RETURN NEXT done;
+END $$;
+
 CREATE FUNCTION maas.drop_test_run_user() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -296,6 +327,15 @@ CREATE FUNCTION maas.llm_call_rows(p_calls jsonb) RETURNS TABLE(stage text, mode
   SELECT * FROM jsonb_to_recordset(p_calls) AS c(
     stage text, model text, prompt_tokens integer, completion_tokens integer, ms real,
     outcome text, error text)
+$$;
+
+CREATE FUNCTION maas.log_llm_calls(p_run uuid, p_job bigint, p_user uuid, p_calls jsonb) RETURNS void
+    LANGUAGE sql
+    AS $$
+  INSERT INTO maas.llm_calls
+    (run_id, archive_job_id, user_id, stage, model, prompt_tokens, completion_tokens, ms,
+     outcome, error)
+  SELECT p_run, p_job, p_user, c.* FROM maas.llm_call_rows(p_calls) c
 $$;
 
 CREATE FUNCTION maas.memory_speaker() RETURNS trigger
@@ -356,10 +396,8 @@ BEGIN
   FROM maas.pipeline_runs x
   WHERE x.id = p_run AND x.status = p_working AND x.lease_token = p_token
   FOR UPDATE;
-  IF NOT FOUND OR r.stop_at = p_done OR r.next_attempt_at > now() OR EXISTS (
-      SELECT 1 FROM maas.pipeline_runs e
-      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at) THEN
+  IF NOT FOUND OR r.stop_at = p_done OR r.next_attempt_at > now()
+     OR EXISTS (SELECT FROM maas.blocking_run(r.thread_id, r.created_at)) THEN
     RETURN false;
   END IF;
   INSERT INTO maas.run_events (run_id, status, attempt, error) VALUES (p_run, p_done, 0, NULL);
@@ -440,10 +478,8 @@ BEGIN
 
   -- claim_stage's conditions for a run just made (its status and next attempt are the defaults);
   -- the thread's row is locked above, so a concurrent submit to it sees this run once committed
-  claimed := p_lease_s IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM maas.pipeline_runs e
-    WHERE e.thread_id = submit_run.thread_id
-      AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at);
+  claimed := p_lease_s IS NOT NULL
+    AND NOT EXISTS (SELECT FROM maas.blocking_run(submit_run.thread_id, 'infinity'));
 
   INSERT INTO maas.pipeline_runs
     (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,

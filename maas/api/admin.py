@@ -69,7 +69,7 @@ async def health(ctx: Annotated[ApiContext, Depends(get_api)]) -> JSONResponse:
     database = "ok"
     try:
         await rt.pool.fetchval(q("health_db"), timeout=2.0)
-    except Exception as exc:  # any failure here is the answer, not an error
+    except Exception as exc:  # noqa: BLE001 (any failure here is the answer, not an error)
         database = f"down: {type(exc).__name__}"
     listener = ctx.listener.as_dict()
     ok = database == "ok" and listener["connected"]
@@ -77,9 +77,9 @@ async def health(ctx: Annotated[ApiContext, Depends(get_api)]) -> JSONResponse:
         "status": "ok" if ok else "degraded",
         "database": database,
         "listener": listener,
-        "mode": rt.llm.mode,
+        "mode": rt.models.mode,
         "model": None if rt.settings.offline else rt.settings.llm_model,
-        "embedder": rt.embedder.name if rt.embedder else "none",
+        "embedder": rt.models.embedder.name if rt.models.embedder else "none",
         "version": __version__,
         "process": {"pid": os.getpid(), "worker_id": rt.worker_id, "draining": ctx.draining()},
     }

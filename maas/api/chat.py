@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from maas.api.deps import caller_key, get_runtime
+from maas.api.context import ApiContext
+from maas.api.deps import caller_key, get_api
 from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
 from maas.api.views import memory_view, run_memories, timings_ms
 from maas.db.queries import q
 from maas.errors import Gone
 from maas.pipeline.status import is_done
-from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
-from maas.runtime.context import Runtime
+from maas.pipeline.submit import ChatRequest, Submitted
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -43,7 +43,7 @@ class ContextIn(BaseModel):
     max_tokens: int | None = Field(default=None, ge=50, le=32_000)
 
 
-Rt = Annotated[Runtime, Depends(get_runtime)]
+Api = Annotated[ApiContext, Depends(get_api)]
 # Authenticated by the submit statement itself (an unknown or revoked key: 401, nothing stored).
 CallerKey = Annotated[str, Depends(caller_key)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -53,53 +53,47 @@ ClientType = Annotated[str | None, Header(alias="X-MaaS-Client", max_length=40)]
 @router.post("/chat")
 async def chat(
     body: ChatIn,
-    rt: Rt,
+    api: Api,
     key: CallerKey,
     idempotency_key: IdemKey = None,
     client: ClientType = None,
     wait: Annotated[bool, Query()] = True,
 ) -> JSONResponse:
     """Send a message; waits for the answer unless `wait=false` (then 202 with the run id)."""
-    within(body.message, rt.settings.max_message_chars, "message")
+    within(body.message, api.runtime.settings.max_message_chars, "message")
     req = ChatRequest(key, body.message, body.thread_id, idempotency_key, _client(client))
-    sub = await (_drive(rt, req) if wait else submit(rt, req))
-    return await _answer(rt, sub, wait)
+    sub = await (api.lanes.drive(req) if wait else api.lanes.queue(req))
+    return await _answer(api, sub, wait)
 
 
 @router.post("/context")
 async def context(
-    body: ContextIn, rt: Rt, key: CallerKey, client: ClientType = None
+    body: ContextIn, api: Api, key: CallerKey, client: ClientType = None
 ) -> JSONResponse:
     """Analyzer + Assembler only: the packed context for a client that has its own LLM."""
-    within(body.query, rt.settings.max_message_chars, "query")
+    within(body.query, api.runtime.settings.max_message_chars, "query")
     req = ChatRequest(key, body.query, None, None, _client(client), "READY", body.max_tokens)
-    sub = await _drive(rt, req)
-    return await _answer(rt, sub, True)
-
-
-async def _drive(rt: Runtime, req: ChatRequest) -> Submitted:
-    """The caller waits: its own task drives the run (express lane), else the workers do."""
-    if rt.express is None:
-        return await submit(rt, req)
-    return await rt.express.submit_and_drive(req)
+    sub = await api.lanes.drive(req)
+    return await _answer(api, sub, True)
 
 
 def _client(value: str | None) -> str:
     return value if value in {"client", "emulator", "test-runner", "bench"} else "client"
 
 
-async def _answer(rt: Runtime, sub: Submitted, wait: bool) -> JSONResponse:
+async def _answer(api: ApiContext, sub: Submitted, wait: bool) -> JSONResponse:
     if not wait:
         body = {"run_id": str(sub.run_id), "thread_id": _s(sub.thread_id), "status": "NEW"}
         return FastJSON(body, 202)
     # An express run has been driven already: its last commit returned it (a chat) or it is read
     # (a context). A queued run (or one the express lane left in a queue) is waited for first.
+    pool = api.runtime.pool
     run = sub.run_row
     if run is None and sub.claim:
-        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
+        run = await pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
     if run is None or not is_done(run["status"], run["stop_at"]):
-        await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
-        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
+        await api.lanes.wait(sub.run_id, api.runtime.settings.chat_wait_s)
+        run = await pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
     if run is None:  # the cascade of an erasure took it (retention never prunes a fresh run)
         raise Gone(f"run {sub.run_id} no longer exists: its account was erased while it ran")
     used_only = run["stop_at"] != "READY"
@@ -107,7 +101,7 @@ async def _answer(rt: Runtime, sub: Submitted, wait: bool) -> JSONResponse:
     if done and sub.memory_rows is not None:  # this request's own drive wrote them (express)
         memories = [memory_view(r) for r in sub.memory_rows(used_only)]
     else:
-        memories = await run_memories(rt.pool, sub.run_id, sub.user_id, used_only=used_only)
+        memories = await run_memories(pool, sub.run_id, sub.user_id, used_only=used_only)
     return FastJSON(_payload(run, memories), status_code=200 if done else 202)
 
 

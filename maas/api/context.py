@@ -7,13 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from maas.pipeline.lanes import Lanes
+from maas.pipeline.repo import RunRepository
 from maas.runtime.context import Runtime
 from maas.runtime.listener import ListenerHealth
 
 
 @dataclass(frozen=True)
 class ApiContext:
-    runtime: Runtime  # the pipeline's: pool, settings, lanes (submit, express), signals
+    runtime: Runtime  # the pipeline's: pool, settings, models, signals
+    lanes: Lanes  # submit, drive, wait
+    repo: RunRepository  # the only writer of runs and archive jobs
     admin_key: str | None
     listener: ListenerHealth
     draining: Callable[[], bool]  # SIGTERM came: the process finishes what it has and stops

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.encoders import jsonable_encoder
 
-from maas.api.deps import User, current_user, get_runtime
+from maas.api.context import ApiContext
+from maas.api.deps import User, current_user, get_api, get_runtime
 from maas.api.inputs import BIGINT_MAX, Text
 from maas.db.queries import q
 from maas.errors import NotFound
@@ -16,6 +17,7 @@ from maas.runtime.context import Runtime
 router = APIRouter(prefix="/v1/memories", tags=["memories"])
 Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
+Api = Annotated[ApiContext, Depends(get_api)]
 
 
 @router.get("")
@@ -47,8 +49,9 @@ async def _sources(conn: Any, user: User, rows: list[Any]) -> dict[int, dict[str
 
 @router.delete("/{memory_id}")
 async def delete_memory(
-    memory_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], rt: Rt, user: Caller
+    memory_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], api: Api, user: Caller
 ) -> dict[str, Any]:
-    if await rt.pool.fetchval(q("delete_memory"), memory_id, user.id) is None:
+    """The memory, and its text wherever runs quoted it (RunRepository.erase_memory)."""
+    if not await api.repo.erase_memory(memory_id, user.id):
         raise NotFound(f"memory {memory_id} not found")
     return {"deleted": memory_id}

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field, field_validator
 
-from maas.api.deps import User, current_user, get_runtime
+from maas.api.context import ApiContext
+from maas.api.deps import User, current_user, get_api, get_runtime
 from maas.api.inputs import BIGINT_MAX, NonBlank, Text
 from maas.db.queries import q
 from maas.errors import NotFound
@@ -19,6 +20,7 @@ from maas.runtime.context import Runtime
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 Rt = Annotated[Runtime, Depends(get_runtime)]
 Caller = Annotated[User, Depends(current_user)]
+Api = Annotated[ApiContext, Depends(get_api)]
 
 
 class ThreadIn(BaseModel):
@@ -107,10 +109,10 @@ async def import_messages(thread_id: uuid.UUID, body: ImportIn, rt: Rt, user: Ca
 
 
 @router.post("/{thread_id}/close")
-async def close_thread(thread_id: uuid.UUID, rt: Rt, user: Caller) -> Any:
+async def close_thread(thread_id: uuid.UUID, api: Api, user: Caller) -> Any:
     """Close the thread and queue the archivist for its unarchived messages."""
-    async with rt.pool.acquire() as conn, conn.transaction():
+    async with api.runtime.pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(q("close_thread"), thread_id, user.id) is None:
             raise NotFound(f"thread {thread_id} not found")
-        job = await conn.fetchval(q("queue_archive_job"), thread_id, user.id, "closed")
+        job = await api.repo.queue_archive(conn, thread_id, user.id, "closed")
     return {"thread_id": str(thread_id), "closed": True, "archive_job_id": job}

@@ -142,27 +142,6 @@ WHERE m.user_id = $1 AND ($5 OR m.valid_to IS NULL)
 ORDER BY m.created_at DESC, m.id DESC
 LIMIT $3 OFFSET $4
 
--- name: delete_memory
--- $1 memory, $2 owner. Its text also goes from what was made of it: wherever the exact text
--- occurs in the owner's runs' packed contexts and answers, and in the assistant messages that
--- are those answers (the next chats' history), it becomes '[deleted memory]'. An LLM's paraphrase
--- cannot be found and stays, as do the user's own messages the memory came from (docs/api.md).
-WITH gone AS (
-  DELETE FROM maas.memories WHERE id = $1 AND user_id = $2 RETURNING id, text
-), runs AS (
-  UPDATE maas.pipeline_runs r
-  SET context_text = replace(r.context_text, g.text, '[deleted memory]'),
-      answer = replace(r.answer, g.text, '[deleted memory]')
-  FROM gone g
-  WHERE r.user_id = $2 AND (strpos(r.context_text, g.text) > 0 OR strpos(r.answer, g.text) > 0)
-  RETURNING r.id
-), answers AS (
-  UPDATE maas.messages m SET content = replace(m.content, g.text, '[deleted memory]')
-  FROM gone g
-  WHERE m.run_id IN (SELECT id FROM runs) AND m.role = 'assistant' AND strpos(m.content, g.text) > 0
-)
-SELECT id FROM gone
-
 -- name: memory_sources
 -- Provenance details for messages $1 owned by user $2.
 SELECT id, thread_id, role, speaker, created_at FROM maas.messages

@@ -1,53 +1,47 @@
-"""A stage's inference log: the stage's own commit writes it, in the same statement.
+"""A stage attempt's inference log: the stage's own commit writes it, in the same statement.
 
 Every inference is logged (maas.llm_calls). A stage used to insert each call as it happened, a
-round trip per call; now the calls of an attempt ride in the commit that ends it (one CTE, see
-the commit_* statements), and only an attempt that does not commit (failed, cancelled, lease
-lost) writes them on their own (`flush`).
+round trip per call; now the calls of an attempt ride in the commit that ends it (the commit_*
+statements), and only an attempt that does not commit (failed, cancelled, lease lost) writes them
+on their own (RunRepository.log_calls).
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
 from dataclasses import dataclass, field
 
 import orjson
 
-from maas.db.queries import q
-from maas.llm.types import CallLog
+from maas.llm.types import CallLog, Recorder
+from maas.pipeline.claim import Job
+from maas.pipeline.repo import RunRepository
 from maas.runtime.context import Runtime
-
-log = logging.getLogger(__name__)
+from maas.runtime.metrics import Metrics
 
 
 @dataclass
 class StageCalls:
-    rt: Runtime
-    run_id: uuid.UUID
-    user_id: uuid.UUID
+    metrics: Metrics
     calls: list[CallLog] = field(default_factory=list)
 
     async def record(self, call: CallLog) -> None:
         """The stage's Recorder."""
         self.calls.append(call)
-        self.rt.metrics.observe_call(call)
+        self.metrics.observe_call(call)
 
     def json(self) -> str:
-        """The calls as the statements' JSON argument (jsonb_to_recordset)."""
+        """The calls as the statements' JSON argument (maas.llm_call_rows)."""
         return orjson.dumps([_fields(c) for c in self.calls]).decode()
 
-    async def flush(self) -> None:
-        """Write what no commit wrote. A database that is away loses them (logged): the attempt
-        they belong to is retried and logs its own."""
-        if not self.calls:
-            return
-        try:
-            args = (self.run_id, self.user_id, self.json())
-            await self.rt.pool.execute(q("insert_llm_calls"), *args)
-            self.calls.clear()
-        except Exception as exc:  # on the failure path: never mask the failure being recorded
-            log.warning("could not log %d calls of run %s: %s", len(self.calls), self.run_id, exc)
+
+def job_recorder(rt: Runtime, repo: RunRepository, job: Job) -> Recorder:
+    """The archivist's Recorder: each inference logged as it happens."""
+
+    async def record(call: CallLog) -> None:
+        await repo.log_job_call(job, orjson.dumps([_fields(call)]).decode())
+        rt.metrics.observe_call(call)
+
+    return record
 
 
 def _fields(c: CallLog) -> dict[str, object]:

@@ -1,18 +1,14 @@
-"""A claimed run, as a typed value handed to a stage."""
+"""What a claim hands the work: a leased run (Claim) or archive job (Job), as typed values."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from maas.llm.types import PackedMemory
 from maas.params import ParamSet, defaults
-
-# The archivist's effects, run by the runner inside one transaction; False = the guard did not
-# hold.
-Commit = Callable[[Any], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -21,17 +17,6 @@ class Next:
 
     lease_s: float
     worker: str
-
-
-# A pipeline stage's commit: one statement (maas.commit_* functions, migration 0019) given the
-# next stage's claim to take, if any, and the attempt's LLM calls (JSON, maas/pipeline/calls.py)
-# to write with it; it returns a row with `finished` (the guard held) and, when it claimed the
-# next stage, that claim's columns (lease_token not null). None = not finished.
-StageCommit = Callable[[Any, Next | None, str], Awaitable[Any]]
-
-
-def next_args(nxt: Next | None) -> tuple[float | None, str | None]:
-    return (nxt.lease_s, nxt.worker) if nxt else (None, None)
 
 
 @dataclass(frozen=True)
@@ -58,8 +43,10 @@ class Claim:
     history: list[dict[str, str]] | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> Claim:
-        return cls(**{name: row[name] for name in COLUMNS}, history=row.get("history"))
+    def from_row(cls, row: Any, memories: tuple[PackedMemory, ...] | None = None) -> Claim:
+        return cls(
+            **{name: row[name] for name in COLUMNS}, memories=memories, history=row.get("history")
+        )
 
     def param_set(self) -> ParamSet:
         """The parameters frozen on the run by the analyzer, so one run uses one version."""
@@ -69,3 +56,32 @@ class Claim:
 
 
 COLUMNS = tuple(n for n in Claim.__dataclass_fields__ if n not in ("memories", "history"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """A leased archive job: archive thread `thread_id` up to message `upto_message_id`."""
+
+    id: int
+    thread_id: uuid.UUID
+    user_id: uuid.UUID
+    upto_message_id: int
+    attempts: int
+    lease_token: uuid.UUID
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class ArchiveSlice:
+    """The messages one claim of a job archives (id, role, speaker, content, created_at, in
+    order), and the thread's archived mark they start after (the commit's guard)."""
+
+    mark: int
+    messages: list[Mapping[str, Any]]
+
+    @property
+    def last(self) -> int | None:
+        return self.messages[-1]["id"] if self.messages else None

@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 
-from maas.agents.assembler import Assembled
-from maas.agents.responder import Responded
-from maas.pipeline.claim import Claim, StageCommit
-from maas.pipeline.runner import STAGES, StageWorker
+from maas.pipeline.claim import Claim
+from maas.pipeline.repo import Committed, RunRepository
+from maas.pipeline.runner import StageWorker
+from maas.pipeline.stages import STEPS
+from maas.pipeline.status import STAGES
 from maas.pipeline.submit import ChatRequest, Submitted, submit
 from maas.runtime.context import Runtime
 
@@ -36,12 +37,15 @@ class ExpressLane:
     beyond that (or with 0) requests queue their runs for the workers, which claim fairly across
     users."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, repo: RunRepository) -> None:
         self.rt = rt
+        self.repo = repo
         self.size = rt.settings.express_concurrency
         self.per_user = rt.settings.express_per_user
         self.held: Counter[str] = Counter()  # slots in use by API key hash (one key per user)
-        self.workers = {s.name: StageWorker(rt, rt.stopping, s, chained=True) for s in STAGES}
+        self.workers = {
+            s.name: StageWorker(rt, repo, rt.stopping, STEPS[s.name], chained=True) for s in STAGES
+        }
 
     def _free_for(self, key_hash: str) -> bool:
         if self.size <= 0 or self.rt.stopping.is_set():
@@ -60,28 +64,30 @@ class ExpressLane:
 
     async def submit_and_drive(self, req: ChatRequest) -> Submitted:
         if not self._free_for(req.key_hash):
-            return await submit(self.rt, req)
+            return await submit(self.rt, self.repo, req)
         with self._slot(req.key_hash):  # checked and taken with no await in between
-            sub = await submit(self.rt, req, express=True)
+            sub = await submit(self.rt, self.repo, req, express=True)
             if sub.claim is None:
                 return sub
             committed = await self.drive(sub.claim)
-            rows = next((c.rows for c in committed if isinstance(c, Assembled)), None)
-            run = committed[-1].row if committed and isinstance(committed[-1], Responded) else None
+            rows = next((c.memories for c in committed if c.memories is not None), None)
+            run = next((c.run for c in committed if c.run is not None), None)
             return replace(sub, memory_rows=rows, run_row=run)
 
-    async def drive(self, claim: Claim) -> list[StageCommit]:
+    async def drive(self, claim: Claim) -> list[Committed]:
         """Analyzer, assembler, responder in turn, while each commit hands over the next claim.
-        Returns the commits that succeeded, in order."""
+        Returns what the commits that succeeded did, in order."""
         item: Claim | None = claim
         finished = False
-        committed: list[StageCommit] = []
+        committed: list[Committed] = []
         try:
             for stage in STAGES:
                 if item is None:
                     break
-                claimed = await self._stage(self.workers[stage.name], item, committed)
-                item = _with_packed(claimed, committed)
+                done = await self._stage(self.workers[stage.name], item)
+                if done is not None:
+                    committed.append(done)
+                item = done.next if done is not None else None
             finished = True
             return committed
         finally:
@@ -90,13 +96,11 @@ class ExpressLane:
             # run is back in its queue and the workers must hear of it at once.
             self.rt.signals.driven_until(str(claim.id), SETTLE_S if finished else 0)
 
-    async def _stage(
-        self, worker: StageWorker, item: Claim, committed: list[StageCommit]
-    ) -> Claim | None:
+    async def _stage(self, worker: StageWorker, item: Claim) -> Committed | None:
         """One stage; when the process starts shutting down, it may finish until just before the
         grace period ends, then it is cancelled and releases its claim (the run waits in its
         queue for the next process), so the waiting caller still gets its 202 in time."""
-        task = asyncio.ensure_future(worker.process(item, committed))
+        task = asyncio.ensure_future(worker.process(item))
         stopping = asyncio.ensure_future(self.rt.stopping.wait())
         try:
             await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -107,16 +111,8 @@ class ExpressLane:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 return None
-            chained: Claim | None = task.result()
-            return chained
+            done: Committed | None = task.result()
+            return done
         finally:
             stopping.cancel()
             task.cancel()  # the request itself was cancelled: process() releases the claim
-
-
-def _with_packed(claim: Claim | None, committed: list[StageCommit]) -> Claim | None:
-    """The responder's claim carries what this drive's assembler packed (rank order, dated as the
-    packer dated them), so the responder does not read it back."""
-    if claim is None or not committed or not isinstance(committed[-1], Assembled):
-        return claim
-    return replace(claim, memories=tuple(committed[-1].packed.memories))

@@ -66,6 +66,42 @@ LANGUAGE sql IMMUTABLE AS $$
     outcome text, error text)
 $$;
 
+-- The one insert of LLM calls: the calls of run p_run (or archive job p_job) of user p_user, a
+-- JSON array of CallLog (maas.llm_call_rows). Every stage commit writes its attempt's calls with
+-- it, and an attempt that does not commit writes them alone (insert_llm_calls).
+CREATE OR REPLACE FUNCTION maas.log_llm_calls(
+  p_run uuid, p_job bigint, p_user uuid, p_calls jsonb) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO maas.llm_calls
+    (run_id, archive_job_id, user_id, stage, model, prompt_tokens, completion_tokens, ms,
+     outcome, error)
+  SELECT p_run, p_job, p_user, c.* FROM maas.llm_call_rows(p_calls) c
+$$;
+
+-- The thread-order rule, named once: a run of thread p_thread made at p_created waits while an
+-- earlier run of its thread is unfinished (neither COMPLETED nor FAILED nor at its stop_at), so
+-- a thread answers in order, across stages and processes; a run without a thread never waits.
+-- This is that earlier run (one, if any). A set-returning SQL function, so the planner inlines
+-- it where it is used: `(SELECT b FROM maas.blocking_run(...) b) IS NULL` is one index probe per
+-- run looked at (runs_thread_idx, LIMIT 1); written as NOT EXISTS in a claim's queue scan, the
+-- planner misjudged how many runs wait and hashed the whole table instead.
+CREATE OR REPLACE FUNCTION maas.blocking_run(p_thread uuid, p_created timestamptz)
+RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
+  SELECT e.id FROM maas.pipeline_runs e
+  WHERE e.thread_id = p_thread AND e.created_at < p_created
+    AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
+  LIMIT 1
+$$;
+
+-- A claimed run's row, the one shape every claim and stage commit returns (maas.claimed_run:
+-- `finished` = the commit's guard held, then the claim's columns; maas/pipeline/claim.py reads
+-- them by name).
+CREATE OR REPLACE FUNCTION maas.claimed(r maas.pipeline_runs) RETURNS maas.claimed_run
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
+         r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version, r.analyzer_output,
+         r.context_text
+$$;
+
 -- The express lane's claim of run p_run at p_from for the stage that works at p_to, under a
 -- lease of p_lease_s seconds for worker p_worker (nothing when p_lease_s is null, when the run
 -- is not waiting at p_from, or when an earlier run of its thread is unfinished). A claim makes
@@ -75,9 +111,10 @@ $$;
 -- nobody was told about, and the run is claimed again.
 CREATE OR REPLACE FUNCTION maas.claim_stage(
   p_run uuid, p_from maas.run_status, p_to maas.run_status, p_lease_s float8, p_worker text)
-RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+RETURNS maas.claimed_run LANGUAGE plpgsql AS $$
 DECLARE
-  result maas.stage_commit;
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
 BEGIN
   result.finished := true;
   IF p_lease_s IS NULL THEN
@@ -88,20 +125,13 @@ BEGIN
       claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s)
   WHERE r.id = p_run AND r.status = p_from AND r.stop_at <> r.status
     AND r.next_attempt_at <= now()
-    AND NOT EXISTS (
-      SELECT 1 FROM maas.pipeline_runs e
-      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at)
-  RETURNING r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-            r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-            r.analyzer_output, r.context_text
-  INTO result.id, result.user_id, result.thread_id, result.message_id, result.query,
-       result.mode, result.stop_at, result.max_tokens, result.attempts, result.lease_token,
-       result.params, result.param_version, result.analyzer_output, result.context_text;
-  IF FOUND THEN
-    PERFORM set_config('synchronous_commit', 'off', true);
+    AND (SELECT b FROM maas.blocking_run(r.thread_id, r.created_at) b) IS NULL
+  RETURNING r.* INTO claimed;
+  IF NOT FOUND THEN
+    RETURN result;
   END IF;
-  RETURN result;
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN maas.claimed(claimed);
 END $$;
 
 -- Fair claiming across users (migration 0030 explains the bound and the plan): each queue serves
@@ -161,11 +191,7 @@ BEGIN
               AND r.user_id = u.user_id
             ORDER BY r.created_at LIMIT 32) h
       WHERE h.next_attempt_at <= now()
-        -- the thread-order rule: no earlier unfinished run of its thread (runs_thread_idx)
-        AND (SELECT true FROM maas.pipeline_runs e
-             WHERE e.thread_id = h.thread_id AND e.created_at < h.created_at
-               AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at
-             LIMIT 1) IS NULL
+        AND (SELECT b FROM maas.blocking_run(h.thread_id, h.created_at) b) IS NULL
       ORDER BY h.created_at LIMIT 8) c
     LIMIT 64
   ), next AS (
@@ -206,10 +232,8 @@ BEGIN
   FROM maas.pipeline_runs x
   WHERE x.id = p_run AND x.status = p_working AND x.lease_token = p_token
   FOR UPDATE;
-  IF NOT FOUND OR r.stop_at = p_done OR r.next_attempt_at > now() OR EXISTS (
-      SELECT 1 FROM maas.pipeline_runs e
-      WHERE e.thread_id = r.thread_id AND e.created_at < r.created_at
-        AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at) THEN
+  IF NOT FOUND OR r.stop_at = p_done OR r.next_attempt_at > now()
+     OR EXISTS (SELECT FROM maas.blocking_run(r.thread_id, r.created_at)) THEN
     RETURN false;
   END IF;
   INSERT INTO maas.run_events (run_id, status, attempt, error) VALUES (p_run, p_done, 0, NULL);
@@ -244,10 +268,8 @@ BEGIN
 
   -- claim_stage's conditions for a run just made (its status and next attempt are the defaults);
   -- the thread's row is locked above, so a concurrent submit to it sees this run once committed
-  claimed := p_lease_s IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM maas.pipeline_runs e
-    WHERE e.thread_id = submit_run.thread_id
-      AND e.status NOT IN ('COMPLETED', 'FAILED') AND e.status <> e.stop_at);
+  claimed := p_lease_s IS NOT NULL
+    AND NOT EXISTS (SELECT FROM maas.blocking_run(submit_run.thread_id, 'infinity'));
 
   INSERT INTO maas.pipeline_runs
     (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
@@ -270,13 +292,19 @@ BEGIN
   END IF;
 END $$;
 
+-- The analyzer's commit (one statement: maas/pipeline/repo.py): run p_run (lease p_token) gets
+-- its analysis p_output and the parameters frozen for it (p_version, p_params); with p_lease_s,
+-- the assembler's claim for worker p_worker. The attempt's LLM calls (p_calls, of user p_user)
+-- are written whether or not the guard holds.
 CREATE OR REPLACE FUNCTION maas.commit_analyze(
   p_run uuid, p_token uuid, p_output jsonb, p_version text, p_params jsonb,
-  p_lease_s float8, p_worker text)
-RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+  p_lease_s float8, p_worker text, p_user uuid, p_calls jsonb)
+RETURNS maas.claimed_run LANGUAGE plpgsql AS $$
 DECLARE
-  result maas.stage_commit;
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
 BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
   IF maas.passes_through(p_run, p_token, 'ANALYZING', 'ANALYZED', p_lease_s) THEN
     UPDATE maas.pipeline_runs r
     SET status = 'ASSEMBLING', analyzer_output = p_output, param_version = p_version,
@@ -284,12 +312,9 @@ BEGIN
         lease_token = gen_random_uuid(), claimed_by = p_worker,
         claimed_until = now() + make_interval(secs => p_lease_s), error = NULL
     WHERE r.id = p_run
-    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-              r.analyzer_output, r.context_text
-    INTO result;
+    RETURNING r.* INTO claimed;
     PERFORM set_config('synchronous_commit', 'off', true);
-    RETURN result;
+    RETURN maas.claimed(claimed);
   END IF;
   UPDATE maas.pipeline_runs
   SET status = 'ANALYZED', analyzer_output = p_output, param_version = p_version,
@@ -303,15 +328,22 @@ BEGIN
   RETURN maas.claim_stage(p_run, 'ANALYZED', 'ASSEMBLING', p_lease_s, p_worker);
 END $$;
 
+-- The assembler's commit: run p_run (lease p_token) gets its packed context (p_context,
+-- p_context_tokens) and every candidate (parallel arrays in rank order: p_ids, p_scores,
+-- p_components, p_used, p_tokens); with p_lease_s, the responder's claim for p_worker; the
+-- attempt's LLM calls (p_calls, of user p_user) as in commit_analyze.
 CREATE OR REPLACE FUNCTION maas.commit_assemble(
   p_run uuid, p_token uuid, p_context text, p_context_tokens integer,
   p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[],
-  p_lease_s float8, p_worker text)
-RETURNS maas.stage_commit LANGUAGE plpgsql AS $$
+  p_lease_s float8, p_worker text, p_user uuid, p_calls jsonb)
+RETURNS maas.claimed_run LANGUAGE plpgsql AS $$
 DECLARE
-  result maas.stage_commit;
-  passes boolean := maas.passes_through(p_run, p_token, 'ASSEMBLING', 'READY', p_lease_s);
+  result maas.claimed_run;
+  claimed maas.pipeline_runs;
+  passes boolean;
 BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
+  passes := maas.passes_through(p_run, p_token, 'ASSEMBLING', 'READY', p_lease_s);
   IF passes THEN
     UPDATE maas.pipeline_runs r
     SET status = 'RESPONDING', context_text = p_context, context_tokens = p_context_tokens,
@@ -319,10 +351,8 @@ BEGIN
         claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s),
         error = NULL
     WHERE r.id = p_run
-    RETURNING true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
-              r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version,
-              r.analyzer_output, r.context_text
-    INTO result;
+    RETURNING r.* INTO claimed;
+    result := maas.claimed(claimed);
   ELSE
     UPDATE maas.pipeline_runs
     SET status = 'READY', context_text = p_context, context_tokens = p_context_tokens,
@@ -347,6 +377,35 @@ BEGIN
     RETURN result;
   END IF;
   RETURN maas.claim_stage(p_run, 'READY', 'RESPONDING', p_lease_s, p_worker);
+END $$;
+
+-- The responder's commit, the run's last: run p_run (lease p_token) becomes COMPLETED with answer
+-- p_answer, which is also the assistant's message in thread p_thread of user p_user (a second
+-- insert for the same run is a no-op) and touches the thread. No row when the guard does not hold
+-- (the lease was lost). It claims nothing; it returns the finished run, so the request that drove
+-- it has its reply. The attempt's LLM calls (p_calls) are written whether or not the guard holds.
+CREATE OR REPLACE FUNCTION maas.commit_respond(
+  p_thread uuid, p_user uuid, p_run uuid, p_token uuid, p_answer text, p_calls jsonb)
+RETURNS SETOF maas.pipeline_runs LANGUAGE plpgsql AS $$
+DECLARE
+  done maas.pipeline_runs;
+BEGIN
+  PERFORM maas.log_llm_calls(p_run, NULL, p_user, p_calls);
+  UPDATE maas.pipeline_runs
+  SET status = 'COMPLETED', answer = p_answer,
+      attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
+  WHERE id = p_run AND status = 'RESPONDING' AND lease_token = p_token
+  RETURNING * INTO done;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  IF p_thread IS NOT NULL THEN
+    INSERT INTO maas.messages (thread_id, user_id, run_id, role, content)
+    VALUES (p_thread, p_user, p_run, 'assistant', p_answer)
+    ON CONFLICT (run_id) WHERE role = 'assistant' DO NOTHING;
+    UPDATE maas.threads SET last_message_at = now() WHERE id = p_thread;
+  END IF;
+  RETURN NEXT done;
 END $$;
 
 -- maas.run_memories (migration 0016) reads each row's components with `components -> (rank - 1)`,

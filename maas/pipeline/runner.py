@@ -1,7 +1,9 @@
 """Stage runners: clear the wake-up, claim under a lease, do the work, commit with a guard.
 
 The row is the truth and NOTIFY only wakes: a runner drains its queue, then waits for a wake-up,
-a stop or the poll interval, whichever comes first.
+a stop or the poll interval, whichever comes first. Every read and write of a run or an archive
+job goes through the repository (repo.py); the work is the stage's (stages.py) or the
+archivist's.
 """
 
 from __future__ import annotations
@@ -11,29 +13,23 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any, Generic, TypeVar
 
-from maas.agents import analyzer, archivist, assembler, responder
-from maas.db.queries import q
 from maas.errors import MaasError, StageError
-from maas.llm.types import Recorder
-from maas.pipeline.calls import StageCalls
-from maas.pipeline.claim import Claim, Commit, Next, StageCommit
-from maas.pipeline.status import Status
+from maas.pipeline.calls import StageCalls, job_recorder
+from maas.pipeline.claim import Claim, Job, Next
+from maas.pipeline.repo import Committed, LostLease, RunRepository
+from maas.pipeline.stages import STEPS, SliceArchived, StageSteps, archive
+from maas.pipeline.status import NEXT_STAGE, STAGES
 from maas.runtime.context import Runtime
 from maas.runtime.loops import wait_any
-from maas.runtime.signals import Doorbell
+from maas.runtime.signals import ARCHIVIST, Doorbell
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-C = TypeVar("C")  # what a stage's work hands to its commit
-R = TypeVar("R")
-
-
-class LostLease(Exception):
-    """The guarded commit found the row moved on: someone else owns it now."""
+T = TypeVar("T")  # what a claim hands the work: a run or an archive job
+R = TypeVar("R")  # what the work hands its commit
+V = TypeVar("V")
 
 
 def backoff_s(rt: Runtime, attempts: int) -> float:
@@ -42,23 +38,20 @@ def backoff_s(rt: Runtime, attempts: int) -> float:
     return min(base, rt.settings.backoff_max_s) * jitter
 
 
-class Worker(ABC, Generic[T, C]):
+class Worker(ABC, Generic[T, R]):
     """One claim loop. Subclasses say how to claim, work, commit, retry and release."""
 
     name: str
 
-    def __init__(self, rt: Runtime, stop: asyncio.Event) -> None:
+    def __init__(self, rt: Runtime, repo: RunRepository, stop: asyncio.Event) -> None:
         self.rt = rt
+        self.repo = repo
         self.stop = stop
         self.current: T | None = None
 
     @property
     def doorbell(self) -> Doorbell:
-        return self.rt.signals.stage[self.stage_key]
-
-    @property
-    @abstractmethod
-    def stage_key(self) -> str: ...
+        return self.rt.signals.stage[self.name]
 
     async def run_forever(self) -> None:
         wakeup = asyncio.Event()
@@ -83,25 +76,24 @@ class Worker(ABC, Generic[T, C]):
             self.current = None
         return True
 
-    async def process(self, item: T, committed: list[C] | None = None) -> Any:
-        """Work, then commit; returns what the commit claimed for the next stage, if anything.
-        A successful commit is appended to `committed` when given (the express lane's reply)."""
+    async def process(self, item: T) -> Committed | None:
+        """Work, then commit; what the commit did, or None when the attempt did not commit (it
+        failed and is retried or FAILED, its lease was lost, or it was released)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.rt.settings.stage_deadline_s + 5):
-                commit = await self._holding_lease(item)
+                result = await self._holding_lease(item)
             worked = time.perf_counter()
-            chained = await self._commit(commit, item)
+            committed = await self.commit(result, item)
             self._observe(started, worked, time.perf_counter())
-            if committed is not None:
-                committed.append(commit)
-            return chained
+            return committed
         except LostLease:
             log.warning("%s: lease lost for %s; another worker owns it", self.name, _ident(item))
         except asyncio.CancelledError:
             await asyncio.shield(self.release(item))
             raise
-        except Exception as exc:  # task boundary: every failure is recorded on the row
+        except Exception as exc:  # noqa: BLE001
+            # task boundary: every failure is recorded on the row
             await self.fail(item, _describe(exc), _permanent(exc))
         return None
 
@@ -109,7 +101,7 @@ class Worker(ABC, Generic[T, C]):
         self.rt.metrics.stage_seconds.labels(self.name).observe(done - started)
         self.rt.metrics.stage_commit_seconds.labels(self.name).observe(done - worked)
 
-    async def _holding_lease(self, item: T) -> C:
+    async def _holding_lease(self, item: T) -> R:
         """Run the work while renewing the lease every L/3; a lost lease cancels the work.
 
         A live worker keeps its claim however long a stage takes; a dead or paused one stops
@@ -117,7 +109,7 @@ class Worker(ABC, Generic[T, C]):
         """
         return await self._renewing(self.work(item), item)
 
-    async def _renewing(self, work: Awaitable[R], item: T) -> R:
+    async def _renewing(self, work: Awaitable[V], item: T) -> V:
         task = asyncio.ensure_future(work)
         try:
             while True:
@@ -132,19 +124,20 @@ class Worker(ABC, Generic[T, C]):
     async def _renew(self, item: T) -> bool:
         try:
             return await self.renew(item)
-        except Exception as exc:  # the database may be away: the commit guard decides later
+        except Exception as exc:  # noqa: BLE001
+            # the database may be away: the commit guard decides later
             log.warning("%s: could not renew lease of %s: %s", self.name, _ident(item), exc)
             return True
-
-    @abstractmethod
-    async def _commit(self, commit: C, item: T) -> Any:
-        """Apply the work's effects under the guard (LostLease when it does not hold)."""
 
     @abstractmethod
     async def claim(self) -> T | None: ...
 
     @abstractmethod
-    async def work(self, item: T) -> C: ...
+    async def work(self, item: T) -> R: ...
+
+    @abstractmethod
+    async def commit(self, result: R, item: T) -> Committed:
+        """Apply the work's effects under the guard (LostLease when it does not hold)."""
 
     @abstractmethod
     async def renew(self, item: T) -> bool: ...
@@ -159,63 +152,60 @@ class Worker(ABC, Generic[T, C]):
         self.rt.metrics.stage_failures.labels(self.name, "failed" if final else "retry").inc()
 
 
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    queue: Status
-    working: Status
-    done: Status
-    work: Callable[[Runtime, Claim, Recorder], Awaitable[StageCommit]]
-
-
-STAGES = (
-    Stage("analyzer", Status.NEW, Status.ANALYZING, Status.ANALYZED, analyzer.analyze),
-    Stage("assembler", Status.ANALYZED, Status.ASSEMBLING, Status.READY, assembler.assemble),
-    Stage("responder", Status.READY, Status.RESPONDING, Status.COMPLETED, responder.respond),
-)
-NEXT_STAGE = {a.name: b for a, b in zip(STAGES, STAGES[1:], strict=False)}
-
-
-class StageWorker(Worker[Claim, StageCommit]):
+class StageWorker(Worker[Claim, Any]):
     """A stage's claim loop; with `chained`, each commit also claims the run's next stage (the
     express lane drives one run through every stage with it, see maas/pipeline/express.py)."""
 
     def __init__(
-        self, rt: Runtime, stop: asyncio.Event, stage: Stage, chained: bool = False
+        self,
+        rt: Runtime,
+        repo: RunRepository,
+        stop: asyncio.Event,
+        steps: StageSteps,
+        chained: bool = False,
     ) -> None:
-        super().__init__(rt, stop)
-        self.stage = stage
-        self.name = stage.name
+        super().__init__(rt, repo, stop)
+        self.steps = steps
+        self.stage = steps.stage
+        self.name = steps.stage.name
         self.chained = chained
         # Each claim's LLM calls until a statement writes them, by lease token: the express lane
         # drives many runs through one worker of each stage at once.
         self.calls: dict[Any, StageCalls] = {}
 
     def _calls(self, item: Claim) -> StageCalls:
-        return self.calls.setdefault(item.lease_token, StageCalls(self.rt, item.id, item.user_id))
+        return self.calls.setdefault(item.lease_token, StageCalls(self.rt.metrics))
 
     async def _flush(self, item: Claim) -> None:
+        """Write the LLM calls no commit wrote. A database that is away loses them (logged):
+        the attempt they belong to is retried and logs its own."""
         calls = self.calls.pop(item.lease_token, None)
-        if calls is not None:
-            await calls.flush()
-
-    async def process(self, item: Claim, committed: list[StageCommit] | None = None) -> Any:
+        if calls is None or not calls.calls:
+            return
         try:
-            return await super().process(item, committed)
+            await self.repo.log_calls(item, calls.json())
+        except Exception as exc:  # noqa: BLE001
+            # on the failure path: never mask the failure being recorded
+            log.warning("could not log %d calls of run %s: %s", len(calls.calls), item.id, exc)
+
+    async def process(self, item: Claim) -> Committed | None:
+        try:
+            return await super().process(item)
         finally:
             if item.lease_token in self.calls:  # the lease was lost: nothing else wrote them
                 await asyncio.shield(self._flush(item))
 
-    async def _commit(self, commit: StageCommit, item: Claim) -> Claim | None:
-        """One statement (maas.commit_*): no BEGIN/COMMIT round trips. It also writes the
-        attempt's LLM calls, whether or not its guard holds."""
+    async def commit(self, result: Any, item: Claim) -> Committed:
+        """One statement (a maas.commit_* function): no BEGIN/COMMIT round trips. It also writes
+        the attempt's LLM calls, whether or not its guard holds."""
         calls = self._calls(item)
-        async with self.rt.pool.acquire() as conn:
-            row = await commit(conn, self._next(item), calls.json())
-        self.calls.pop(item.lease_token, None)
-        if row is None or not row["finished"]:
-            raise LostLease()
-        return Claim.from_row(row) if row["lease_token"] is not None else None
+        try:
+            done = await self.steps.commit(self.repo, item, result, self._next(item), calls.json())
+        except LostLease:  # the statement ran: it wrote them
+            self.calls.pop(item.lease_token, None)
+            raise
+        self.calls.pop(item.lease_token, None)  # (a statement that failed did not: fail() does)
+        return done
 
     def _next(self, item: Claim) -> Next | None:
         """The next stage's claim to take in this commit: only when chained (express lane), not
@@ -224,42 +214,22 @@ class StageWorker(Worker[Claim, StageCommit]):
             return None
         if item.stop_at == self.stage.done.value or self.rt.stopping.is_set():
             return None
-        return Next(self.rt.settings.lease_s, self.rt.worker_id)
-
-    @property
-    def stage_key(self) -> str:
-        return self.stage.name
+        return self.repo.next_claim()
 
     async def claim(self) -> Claim | None:
-        row = await self.rt.pool.fetchrow(
-            q("claim_run"),
-            self.stage.queue.value,
-            self.stage.working.value,
-            self.rt.settings.lease_s,
-            self.rt.worker_id,
-        )
-        return Claim.from_row(row) if row else None
+        return await self.repo.claim(self.stage)
 
-    async def work(self, item: Claim) -> StageCommit:
-        return await self.stage.work(self.rt, item, self._calls(item).record)
+    async def work(self, item: Claim) -> Any:
+        return await self.steps.work(self.rt, self.repo, item, self._calls(item).record)
 
     async def renew(self, item: Claim) -> bool:
-        found = await self.rt.pool.fetchval(
-            q("renew_run_lease"), item.id, item.lease_token, self.rt.settings.lease_s
-        )
-        return found is not None
+        return await self.repo.renew(item)
 
     async def fail(self, item: Claim, error: str, permanent: bool = False) -> None:
         await self._flush(item)  # first: whoever sees the run failed sees its calls too
-        status = await self.rt.pool.fetchval(
-            q("retry_or_fail_run"),
-            item.id,
-            item.lease_token,
-            self.stage.queue.value,
-            error,
-            backoff_s(self.rt, item.attempts),
-            0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
-        )
+        attempts = 0 if permanent else self.rt.settings.max_attempts  # 0: no attempt left
+        delay = backoff_s(self.rt, item.attempts)
+        status = await self.repo.retry_or_fail(item, self.stage, error, delay, attempts)
         self._count_failure(status in ("FAILED", "failed"))
         log.warning(
             "%s: run %s attempt %d failed (%s) -> %s",
@@ -272,58 +242,40 @@ class StageWorker(Worker[Claim, StageCommit]):
 
     async def release(self, item: Claim) -> None:
         await self._flush(item)
-        await self.rt.pool.execute(
-            q("release_run"), item.id, item.lease_token, self.stage.queue.value
-        )
+        await self.repo.release(item, self.stage)
 
 
-class ArchiveWorker(Worker[archivist.Job, Commit]):
-    name = "archivist"
+class ArchiveWorker(Worker[Job, SliceArchived]):
+    """An archive job's claim loop: each claim archives one slice of the job's range and puts
+    the job back in the queue until its range is done (fair across users)."""
 
-    @property
-    def stage_key(self) -> str:
-        return "archivist"
+    name = ARCHIVIST
 
-    async def claim(self) -> archivist.Job | None:
-        row = await self.rt.pool.fetchrow(
-            q("claim_archive_job"), self.rt.settings.lease_s, self.rt.worker_id
-        )
-        return archivist.Job.from_row(row) if row else None
+    async def claim(self) -> Job | None:
+        return await self.repo.claim_job()
 
-    async def work(self, item: archivist.Job) -> Commit:
-        commit: Commit = await archivist.archive(self.rt, item)
-        return commit
+    async def work(self, item: Job) -> SliceArchived:
+        return await archive(self.rt, self.repo, item, job_recorder(self.rt, self.repo, item))
 
-    async def _commit(self, commit: Commit, item: archivist.Job) -> None:
-        """A slice's commit writes hundreds of memories: it renews the lease too."""
-        await self._renewing(self._write(commit), item)
+    async def commit(self, result: SliceArchived, item: Job) -> Committed:
+        """A slice's commit writes up to hundreds of memories: it renews the lease too."""
+        write = self.repo.commit_slice(item, result.part, result.memories, result.dedupe_similarity)
+        await self._renewing(write, item)
+        return Committed()
 
-    async def _write(self, commit: Commit) -> None:
-        async with self.rt.pool.acquire() as conn, conn.transaction():
-            if not await commit(conn):
-                raise LostLease()
+    async def renew(self, item: Job) -> bool:
+        return await self.repo.renew_job(item)
 
-    async def renew(self, item: archivist.Job) -> bool:
-        found = await self.rt.pool.fetchval(
-            q("renew_archive_lease"), item.id, item.lease_token, self.rt.settings.lease_s
-        )
-        return found is not None
-
-    async def fail(self, item: archivist.Job, error: str, permanent: bool = False) -> None:
-        status = await self.rt.pool.fetchval(
-            q("retry_or_fail_archive_job"),
-            item.id,
-            item.lease_token,
-            error,
-            backoff_s(self.rt, item.attempts),
-            0 if permanent else self.rt.settings.max_attempts,  # 0: no attempt left
-            self.rt.settings.archive_retry_s,
-        )
+    async def fail(self, item: Job, error: str, permanent: bool = False) -> None:
+        s = self.rt.settings
+        attempts = 0 if permanent else s.max_attempts  # 0: no attempt left
+        delay = backoff_s(self.rt, item.attempts)
+        status = await self.repo.retry_or_fail_job(item, error, delay, attempts, s.archive_retry_s)
         self._count_failure(status in ("FAILED", "failed"))
         log.warning("archivist: job %s attempt %d failed: %s", item.id, item.attempts, error)
 
-    async def release(self, item: archivist.Job) -> None:
-        await self.rt.pool.execute(q("release_archive_job"), item.id, item.lease_token)
+    async def release(self, item: Job) -> None:
+        await self.repo.release_job(item)
 
 
 def _ident(item: Any) -> str:
@@ -342,7 +294,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def build_workers(rt: Runtime, stop: asyncio.Event) -> list[Worker[Any, Any]]:
+def build_workers(rt: Runtime, repo: RunRepository, stop: asyncio.Event) -> list[Worker[Any, Any]]:
     s = rt.settings
     counts = {
         "analyzer": s.analyzer_concurrency,
@@ -350,7 +302,9 @@ def build_workers(rt: Runtime, stop: asyncio.Event) -> list[Worker[Any, Any]]:
         "responder": s.responder_concurrency,
     }
     workers: list[Worker[Any, Any]] = [
-        StageWorker(rt, stop, stage) for stage in STAGES for _ in range(counts[stage.name])
+        StageWorker(rt, repo, stop, STEPS[stage.name])
+        for stage in STAGES
+        for _ in range(counts[stage.name])
     ]
-    workers += [ArchiveWorker(rt, stop) for _ in range(s.archivist_concurrency)]
+    workers += [ArchiveWorker(rt, repo, stop) for _ in range(s.archivist_concurrency)]
     return workers

@@ -1,7 +1,9 @@
-"""Run statuses; mirrors the SQL enum maas.run_status."""
+"""The stage table, once: run statuses (they mirror the SQL enum maas.run_status, checked by a
+test) and the stages that move a run from one to the next."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -16,13 +18,25 @@ class Status(StrEnum):
     FAILED = "FAILED"
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A run waits at `queue`, is leased at `working`, and its commit leaves it at `done`."""
+
+    name: str
+    queue: Status
+    working: Status
+    done: Status
+
+
+STAGES = (
+    Stage("analyzer", Status.NEW, Status.ANALYZING, Status.ANALYZED),
+    Stage("assembler", Status.ANALYZED, Status.ASSEMBLING, Status.READY),
+    Stage("responder", Status.READY, Status.RESPONDING, Status.COMPLETED),
+)
+NEXT_STAGE = {a.name: b for a, b in zip(STAGES, STAGES[1:], strict=False)}
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED})
-# Where a run waits before each stage claims it.
-QUEUED: dict[str, str] = {
-    Status.NEW: "analyzer",
-    Status.ANALYZED: "assembler",
-    Status.READY: "responder",
-}
+# Where a run waits before each stage claims it: a status notification there rings that stage.
+QUEUED: dict[str, str] = {s.queue.value: s.name for s in STAGES}
 
 
 def is_done(status: str, stop_at: str) -> bool:

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from maas.db.queries import q
-from maas.errors import UNKNOWN_KEY, NotFound, Unauthorized
+from maas.errors import UNKNOWN_KEY, Unauthorized
 from maas.pipeline.claim import Claim
+from maas.pipeline.repo import KeyTaken, RunRepository, Submission
 from maas.pipeline.status import Status, is_done
 from maas.runtime.context import Runtime
 from maas.runtime.loops import wait_any
@@ -47,13 +46,14 @@ class ChatRequest:
     max_tokens: int | None = None
 
 
-async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submitted:
-    """Message + run in one statement (maas.submit_run, migration 0018), which also authenticates
-    the caller (Unauthorized for an unknown or revoked key); a replayed idempotency key returns
-    the first run. With `express` the same commit claims the run for the analyzer (see
-    express.py)."""
+async def submit(
+    rt: Runtime, repo: RunRepository, req: ChatRequest, express: bool = False
+) -> Submitted:
+    """Message + run in one statement (maas.submit_run), which also authenticates the caller
+    (Unauthorized for an unknown or revoked key); a replayed idempotency key returns the first
+    run. With `express` the same commit claims the run for the analyzer (see express.py)."""
     if req.idempotency_key:
-        found = await _by_key(rt, req)
+        found = await _by_key(rt, repo, req)
         if found:
             return found
     run_id = uuid.uuid4()
@@ -61,43 +61,32 @@ async def submit(rt: Runtime, req: ChatRequest, express: bool = False) -> Submit
         rt.signals.driving(str(run_id), rt.settings.lease_s)
     claimed = False
     try:
-        row = await _submit_row(rt, req, run_id, express)
+        row = await _submit_row(rt, repo, req, run_id, express)
         claimed = row is not None and row["lease_token"] is not None
     finally:
         if express and not claimed:  # it waits in its queue (or failed): workers may take it
             rt.signals.driven_until(str(run_id), 0)
     if row is None:  # another request with the same key committed first
-        found = await _by_key(rt, req)
+        found = await _by_key(rt, repo, req)
         assert found is not None
         return found
     claim = _claim(row, req) if claimed else None
     return Submitted(row["run_id"], row["thread_id"], row["user_id"], claim=claim)
 
 
-async def _submit_row(rt: Runtime, req: ChatRequest, run_id: uuid.UUID, express: bool) -> Any:
+async def _submit_row(
+    rt: Runtime, repo: RunRepository, req: ChatRequest, run_id: uuid.UUID, express: bool
+) -> Any:
     """The submit_run row; None when the idempotency key is taken."""
+    s = Submission(
+        run_id, req.key_hash, req.thread_id, _title(req.message), req.message,
+        rt.models.mode, req.stop_at, req.client_type, req.idempotency_key, req.max_tokens,
+        express,
+    )  # fmt: skip
     try:
-        row = await rt.pool.fetchrow(
-            q("submit_run"),
-            run_id,
-            req.key_hash,
-            req.thread_id,
-            _title(req.message),
-            req.message,
-            rt.llm.mode,
-            req.stop_at,
-            req.client_type,
-            req.idempotency_key,
-            req.max_tokens,
-            rt.settings.lease_s if express else None,
-            rt.worker_id,
-        )
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate == "MA404":
-            raise NotFound(f"thread {req.thread_id} not found") from None
-        if exc.sqlstate == "MA409":
-            return None
-        raise
+        row = await repo.submit(s)
+    except KeyTaken:
+        return None
     if row is None:
         raise Unauthorized(UNKNOWN_KEY)
     return row
@@ -127,16 +116,17 @@ def _title(message: str) -> str:
     return message.strip().splitlines()[0][:80] if message.strip() else "chat"
 
 
-async def _by_key(rt: Runtime, req: ChatRequest) -> Submitted | None:
+async def _by_key(rt: Runtime, repo: RunRepository, req: ChatRequest) -> Submitted | None:
     """The run of the caller's idempotency key, if any (the caller's key authenticated first)."""
     user = await rt.pool.fetchval(q("user_by_key_hash"), req.key_hash)  # its first column: id
     if user is None:
         raise Unauthorized(UNKNOWN_KEY)
-    row = await rt.pool.fetchrow(q("run_by_idempotency_key"), user, req.idempotency_key)
+    assert req.idempotency_key is not None
+    row = await repo.run_by_idempotency_key(user, req.idempotency_key)
     return Submitted(row["id"], row["thread_id"], user, replayed=True) if row else None
 
 
-async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
+async def wait_done(rt: Runtime, repo: RunRepository, run_id: uuid.UUID, timeout_s: float) -> Any:
     """Wait for the run to finish (NOTIFY wakes us, polling catches lost wake-ups).
 
     When the process starts shutting down, wait at most until just before the grace period ends,
@@ -150,7 +140,7 @@ async def wait_done(rt: Runtime, run_id: uuid.UUID, timeout_s: float) -> Any:
             if rt.stopping.is_set() and not draining:
                 draining = True
                 deadline = min(deadline, time.monotonic() + rt.grace_s() - 0.5)
-            row = await rt.pool.fetchrow(q("run_status"), run_id)
+            row = await repo.run_status(run_id)
             remaining = deadline - time.monotonic()
             if row is None or is_done(row["status"], row["stop_at"]) or remaining <= 0:
                 return row

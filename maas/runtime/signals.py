@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from maas.pipeline.status import QUEUED
-
-STAGES = ("analyzer", "assembler", "responder", "archivist")
 # Not a status: a waiting run of a thread whose earlier run just ended can be claimed now.
 UNBLOCKED = "UNBLOCKED"
+ARCHIVIST = "archivist"  # the archive jobs' doorbell (channel maas_archive)
 
 
 class Doorbell:
@@ -57,8 +55,13 @@ class RunSubscriber(Protocol):
 
 
 class Signals:
-    def __init__(self) -> None:
-        self.stage = {name: Doorbell() for name in STAGES}
+    """`queued`: the stage that claims a run at each queue status (the pipeline's stage table,
+    handed in by the composition root: the runtime knows no stages of its own)."""
+
+    def __init__(self, queued: Mapping[str, str]) -> None:
+        self._queued = dict(queued)
+        self._first = self._queued["NEW"]  # where a run unblocked by its thread's order waits
+        self.stage = {name: Doorbell() for name in (*self._queued.values(), ARCHIVIST)}
         # Per run: each waiter's event and the statuses that wake it (None = every status).
         self._runs: dict[str, dict[asyncio.Event, Collection[str] | None]] = defaultdict(dict)
         self._subscribers: list[RunSubscriber] = []
@@ -93,10 +96,10 @@ class Signals:
     def on_run(self, status: str, run_id: str) -> None:
         for subscriber in self._subscribers:
             subscriber.on_run(status, run_id)
-        if status == UNBLOCKED:  # the run before it in its thread ended (migration 0017)
-            self.stage["analyzer"].ring()
+        if status == UNBLOCKED:  # the run before it in its thread ended (notify_run_status)
+            self.stage[self._first].ring()
             return
-        stage = QUEUED.get(status)
+        stage = self._queued.get(status)
         if stage and not self._is_driven(run_id):
             self.stage[stage].ring()
         for event, statuses in self._runs.get(run_id, {}).items():
@@ -104,7 +107,7 @@ class Signals:
                 event.set()
 
     def on_archive(self) -> None:
-        self.stage["archivist"].ring()
+        self.stage[ARCHIVIST].ring()
 
     def wake_all(self) -> None:
         """After a reconnect notifications may have been lost: let every loop look again."""

@@ -1,10 +1,6 @@
 -- Test runs (#4): a suite run against the service, its throwaway users and per-step results.
 -- Owner NULL means the admin key started it; every read by a user is scoped by the owner id.
 
--- name: user_llm_mode
--- The mode user $1 is pinned to (NULL = the configured model).
-SELECT llm_mode FROM maas.users WHERE id = $1
-
 -- name: insert_test_run
 -- $1 owner (null = admin), $2 suite name, $3 suite hash, $4 suite json, $5 mode, $6 step count,
 -- $7 process id, $8 heartbeat lease in seconds

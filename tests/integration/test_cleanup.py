@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from maas.pipeline import maintenance
+
 
 async def test_cleanup_prunes_only_old_finished_runs(make_api: Any) -> None:
     async with make_api(retention_days=1.0) as api:
@@ -15,7 +17,7 @@ async def test_cleanup_prunes_only_old_finished_runs(make_api: Any) -> None:
             "UPDATE maas.pipeline_runs SET created_at = now() - interval '2 days' WHERE id = $1",
             old["run_id"],
         )
-        await api.service._cleanup()
+        await maintenance.cleanup(api.service.runtime, api.service.repo)
         runs = {str(r["id"]) for r in await pool.fetch("SELECT id FROM maas.pipeline_runs")}
         assert runs == {new["run_id"]}
         calls = await pool.fetch("SELECT DISTINCT run_id FROM maas.llm_calls")
@@ -40,6 +42,6 @@ async def test_ended_context_runs_are_pruned_and_not_counted_unfinished(make_api
             "UPDATE maas.pipeline_runs SET created_at = now() - interval '2 days'"
             " WHERE query LIKE 'an old%'"
         )
-        await api.service._cleanup()
+        await maintenance.cleanup(api.service.runtime, api.service.repo)
         left = [r["query"] for r in await pool.fetch("SELECT query FROM maas.pipeline_runs")]
         assert left == ["a new question about tea"]

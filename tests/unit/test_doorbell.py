@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from maas.pipeline.status import QUEUED
 from maas.runtime.signals import Doorbell, Signals
 
 
@@ -32,7 +33,7 @@ async def test_a_ring_while_looking_is_kept_until_the_worker_waits() -> None:
 
 
 async def test_reconnect_wakes_every_idle_worker_and_unblocked_runs_ring_the_analyzer() -> None:
-    signals = Signals()
+    signals = Signals(QUEUED)
     workers = [asyncio.Event() for _ in range(3)]
     for event in workers:
         signals.stage["responder"].enroll(event)

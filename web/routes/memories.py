@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from maas.api.context import ApiContext
+from maas.api.deps import get_api
 from maas.api.inputs import BIGINT_MAX
 from maas.db.queries import q
 from web.render import render
@@ -65,14 +67,15 @@ async def memories_page(
 async def delete_memory(
     request: Request,
     memory_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
-    rt: Rt,
+    api: Annotated[ApiContext, Depends(get_api)],
     who: Owner,
 ) -> Response:
     """A POST form with the SameSite=Strict session cookie (one from another site is refused
-    before this runs: maas.api.identity)."""
+    before this runs: maas.api.identity). The runs' repository erases it, as DELETE
+    /v1/memories/{id} does (its text leaves the runs that quoted it too)."""
     assert who.user is not None
     back = _back((await form(request)).get("back", ""))
-    if await rt.pool.fetchval(q("delete_memory"), memory_id, who.user.id) is None:
+    if not await api.repo.erase_memory(memory_id, who.user.id):
         return not_found(request, who, "This memory does not exist or is not yours.")
     return RedirectResponse(f"/ui/memories?{back}", status_code=303)
 
