@@ -9,7 +9,8 @@ from typing import Any
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from bench.pipeline import PerfConfig, run
+    from bench.pipeline import PerfConfig
+    from bench.pipeline_report import run
 
     try:
         scales = tuple(int(s) for s in args.scale.split(",") if s.strip())

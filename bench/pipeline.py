@@ -37,7 +37,7 @@ from bench.chat import THREAD_LEN, Outcome, chat_outcome, ms_since, send_chat
 from bench.corpus import make_facts, make_questions
 from bench.database import server_version
 from bench.floor import notify_floor
-from bench.harness import ADMIN_KEY, publish
+from bench.harness import ADMIN_KEY
 from bench.lean_http import LeanClient, LeanHTTPError
 from bench.preload import SESSION_TURNS, Loaded, preload_history
 from bench.queries import bq
@@ -504,12 +504,3 @@ async def run_perf(cfg: PerfConfig) -> Results:
     res.wall_s = time.perf_counter() - say.t0
     say(f"done in {res.wall_s:.0f} s")
     return res
-
-
-def run(cfg: PerfConfig) -> int:
-    """Run the harness, print the tables (and write --json); 1 if any chat failed."""
-    from bench.pipeline_report import render, to_json  # the report reads this module's types
-
-    results = asyncio.run(run_perf(cfg))
-    publish(render(results, cfg), to_json(results, cfg), cfg.json_path)
-    return 1 if any(o.error for o in (*results.chat, *results.chat_httpx, *results.load)) else 0

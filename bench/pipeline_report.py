@@ -1,12 +1,15 @@
-"""Tables and JSON of the performance harness: every figure beside its floor and its target."""
+"""Tables and JSON of the performance harness (every figure beside its floor and its target), and
+the run that prints them."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from bench.pipeline import PerfConfig, Results
+from bench.harness import publish
+from bench.pipeline import PerfConfig, Results, run_perf
 from bench.stats import summarize
 
 STAGES = ("queue", "analyzer", "assembler", "responder", "total")
@@ -264,3 +267,10 @@ def _load_json(res: Results, cfg: PerfConfig) -> dict[str, Any]:
         "latency_ms": _pcts(ok, ("p50", "p95", "p99")),
         "cpu_ms_per_message": cpu_ms_per_message(res),
     }
+
+
+def run(cfg: PerfConfig) -> int:
+    """Run the harness, print the tables (and write --json); 1 if any chat failed."""
+    results = asyncio.run(run_perf(cfg))
+    publish(render(results, cfg), to_json(results, cfg), cfg.json_path)
+    return 1 if any(o.error for o in (*results.chat, *results.chat_httpx, *results.load)) else 0

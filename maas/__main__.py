@@ -181,7 +181,8 @@ def _plugin_commands(sub: Any) -> None:
     for ep in entry_points(group="maas.commands"):
         try:
             ep.load()(sub)
-        except Exception as exc:  # a broken extension must not take the core commands down
+        except Exception as exc:  # noqa: BLE001
+            # a broken extension must not take the core commands down
             print(f"maas: command plugin {ep.name!r} not loaded: {exc}", file=sys.stderr)
 
 

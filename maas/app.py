@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from maas import __version__
-from maas.api import admin, chat, docs, errors, limits, memories, runs, test_runs, threads, users
+from maas.api import admin, chat, docs, errors, limits, memories, runs, threads, users
 from maas.host import ExtensionHost
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings
+from maas.testsuite import api as test_runs
 from maas.testsuite import manager as test_run_manager
 
 log = logging.getLogger(__name__)

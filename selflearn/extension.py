@@ -11,7 +11,7 @@ from selflearn.paramsource import TunerParams
 from selflearn.sensor import Sensor
 from selflearn.settings import SelflearnSettings
 from selflearn.teacher.experiment import Experiments
-from selflearn.teacher.guardrails import Monitor
+from selflearn.teacher.guardrails import Config, Monitor
 
 
 def extend(host: ExtensionHost, settings: SelflearnSettings | None = None) -> None:
@@ -39,12 +39,17 @@ def extend(host: ExtensionHost, settings: SelflearnSettings | None = None) -> No
         monitor = Monitor(
             lambda: host.pool,
             settings.auto_rollback_s,
-            settings.monitor_config(),
+            _monitor_config(settings),
             source.invalidate,
             lambda: _label(source),
         )
         app.state.selflearn_monitor = monitor
         host.add_task("selflearn-auto-rollback", monitor.run_forever)
+
+
+def _monitor_config(s: SelflearnSettings) -> Config:
+    return Config(s.auto_rollback_alpha, s.auto_rollback_persist, s.auto_rollback_min_threads,
+                  s.auto_rollback_min_users, s.auto_rollback_horizon_h * 3600.0)  # fmt: skip
 
 
 async def _label(source: TunerParams) -> str:

@@ -135,6 +135,7 @@ class TunerParams:
         try:
             row = await self.pool().fetchrow(q("tuner_source_state"), self.horizon_s)
             self.state = SourceState.from_row(row, self.control_share)
-        except Exception as exc:  # keep serving with what we had (or MaaS's own parameters)
+        except Exception as exc:  # noqa: BLE001
+            # keep serving with what we had (or MaaS's own parameters)
             log.warning("tuner parameters unreadable, keeping the last known: %s", exc)
         self._loaded_at = time.monotonic() if generation == self._generation else None

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from selflearn.teacher.guardrails import Config
-
 
 class SelflearnSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MAAS_SELFLEARN_", env_file=".env", extra="ignore")
@@ -38,8 +36,3 @@ class SelflearnSettings(BaseSettings):
     auto_rollback_persist: int = Field(default=3, ge=1)  # consecutive flagged looks
     auto_rollback_min_threads: int = Field(default=20, ge=2)  # per arm
     auto_rollback_min_users: int = Field(default=5, ge=2)  # per arm, users with history
-
-    def monitor_config(self) -> Config:
-        return Config(self.auto_rollback_alpha, self.auto_rollback_persist,
-                      self.auto_rollback_min_threads, self.auto_rollback_min_users,
-                      self.auto_rollback_horizon_h * 3600.0)  # fmt: skip

@@ -89,5 +89,5 @@ async def close_quietly(conn: Any) -> None:
         return
     try:
         await asyncio.wait_for(conn.close(), 2.0)
-    except Exception:  # the socket is dead: nothing to say goodbye to
+    except Exception:  # noqa: BLE001 (the socket is dead: nothing to say goodbye to)
         conn.terminate()

@@ -37,7 +37,7 @@ async def every(
     while not stop.is_set():
         try:
             await job()
-        except Exception as exc:  # task boundary: log, try again next period
+        except Exception as exc:  # noqa: BLE001 (task boundary: log, try again next period)
             log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
         await wait_any(period_s, stop)
 
@@ -63,7 +63,7 @@ async def reconnecting(
             session = await connect()
             delay = first
             await serve(session)
-        except Exception as exc:  # task boundary: record, back off, reconnect
+        except Exception as exc:  # noqa: BLE001 (task boundary: record, back off, reconnect)
             error = f"{type(exc).__name__}: {exc}"
             on_error(error)
             log.warning("%s: %s; reconnecting in %.1fs", name, error, delay)

@@ -113,7 +113,7 @@ class EmulatorRuns:
         try:
             result = await emulation.run()
             status = "stopped" if emulation.stop.is_set() else "completed"
-        except Exception as exc:  # task boundary: recorded on the row
+        except Exception as exc:  # noqa: BLE001 (task boundary: recorded on the row)
             log.warning("emulator run %s failed: %s: %s", run_id, type(exc).__name__, exc)
             error = f"{type(exc).__name__}: {exc}"[:1000]
             result = summary(emulation.tally, 0.0, emulation.stop.is_set())
@@ -127,7 +127,7 @@ class EmulatorRuns:
     async def _finish(self, run_id: uuid.UUID, status: str, result: Any, error: str | None) -> None:
         try:
             await self.pool().execute(q("emulator_finish"), run_id, status, result, error)
-        except Exception as exc:  # shutting down: the pool may be closed already
+        except Exception as exc:  # noqa: BLE001 (shutting down: the pool may be closed already)
             log.warning("emulator run %s: could not record its end: %s", run_id, exc)
 
     async def beat(self) -> list[uuid.UUID]:
@@ -135,7 +135,8 @@ class EmulatorRuns:
         try:
             await self.pool().execute(q("emulator_heartbeat"), list(self.running))
             rows = await self.pool().fetch(q("emulator_fail_stale"), self.settings.emulator_stale_s)
-        except Exception as exc:  # the database may be briefly away; the next beat retries
+        except Exception as exc:  # noqa: BLE001
+            # the database may be briefly away; the next beat retries
             log.warning("emulator heartbeat failed: %s", exc)
             return []
         for row in rows:

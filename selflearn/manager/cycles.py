@@ -168,7 +168,7 @@ class Manager:
                 "stopped",
                 str(exc),
             )
-        except Exception as exc:  # task boundary: recorded on the cycle
+        except Exception as exc:  # noqa: BLE001 (task boundary: recorded on the cycle)
             log.warning("cycle %s failed: %s: %s", cycle.id, type(exc).__name__, exc)
             error = f"{type(exc).__name__}: {exc}"[:1000]
         finally:
@@ -186,7 +186,7 @@ class Manager:
                 )  # fmt: skip
                 if asked is None or asked["stop_requested"]:
                     cycle.stop.set()
-            except Exception as exc:  # a missed beat is retried; the lease has slack
+            except Exception as exc:  # noqa: BLE001 (a missed beat is retried; the lease has slack)
                 log.warning("cycle %s heartbeat: %s", cycle.id, exc)
             await asyncio.sleep(self.settings.heartbeat_s)
 
@@ -214,7 +214,8 @@ class Manager:
             )
             if done is None:
                 log.warning("cycle %s was no longer ours when it ended (%s)", cycle.id, status)
-        except Exception as exc:  # shutting down: the pool may be closed; recovery ends it
+        except Exception as exc:  # noqa: BLE001
+            # shutting down: the pool may be closed; recovery ends it
             log.warning("cycle %s: could not record its end: %s", cycle.id, exc)
 
     # ---- steps shared by the cycle kinds --------------------------------------------------
@@ -438,7 +439,8 @@ class Manager:
             try:
                 await self.recover()
                 waited = await self._schedule(waited, next_micro)
-            except Exception as exc:  # keep recovering; a database blip must not end this
+            except Exception as exc:  # noqa: BLE001
+                # keep recovering; a database blip must not end this
                 log.warning("cycle recovery: %s", exc)
             await wait_any(self.settings.recover_s, stop)
             waited += self.settings.recover_s

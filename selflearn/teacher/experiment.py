@@ -230,7 +230,7 @@ class Experiments:
             status = "stopped" if stop.is_set() else "done"
             if status == "done":
                 await self._conclude(exp_id, spec, judge, emulator_runs)
-        except Exception as exc:  # task boundary: recorded on the experiment
+        except Exception as exc:  # noqa: BLE001 (task boundary: recorded on the experiment)
             log.warning("experiment %s failed: %s: %s", exp_id, type(exc).__name__, exc)
             error = f"{type(exc).__name__}: {exc}"[:1000]
         finally:
@@ -333,7 +333,7 @@ class Experiments:
     async def _finish(self, exp_id: uuid.UUID, status: str, error: str | None) -> None:
         try:
             await self.pool().execute(q("teacher_finish_experiment"), exp_id, status, error)
-        except Exception as exc:  # shutting down: the pool may be closed already
+        except Exception as exc:  # noqa: BLE001 (shutting down: the pool may be closed already)
             log.warning("experiment %s: could not record its end: %s", exp_id, exc)
         self._invalidate()
 

@@ -301,5 +301,5 @@ class Monitor:
                 async with self.pool().acquire() as conn:
                     await self.check(conn)
                 self.on_change()  # a rollback (or a change made elsewhere) reaches runs now
-            except Exception as exc:  # task boundary: MaaS keeps serving
+            except Exception as exc:  # noqa: BLE001 (task boundary: MaaS keeps serving)
                 log.warning("auto-rollback monitor: %s: %s", type(exc).__name__, exc)

@@ -1,4 +1,5 @@
-"""Test suites and test runs (#4): list the suites, start a run in the background, read results.
+"""Test suites and test runs (#4), their routes: list the suites, start a run in the background,
+read results.
 
 A user sees only their own test runs (404 for others'); the admin key sees all of them.
 """
