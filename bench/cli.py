@@ -85,6 +85,12 @@ def _add_load(bench: Any) -> None:
     load.add_argument("--workers", type=int, default=None, help="workers per stage")
     load.add_argument("--pool-max", type=int, default=None)
     load.add_argument("--json", type=Path, default=None)
+    load.add_argument(
+        "--two-tenant-seconds",
+        type=float,
+        default=10.0,
+        help="seconds per two-tenant phase (a quiet tenant alone, then beside a flood); 0: none",
+    )
     load.set_defaults(func=cmd_bench_load)
 
 

@@ -4,6 +4,8 @@ One process runs the scripted LLM (0 ms or a fixed latency per call), a fresh Po
 the real app under uvicorn and C concurrent dialogs spread over N users (a dialog keeps its
 thread for a few messages, then starts a new one). Every second it samples requests/s, errors,
 the connection pool (size, in use) and the run queues; at the end it prints latency percentiles.
+Then the two-tenant row: a quiet tenant's chat latency alone, and beside one tenant flooding with
+`concurrency` dialogs at once (what fair claiming and per-user express slots must protect).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class LoadConfig:
     pool_max: int | None = None
     sample_s: float = 1.0
     json_path: Path | None = None
+    two_tenant_s: float = 10.0  # each phase of the two-tenant row; 0 skips it
 
     @property
     def workers_per_stage(self) -> int:
@@ -62,6 +65,23 @@ class Sample:
     queues: dict[str, int]
 
 
+@dataclass(frozen=True)
+class TwoTenant:
+    """One quiet tenant chatting one message at a time, alone and then beside a flooding tenant."""
+
+    alone: list[Outcome]
+    flooded: list[Outcome]
+    flood: list[Outcome]
+    flood_s: float
+
+    def quiet(self, outcomes: list[Outcome]) -> dict[str, float]:
+        return summarize([o.latency_ms for o in outcomes if o.error is None])
+
+    @property
+    def errors(self) -> int:
+        return sum(o.error is not None for o in self.alone + self.flooded + self.flood)
+
+
 @dataclass
 class LoadReport:
     cfg: LoadConfig
@@ -69,6 +89,7 @@ class LoadReport:
     wall_s: float
     outcomes: list[Outcome]
     samples: list[Sample]
+    two_tenant: TwoTenant | None = None
     latency: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,7 +101,8 @@ class LoadReport:
 
     @property
     def errors(self) -> int:
-        return len(self.outcomes) - self.ok
+        flood_errors = self.two_tenant.errors if self.two_tenant else 0
+        return len(self.outcomes) - self.ok + flood_errors
 
     @property
     def rps(self) -> float:
@@ -117,12 +139,12 @@ def scripted_latency(latency_ms: float) -> Any:
     return handler
 
 
-async def create_users(base_url: str, n: int) -> list[str]:
+async def create_users(base_url: str, n: int, prefix: str = "load") -> list[str]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0, headers=headers) as http:
         keys = []
         for i in range(n):
-            resp = await http.post("/v1/admin/users", json={"name": f"load-{i}"})
+            resp = await http.post("/v1/admin/users", json={"name": f"{prefix}-{i}"})
             resp.raise_for_status()
             keys.append(str(resp.json()["api_key"]))
         return keys
@@ -164,17 +186,18 @@ async def sample_loop(
         )
 
 
+def user_client(base_url: str, key: str, connections: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {key}", "X-MaaS-Client": "bench"},
+        timeout=httpx.Timeout(120.0),
+        limits=httpx.Limits(max_connections=connections),
+    )
+
+
 async def drive(app: Any, base_url: str, cfg: LoadConfig) -> tuple[list[Outcome], list[Sample]]:
     keys = await create_users(base_url, cfg.users)
-    clients = [
-        httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {k}", "X-MaaS-Client": "bench"},
-            timeout=httpx.Timeout(120.0),
-            limits=httpx.Limits(max_connections=cfg.concurrency + 10),
-        )
-        for k in keys
-    ]
+    clients = [user_client(base_url, k, cfg.concurrency + 10) for k in keys]
     out: list[Outcome] = []
     samples: list[Sample] = []
     t0 = time.monotonic()
@@ -191,6 +214,33 @@ async def drive(app: Any, base_url: str, cfg: LoadConfig) -> tuple[list[Outcome]
     return out, samples
 
 
+async def two_tenants(base_url: str, cfg: LoadConfig) -> TwoTenant:
+    """The quiet tenant alone for two_tenant_s, then again while the other tenant runs
+    `concurrency` dialogs at once (started a second earlier, so the flood is under way)."""
+    quiet_key, flood_key = await create_users(base_url, 2, prefix="tenant")
+    quiet = user_client(base_url, quiet_key, 4)
+    flood = user_client(base_url, flood_key, cfg.concurrency + 10)
+    alone: list[Outcome] = []
+    flooded: list[Outcome] = []
+    flooding: list[Outcome] = []
+    try:
+        await dialog(quiet, 0, time.monotonic() + cfg.two_tenant_s, alone)
+        t0 = time.monotonic()
+        until = t0 + 1.0 + cfg.two_tenant_s
+        floods = [dialog(flood, n, until, flooding) for n in range(1, cfg.concurrency + 1)]
+        await asyncio.gather(*floods, _after(1.0, dialog(quiet, 0, until, flooded)))
+        flood_s = time.monotonic() - t0
+    finally:
+        await quiet.aclose()
+        await flood.aclose()
+    return TwoTenant(alone, flooded, flooding, flood_s)
+
+
+async def _after(delay_s: float, work: Any) -> None:
+    await asyncio.sleep(delay_s)
+    await work
+
+
 async def bench_load(cfg: LoadConfig) -> LoadReport:
     with (
         tempfile.TemporaryDirectory(prefix="maas-load-", ignore_cleanup_errors=True) as tmp,
@@ -202,8 +252,11 @@ async def bench_load(cfg: LoadConfig) -> LoadReport:
                 t0 = time.monotonic()
                 outcomes, samples = await served.run(drive(served.app, served.base_url, cfg))
                 wall = time.monotonic() - t0
+                pair = None
+                if cfg.two_tenant_s > 0:
+                    pair = await served.run(two_tenants(served.base_url, cfg))
             machine = machine_info(db, await server_version(db.dsn))
-    return LoadReport(cfg, machine, wall, outcomes, samples)
+    return LoadReport(cfg, machine, wall, outcomes, samples, pair)
 
 
 # --------------------------------------------------------------------------- output
@@ -244,8 +297,45 @@ def render(r: LoadReport) -> str:
             *(f"  error        {n} x {e}" for e, n in errors),
             "",
             *_series(r.samples),
+            *_two_tenant_lines(r),
         ]
     )
+
+
+def _two_tenant_lines(r: LoadReport) -> list[str]:
+    pair = r.two_tenant
+    if pair is None:
+        return []
+    alone, flooded = pair.quiet(pair.alone), pair.quiet(pair.flooded)
+    flood_ok = sum(o.error is None for o in pair.flood)
+    return [
+        "",
+        f"  two tenants  one chats one message at a time; the other floods with"
+        f" {r.cfg.concurrency} concurrent dialogs",
+        f"  {'quiet tenant':<28} {'chats':>6} {'p50 ms':>8} {'p95 ms':>8}",
+        f"  {'alone':<28} {len(pair.alone):>6} {alone['p50']:>8.0f} {alone['p95']:>8.0f}",
+        f"  {'beside the flood':<28} {len(pair.flooded):>6} {flooded['p50']:>8.0f}"
+        f" {flooded['p95']:>8.0f}",
+        f"  flood        {len(pair.flood)} requests ({flood_ok} ok) in {pair.flood_s:.1f} s"
+        f" = {flood_ok / max(pair.flood_s, 1e-9):.1f} requests/s",
+    ]
+
+
+def _two_tenant_json(pair: TwoTenant | None) -> dict[str, Any] | None:
+    if pair is None:
+        return None
+    rounded = {
+        k: {m: round(v, 2) for m, v in pair.quiet(o).items()}
+        for k, o in (("alone", pair.alone), ("beside_flood", pair.flooded))
+    }
+    return {
+        "quiet_latency_ms": rounded,
+        "quiet_chats": {"alone": len(pair.alone), "beside_flood": len(pair.flooded)},
+        "flood_requests": len(pair.flood),
+        "flood_ok": sum(o.error is None for o in pair.flood),
+        "flood_s": round(pair.flood_s, 2),
+        "errors": pair.errors,
+    }
 
 
 def to_json(r: LoadReport) -> dict[str, Any]:
@@ -265,12 +355,15 @@ def to_json(r: LoadReport) -> dict[str, Any]:
         "requests_per_s": round(r.rps, 2),
         "latency_ms": {k: round(v, 2) for k, v in r.latency.items()},
         "samples": [s.__dict__ for s in r.samples],
+        "two_tenant": _two_tenant_json(r.two_tenant),
     }
 
 
 def config_from(args: argparse.Namespace) -> LoadConfig:
     if args.users < 1 or args.concurrency < 1 or args.duration <= 0:
         raise ValueError("--users and --concurrency must be >= 1, --duration > 0")
+    if args.two_tenant_seconds < 0:
+        raise ValueError("--two-tenant-seconds must be >= 0 (0 skips the two-tenant row)")
     return LoadConfig(
         args.users,
         args.concurrency,
@@ -279,6 +372,7 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
         args.workers,
         args.pool_max,
         json_path=args.json,
+        two_tenant_s=args.two_tenant_seconds,
     )
 
 
