@@ -50,3 +50,20 @@ SELECT t.archived_upto, t.closed_at,
        EXISTS (SELECT 1 FROM maas.archive_jobs j
                WHERE j.thread_id = t.id AND j.status IN ('queued', 'running')) AS pending
 FROM maas.threads t WHERE t.id = $1 AND t.user_id = $2
+
+-- name: web_run_memories
+-- Every candidate of run $1 (owner $2) in rank order, as run_memories (maas/api/api.sql), but a
+-- memory deleted since keeps its row: text null, so ranks and counts stay what the run saw.
+SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
+       coalesce(m.source_message_ids, '{}'::bigint[]) AS source_message_ids, m.source_thread_id,
+       m.event_time, m.id IS NULL AS deleted
+FROM maas.run_memories rm LEFT JOIN LATERAL (
+  SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m ON true
+WHERE rm.run_id = $1 ORDER BY rm.rank
+
+-- name: web_memories_by_id
+-- Memories $1 of owner $2 with what the memory browser shows of each (any order).
+SELECT m.id, m.text, m.kind, m.slot, m.importance, m.event_time, m.valid_from, m.valid_to,
+       m.superseded_by, m.source_message_ids, m.source_thread_id, m.created_at
+FROM maas.memories m
+WHERE m.id = ANY($1::bigint[]) AND m.user_id = $2

@@ -103,14 +103,16 @@ def test_memory_browser_search_provenance_delete(site: Site, page: Any) -> None:
         archive(alice, told["thread_id"])
     login(page, site, "alice", "/ui/memories")
     page.fill("#memory-query", "cello")
+    page.check("#memory-exact")
     page.click("#memory-search")
     page.wait_for_url("**q=cello*")
     rows = page.locator("#memory-table tbody tr")
     assert rows.count() == 1 and "cello" in rows.first.inner_text()
     assert "still valid" in rows.first.inner_text()
     assert rows.first.locator("a", has_text="message #").count() == 1
-    rows.first.locator("button.danger").click()
-    page.wait_for_url("**/ui/memories?q=cello")
+    rows.first.locator("summary").click()
+    rows.first.locator("button.confirm-delete").click()
+    page.wait_for_url("**/ui/memories?q=cello&exact=1&deleted=*")
     assert page.locator("#no-memories").inner_text() == "Nothing matches."
 
 
@@ -128,7 +130,7 @@ def test_stored_markup_is_shown_as_text_and_never_runs(site: Site, page: Any) ->
     assert SCRIPT in memory and IMG in memory
     page.goto(f"{site.url}/ui/runs/{told['run_id']}")
     assert page.inner_text("#run-query") == MARKUP
-    page.goto(f"{site.url}/ui/memories?q=wrote")
+    page.goto(f"{site.url}/ui/memories?q=wrote&exact=1")
     assert SCRIPT in page.inner_text("#memory-table") and IMG in page.inner_text("#memory-table")
     page.goto(f"{site.url}/ui/runs")
     assert SCRIPT in page.inner_text("#run-table")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from maas.api.views import run_memories, timings_ms
+from maas.api.views import memory_view, timings_ms
 from maas.db.queries import q
 from maas.pipeline.status import is_done
 from web.auth import Viewer
@@ -41,6 +41,12 @@ async def _visible_run(conn: Any, run_id: uuid.UUID, who: Viewer) -> Any:
     return run
 
 
+async def _trace_memories(conn: Any, run_id: uuid.UUID, owner: Any) -> list[dict[str, Any]]:
+    """Every candidate as the run saw it; a memory deleted since stays a row (`deleted`)."""
+    rows = await conn.fetch(wq("web_run_memories"), run_id, owner)
+    return [memory_view(r) | {"deleted": r["deleted"]} for r in rows]
+
+
 @router.get("/ui/runs/{run_id}")
 async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) -> Response:
     async with rt.pool.acquire() as conn:
@@ -49,7 +55,7 @@ async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) 
             return not_found(request, who, "This run does not exist or is not yours.")
         owner = run["user_id"]  # the admin reads as the run's owner; everything stays scoped
         history = [dict(e) for e in await conn.fetch(q("run_events"), run_id, 0, owner)]
-        memories = await run_memories(conn, run_id, owner)
+        memories = await _trace_memories(conn, run_id, owner)
         calls = await conn.fetch(q("run_llm_calls"), run_id, owner)
     limit = budget(run)
     return render(
