@@ -12,13 +12,20 @@ FROM maas.pipeline_runs r JOIN maas.users u ON u.id = r.user_id
 WHERE r.id = $1 AND ($2::uuid IS NULL OR r.user_id = $2)
 
 -- name: web_recent_runs
--- $1 owner (null = admin: every owner), $2 limit, $3 offset. Newest first.
+-- $1 owner (null = admin: every owner), $2 limit, $3 offset; filters, each null = any: $4 user
+-- name (the admin's list), $5 client type ('*' = any; null = any but the emulator's), $6 status,
+-- $7 thread. Newest first.
 SELECT r.id, u.name AS user_name, r.thread_id, r.query, r.status::text, r.mode, r.client_type,
        r.created_at,
        1000 * extract(epoch FROM coalesce(r.completed_at, r.failed_at, r.ready_at) - r.created_at)::float8
          AS total_ms
 FROM maas.pipeline_runs r JOIN maas.users u ON u.id = r.user_id
 WHERE ($1::uuid IS NULL OR r.user_id = $1)
+  AND ($4::text IS NULL OR u.name = $4)
+  AND (CASE WHEN $5::text IS NULL THEN r.client_type <> 'emulator'
+            ELSE $5 = '*' OR r.client_type = $5 END)
+  AND ($6::text IS NULL OR r.status::text = $6)
+  AND ($7::uuid IS NULL OR r.thread_id = $7)
 ORDER BY r.created_at DESC, r.id
 LIMIT $2 OFFSET $3
 

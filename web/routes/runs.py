@@ -4,14 +4,16 @@ sees every user's, read-only (no page here changes a run)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from maas.api.views import memory_view, timings_ms
 from maas.db.queries import q
-from maas.pipeline.status import is_done
+from maas.pipeline.status import Status, is_done
 from web.auth import Viewer
 from web.inspector import budget, fill_percent, spans
 from web.queries import wq
@@ -21,13 +23,72 @@ from web.routes.common import PAGE, Rt, Who, not_found
 router = APIRouter(include_in_schema=False)
 
 
+CLIENTS = ("client", "test-runner", "bench", "emulator")  # migration 0006's check
+STATUSES = tuple(s.value for s in Status)
+UUID_OR_EMPTY = r"^$|^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """The runs list's filters; the emulator's runs (self-learning's, many) hidden by default."""
+
+    user: str = ""
+    client: str = ""  # "" = every client but the emulator, "*" = every client
+    status: str = ""
+    thread: uuid.UUID | None = None
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.user or None, self.client or None, self.status or None, self.thread)
+
+    def of_user(self, name: str) -> str:
+        """The same filters, for one user's runs."""
+        return replace(self, user=name).query_string()
+
+    def query_string(self, page: int = 1) -> str:
+        fields = {"user": self.user, "client": self.client, "status": self.status}
+        params: dict[str, Any] = {k: v for k, v in fields.items() if v}
+        if self.thread:
+            params["thread"] = str(self.thread)
+        if page > 1:
+            params["page"] = page
+        return urlencode(params)
+
+
+Client = Literal["", "*", "client", "test-runner", "bench", "emulator"]
+RunStatus = Literal[
+    "", "NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING", "COMPLETED", "FAILED"
+]
+
+
 @router.get("/ui/runs")
 async def runs_page(
-    request: Request, rt: Rt, who: Who, page: Annotated[int, Query(ge=1, le=10_000)] = 1
+    request: Request,
+    rt: Rt,
+    who: Who,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    user: Annotated[str, Query(max_length=200)] = "",
+    client: Client = "",
+    status: RunStatus = "",
+    thread: Annotated[str, Query(pattern=UUID_OR_EMPTY)] = "",
 ) -> Response:
-    rows = await rt.pool.fetch(wq("web_recent_runs"), who.owner, PAGE + 1, (page - 1) * PAGE)
+    """An empty field is no filter (the form sends every field)."""
+    one = uuid.UUID(thread) if thread else None
+    shown = RunFilter(user.strip() if who.admin else "", client, status, one)
+    rows = await rt.pool.fetch(
+        wq("web_recent_runs"), who.owner, PAGE + 1, (page - 1) * PAGE, *shown.args()
+    )
     return render(
-        request, "pages/runs.html", who, runs=rows[:PAGE], page=page, more=len(rows) > PAGE
+        request,
+        "pages/runs.html",
+        who,
+        runs=rows[:PAGE],
+        page=page,
+        more=len(rows) > PAGE,
+        shown=shown,
+        clients=CLIENTS,
+        statuses=STATUSES,
+        prev_qs=shown.query_string(page - 1),
+        next_qs=shown.query_string(page + 1),
     )
 
 
