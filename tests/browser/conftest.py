@@ -50,6 +50,7 @@ _serial = itertools.count(1)
 @dataclass
 class Site:
     url: str
+    dsn: str = ""  # its database (for a test that sets up rows no API makes)
     keys: dict[str, str] = field(default_factory=dict)
 
     def api(self, who: str) -> httpx.Client:
@@ -97,7 +98,7 @@ def site(web_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    built = Site(f"http://127.0.0.1:{port}")
+    built = Site(f"http://127.0.0.1:{port}", web_db)
     built.add_user("alice")
     built.add_user("bob")
     yield built

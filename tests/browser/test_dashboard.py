@@ -18,7 +18,7 @@ import uvicorn
 from bench.database import admin_sql, with_database
 from maas.app import create_app
 from selflearn.extension import extend as learn_extend
-from tests.browser.conftest import Site, login, off_loop
+from tests.browser.conftest import Site, execute, login, off_loop
 from tests.conftest import TEMPLATE
 from tests.conftest import test_settings as settings_for
 from tests.e2e.conftest import free_port
@@ -47,7 +47,7 @@ def learn_site(
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield Site(f"http://127.0.0.1:{port}")
+    yield Site(f"http://127.0.0.1:{port}", with_database(pg_uri, name))
     server.should_exit = True
     thread.join(timeout=15)
     off_loop(admin_sql(pg_uri, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -152,3 +152,84 @@ def test_dashboard_needs_the_admin_key(learn_site: Site, page: Any, console: Any
     assert resp is not None and resp.status == 403
     page.goto(f"{learn_site.url}/ui/dashboard")
     assert "admin key" in page.content()
+
+
+def test_a_goal_now_is_the_version_in_force_with_its_ci(learn_site: Site, page: Any) -> None:
+    """Measured on V1 (in force), an arm of V2 (never in force), then on V2 once activated, then
+    V2 rolled back: "now" is V1's value with its CI, named, not the newest in-force number."""
+    site = learn_site
+    with site.api("admin") as http:
+        goal = http.post(f"{BASE}/goals", json={"name": f"now-{uuid.uuid4().hex[:6]}",
+                         "metric": "found_anything_rate", "target": 0.9}).json()  # fmt: skip
+        v1 = activate(http, FIXED, "v1 in force")
+        measure(site, goal["id"], 0.41, (0.36, 0.46), f"tuner-{v1}", True)
+        made = http.post(f"{BASE}/parameters/versions", json={"params": BROKEN, "reason": "v2"})
+        v2 = made.json()["version"]
+        measure(site, goal["id"], 0.2678, (0.2, 0.33), f"tuner-{v2}", False)  # an arm
+        ok = http.post(f"{BASE}/parameters/activate", json={"version": v2, "reason": "v2 on"})
+        assert ok.status_code == 200, ok.text
+        measure(site, goal["id"], 0.55, (0.5, 0.6), f"tuner-{v2}", True)
+        back = http.post(f"{BASE}/parameters/rollback", json={"reason": "v2 off"})
+        assert back.status_code == 200, back.text
+    login(page, site, "admin", "/ui/dashboard")
+    card = page.locator(f".goal[data-goal='{goal['id']}']")
+    assert card.locator(".goal-current").inner_text() == "0.41"
+    in_force = page.inner_text("#in-force")  # the rollback's copy of V1
+    assert card.locator(".goal-version").inner_text() == in_force != f"tuner-{v2}"
+    assert f"measured as tuner-{v1}: the same parameters" in card.inner_text()
+    assert card.locator(".goal-ci").inner_text() == "[0.36, 0.46]"
+    assert "the version in force" in card.locator(".goal-now").inner_text()
+    with site.api("admin") as http:  # a version nobody measured yet is in force: said so
+        activate(http, {**FIXED, "retrieval.min_score": 0.01}, "v3, unmeasured")
+    page.reload()
+    text = card.locator(".goal-now").inner_text()
+    assert "is not measured yet" in text and f"last: 0.55 on tuner-{v2}" in text, text
+    assert card.locator(".goal-version").inner_text() == page.inner_text("#in-force")
+    assert card.locator(".goal-current").count() == 0
+
+
+def measure(site: Site, goal: int, value: float, ci: tuple[float, float], version: str,
+            in_force: bool) -> None:  # fmt: skip
+    sql = ("INSERT INTO selflearn.goal_measurements (goal_id, metric, value, ci_low, ci_high, "
+           "param_version, source, in_force) VALUES ($1, 'found_anything_rate', $2, $3, $4, $5, "
+           "$6, $7)")  # fmt: skip
+    source = "micro" if in_force else "variant"
+    execute(site.dsn, sql, goal, value, ci[0], ci[1], version, source, in_force)
+
+
+def test_a_running_deep_cycle_shows_its_trials_live(learn_site: Site, page: Any) -> None:
+    """Trial rows are appended while the cycle runs, without a reload (the cycle and its
+    experiments are rows here: a real deep search takes minutes)."""
+    site = learn_site
+    cycle = execute(site.dsn, "INSERT INTO selflearn.cycles (kind, requested_by, phase, progress, "
+                    "lease_token, lease_until) VALUES ('deep', 'test', 'trial 1 of 8', 0.05, "
+                    "gen_random_uuid(), now() + interval '1 hour') RETURNING id")  # fmt: skip
+    try:
+        login(page, site, "admin", f"/ui/dashboard/cycles/{cycle}")
+        rows = page.locator("#cycle-experiments tbody tr")
+        assert rows.count() == 0
+        page.evaluate("window.__same = document.querySelector('#cycle-experiments')")
+        trial(site, cycle, 0, "SHIP")
+        rows.nth(0).wait_for()
+        trial(site, cycle, 1, None)
+        rows.nth(1).wait_for()
+        assert rows.nth(0).locator("td").all_inner_texts()[:2] == ["trial", "1"]
+        assert rows.nth(0).locator(".pill.verdict-SHIP").inner_text() == "SHIP"
+        assert rows.nth(1).locator("td").all_inner_texts()[3:] == ["running", "—"]
+        # the same table, appended to: no reload
+        assert page.evaluate("window.__same === document.querySelector('#cycle-experiments')")
+    finally:
+        execute(site.dsn, "UPDATE selflearn.cycles SET status = 'stopped', finished_at = now(), "
+                "lease_until = NULL WHERE id = $1", cycle)  # fmt: skip
+
+
+def trial(site: Site, cycle: uuid.UUID, number: int, verdict: str | None) -> None:
+    exp = execute(site.dsn, "INSERT INTO selflearn.experiments (name, spec, spec_hash, mode, "
+                  "status) VALUES ($1, '{}', 'h', 'paired', $2) RETURNING id",
+                  f"trial-{number}", "done" if verdict else "running")  # fmt: skip
+    execute(site.dsn, "INSERT INTO selflearn.cycle_experiments (cycle_id, experiment_id, role, "
+            "trial) VALUES ($1, $2, 'trial', $3)", cycle, exp, number)  # fmt: skip
+    if verdict:
+        execute(site.dsn, "INSERT INTO selflearn.verdicts (experiment_id, spec_hash, verdict, "
+                "reasons, recommendations, metrics, checks) VALUES ($1, 'h', $2, '{}', '{}', "
+                "'{}', '{}')", exp, verdict)  # fmt: skip

@@ -17,8 +17,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
+from maas.params import params_from_settings
 from selflearn.manager import reports, views
 from web.auth import Viewer
+from web.goals import in_force, with_now
 from web.render import PAGE_HEADERS, TEMPLATES, mode_badge, ms, short, when
 from web.routes.common import Rt, Who, forbidden, not_found
 
@@ -64,6 +66,9 @@ async def dashboard(request: Request, rt: Rt, who: Who) -> Response:
     if refused:
         return refused
     data = await views.overview(rt.pool)
+    own = await params_from_settings(rt.settings).active()  # MaaS's own parameters
+    async with rt.pool.acquire() as conn:
+        await with_now(conn, data["goals"], await in_force(conn, data["active"], own))
     return page(request, "pages/dashboard.html", who, **data)
 
 

@@ -1,7 +1,7 @@
 // Self-learning dashboard: every action goes through the admin JSON API (/v1/selflearn/...) with
 // the session cookie; running cycles are polled for live progress and the page reloads when one
 // ends. Text only ever goes into the page as textContent (common.js el()).
-import { api } from "./common.js";
+import { api, el } from "./common.js";
 
 const BASE = "/v1/selflearn";
 const POLL_MS = 500;
@@ -77,10 +77,26 @@ function showProgress(item, cycle) {
   item.querySelector(".cycle-phase").textContent = cycle.phase;
 }
 
+function experimentRow(x) {
+  const verdict = x.verdict ? el("span", { className: `pill verdict-${x.verdict}`, text: x.verdict }) : "—";
+  const cells = [x.role, x.trial === null || x.trial === undefined ? "—" : String(x.trial + 1), x.name, x.status];
+  return el("tr", { dataset: { experiment: x.experiment_id } }, [
+    ...cells.map((text) => el("td", { text })),
+    el("td", {}, [verdict]),
+  ]);
+}
+
+// A cycle's page lists its experiments as they start and end (a deep cycle's trials, live).
+function showExperiments(cycle) {
+  const body = document.querySelector("#cycle-experiments[data-live] tbody");
+  if (body && Array.isArray(cycle.experiments)) body.replaceChildren(...cycle.experiments.map(experimentRow));
+}
+
 async function follow(item) {
   for (;;) {
     const cycle = await api(`${BASE}/cycles/${encodeURIComponent(item.dataset.id)}`);
     showProgress(item, cycle);
+    showExperiments(cycle);
     if (cycle.status !== "running") return location.reload();
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
