@@ -41,12 +41,23 @@ function suiteItem(suite) {
   ]);
 }
 
+// One suite at a time from this page: Run is disabled while the followed run is running.
+function setRunning(running) {
+  for (const button of document.querySelectorAll("button.run-suite")) button.disabled = running;
+}
+
 async function start(name) {
   showError("");
-  const started = await api("/v1/test-runs", { method: "POST", body: { suite: name, mode: modeSelect.value } });
-  history.replaceState(null, "", `/ui/tests?run=${encodeURIComponent(started.id)}`);
-  await loadHistory();
-  await follow(started.id);
+  setRunning(true);
+  try {
+    const started = await api("/v1/test-runs", { method: "POST", body: { suite: name, mode: modeSelect.value } });
+    history.replaceState(null, "", `/ui/tests?run=${encodeURIComponent(started.id)}`);
+    showRun({ ...started, steps: [], passed: 0, failed: 0 }); // not the previous suite's result
+    await loadHistory();
+    await follow(started.id);
+  } finally {
+    setRunning(false);
+  }
   await loadHistory();
 }
 
@@ -54,17 +65,38 @@ let following = 0; // only the latest followed run updates the page
 
 async function follow(id) {
   const mine = ++following;
-  current.hidden = false;
   for (;;) {
-    const run = await api(`/v1/test-runs/${encodeURIComponent(id)}`);
+    let run;
+    try {
+      run = await api(`/v1/test-runs/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (mine === following) notFound(id, error);
+      return null;
+    }
     if (mine !== following) return run;
     showRun(run);
+    setRunning(run.status === "running");
     if (run.status !== "running") return run;
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
+function notFound(id, error) {
+  current.hidden = true;
+  showError(`No test run ${id} to show: ${error.message || error}`);
+}
+
+// Counts from the finished steps: the run's own totals are written when it ends.
+function counts(run) {
+  const steps = run.steps || [];
+  return {
+    passed: Math.max(run.passed ?? 0, steps.filter((s) => s.passed === true).length),
+    failed: Math.max(run.failed ?? 0, steps.filter((s) => s.passed === false).length),
+  };
+}
+
 function showRun(run) {
+  current.hidden = false;
   current.dataset.id = run.id;
   current.dataset.status = run.status;
   document.getElementById("current-title").textContent = `${run.suite} (${run.mode})`;
@@ -73,9 +105,12 @@ function showRun(run) {
   status.className = `pill tr-${run.status}`;
   const done = (run.steps || []).length;
   const total = run.steps_total ?? done;
-  const counts = `${done}/${total} steps · ${run.passed ?? 0} passed · ${run.failed ?? 0} failed`;
-  document.getElementById("current-counts").textContent = run.error ? `${counts} · ${run.error}` : counts;
+  const { passed, failed } = counts(run);
+  const text = `${done}/${total} steps · ${passed} passed · ${failed} failed`;
+  document.getElementById("current-counts").textContent = run.error ? `${text} · ${run.error}` : text;
   document.getElementById("steps").replaceChildren(...(run.steps || []).map(stepItem));
+  const row = document.querySelector(`#test-history tr[data-id="${CSS.escape(String(run.id))}"]`);
+  if (row) row.replaceWith(historyRow({ ...run, passed, failed })); // the history keeps up
 }
 
 function stepItem(step) {
@@ -132,7 +167,7 @@ function historyRow(run) {
     follow(run.id).catch((e) => showError(String(e.message || e)));
   });
   const started = (run.started_at || "").replace("T", " ").slice(0, 19);
-  const result = el("td", {}, [
+  const result = el("td", { className: "result" }, [
     el("span", { className: `pill tr-${run.status}`, text: run.status }),
     el("span", { className: "muted small", text: ` ${run.passed ?? 0}✓ ${run.failed ?? 0}✗` }),
   ]);
