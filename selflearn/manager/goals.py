@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from maas.errors import NotFound
+from maas.errors import Conflict, NotFound
 from maas.params import SPEC_BY_NAME
 from selflearn.queries import q
 from selflearn.teacher.metrics import METRICS
@@ -47,8 +47,13 @@ def check_space(space: dict[str, tuple[float, float]]) -> dict[str, tuple[float,
         spec = SPEC_BY_NAME.get(name)
         if spec is None or isinstance(spec.default, bool):
             raise ValueError(f"{name!r} is not a numeric parameter")
-        if not (spec.low <= low < high <= spec.high):
-            raise ValueError(f"{name}: [{low}, {high}] must lie in [{spec.low}, {spec.high}]")
+        if not low < high:
+            raise ValueError(f"{name}: the low end {low:g} must be below the high end {high:g}")
+        if not spec.low <= low < high <= spec.high:
+            raise ValueError(
+                f"{name}: [{low:g}, {high:g}] must lie in its guard range "
+                f"[{spec.low:g}, {spec.high:g}]"
+            )
     return space
 
 
@@ -137,6 +142,13 @@ def constraints(goal: dict[str, Any]) -> list[Constraint]:
 
 
 async def create(conn: Any, body: GoalIn) -> dict[str, Any]:
+    """A goal whose name an unarchived goal has already is refused (409): two goals by one name
+    would be told apart by nobody."""
+    name = body.name.strip().casefold()
+    if any(g["name"].strip().casefold() == name for g in await list_goals(conn)):
+        raise Conflict(
+            f"a goal named {body.name.strip()!r} exists: archive it or pick another name"
+        )
     goal_id = await conn.fetchval(
         q("mgr_goal_insert"), body.name, body.description, body.metric, body.direction,
         body.target, [c.model_dump() for c in body.constraints],

@@ -259,9 +259,20 @@ def bars(rows: list[dict[str, Any]]) -> list[tuple[plots.Bar, dict[str, Any]]]:
     return list(zip(plots.forest(rows, 260, directions), rows, strict=True))
 
 
+def clip(text: Any, limit: int = 200) -> str:
+    """A long text cut for a table cell, saying so (…); the cell's title holds it whole."""
+    value = "" if text is None else str(text)
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+
+def version(number: Any) -> str:
+    """A parameter version as people read it: none is MaaS's own parameters, `built-in`."""
+    return "built-in" if number is None else f"tuner-{number}"
+
+
 def install(env: Environment) -> None:
     """What the report templates need, for any environment that renders them (the dashboard)."""
-    env.filters.update(num=num, ci=ci)
+    env.filters.update(num=num, ci=ci, clip=clip, version=version)
     env.globals.update(bars=bars)
 
 

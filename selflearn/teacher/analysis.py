@@ -369,7 +369,16 @@ def _reasons(spec: ExperimentSpec, verdict: str, results: dict[str, MetricResult
     return why + [_not_shown_text(r) for r in _not_shown(spec, results)]
 
 
+def significantly_worse(r: MetricResult) -> bool:
+    """The whole interval lies on the metric's worse side (a CI end of ±inf never does)."""
+    if not r.ci:
+        return False
+    return r.ci[1] < 0 if METRICS[r.name].direction > 0 else r.ci[0] > 0
+
+
 def _not_better(spec: ExperimentSpec, primary: MetricResult) -> str:
+    if significantly_worse(primary):
+        return f"primary significantly worse (its whole CI is on the worse side): {_fmt(primary)}"
     head = f"primary not significantly better at α={spec.alpha}: {_fmt(primary)}"
     if primary.p_better is not None and primary.p_better < spec.alpha:
         head += " (better before Holm's correction across the decision family, not after)"
@@ -427,5 +436,8 @@ def recommend(
                 f"{', '.join(held)} could not be shown to stay within the margin.",
                 "Run more dialogs to narrow the guardrail intervals, or accept the risk "
                 "explicitly (a person activates the variant's version)."]  # fmt: skip
+    if significantly_worse(primary):
+        return [f"Keep the baseline: the variant made {primary.name} worse (its whole interval "
+                "is on the worse side); do not ship it."]  # fmt: skip
     return [f"Keep the baseline for now: no significant change in {primary.name}.",
             "Run more dialogs to narrow the interval, or try a larger change."]  # fmt: skip

@@ -188,13 +188,14 @@ def test_a_goal_now_is_the_version_in_force_with_its_ci(learn_site: Site, page: 
     assert card.locator(".goal-current").count() == 0
 
 
-def measure(site: Site, goal: int, value: float, ci: tuple[float, float], version: str,
-            in_force: bool) -> None:  # fmt: skip
+def measure(site: Site, goal: int, value: float, ci: tuple[float, float] | None, version: str,
+            in_force: bool, source: str = "") -> None:  # fmt: skip
     sql = ("INSERT INTO selflearn.goal_measurements (goal_id, metric, value, ci_low, ci_high, "
            "param_version, source, in_force) VALUES ($1, 'found_anything_rate', $2, $3, $4, $5, "
            "$6, $7)")  # fmt: skip
-    source = "micro" if in_force else "variant"
-    execute(site.dsn, sql, goal, value, ci[0], ci[1], version, source, in_force)
+    source = source or ("micro" if in_force else "variant")
+    low, high = ci or (None, None)
+    execute(site.dsn, sql, goal, value, low, high, version, source, in_force)
 
 
 def test_a_running_deep_cycle_shows_its_trials_live(learn_site: Site, page: Any) -> None:
@@ -233,3 +234,78 @@ def trial(site: Site, cycle: uuid.UUID, number: int, verdict: str | None) -> Non
         execute(site.dsn, "INSERT INTO selflearn.verdicts (experiment_id, spec_hash, verdict, "
                 "reasons, recommendations, metrics, checks) VALUES ($1, 'h', $2, '{}', '{}', "
                 "'{}', '{}')", exp, verdict)  # fmt: skip
+
+
+def test_goal_plot_legend_and_forms_say_what_they_mean(
+    learn_site: Site, page: Any, console: Any
+) -> None:
+    """The plot: activated variant filled, baseline and variant side by side, CIs, a time axis,
+    a legend, readable text, mark labels inside; the goal form's errors next to their field;
+    archived goals can be shown; long reasons end in an ellipsis; no version reads built-in."""
+    console.allow(409, 422)  # the refused goals, on purpose
+    site, name = learn_site, f"plot-{uuid.uuid4().hex[:6]}"
+    with site.api("admin") as http:
+        goal = http.post(f"{BASE}/goals", json={"name": name, "metric": "found_anything_rate",
+                         "target": 0.9}).json()  # fmt: skip
+        measure(site, goal["id"], 0.4, (0.3, 0.5), "builtin", True)
+        shipped = http.post(f"{BASE}/parameters/versions", json={"params": FIXED, "reason": "s"})
+        other = http.post(f"{BASE}/parameters/versions", json={"params": BROKEN, "reason": "o"})
+        arm = {"source": "baseline", "version": "builtin"}
+        measure(site, goal["id"], 0.41, None, arm["version"], True, arm["source"])
+        measure(site, goal["id"], 0.6, (0.5, 0.7), f"tuner-{shipped.json()['version']}", False)
+        measure(site, goal["id"], 0.2, (0.1, 0.3), f"tuner-{other.json()['version']}", False)
+        ok = http.post(f"{BASE}/parameters/activate", json={"version": shipped.json()["version"],
+                       "reason": "r" * 300})  # fmt: skip
+        assert ok.status_code == 200, ok.text
+        gone = http.post(f"{BASE}/goals", json={"name": f"old-{name}", "metric":
+                         "found_anything_rate", "target": 0.5}).json()  # fmt: skip
+        http.patch(f"{BASE}/goals/{gone['id']}", json={"status": "archived"})
+    login(page, site, "admin", "/ui/dashboard")
+    card = page.locator(f".goal[data-goal='{goal['id']}']")
+    plot = card.locator("svg.goal-plot")
+    kinds = plot.locator("circle.pt").evaluate_all("cs => cs.map(c => c.getAttribute('class'))")
+    assert kinds == ["pt pt-force", "pt pt-baseline", "pt pt-shipped", "pt pt-variant"]
+    fills = plot.locator("circle.pt").evaluate_all("cs => cs.map(c => getComputedStyle(c).fill)")
+    assert fills[2] != "rgb(255, 255, 255)" and fills[3] == "rgb(255, 255, 255)"  # hollow: not
+    xs = plot.locator("circle.pt").evaluate_all("cs => cs.map(c => +c.getAttribute('cx'))")
+    assert xs[1] < xs[2]  # the baseline beside its variant, not under it
+    assert plot.locator("line.ci-bar").count() == 3  # the three measurements with a CI
+    assert plot.locator("text.time").count() >= 1 and "UTC" in card.locator(".legend").inner_text()
+    assert "variant, not activated" in card.locator(".legend").inner_text()
+    size = plot.locator("text.tick").first.evaluate("t => parseFloat(getComputedStyle(t).fontSize)")
+    assert size >= 11
+    box = plot.bounding_box()
+    for label in plot.locator("text.change-label").all():
+        inner = label.bounding_box()
+        assert (
+            box
+            and inner
+            and box["x"] <= inner["x"]
+            and inner["x"] + inner["width"] <= (box["x"] + box["width"])
+        ), label.inner_text()  # not clipped at the edge
+    gap = page.evaluate("getComputedStyle(document.querySelector('.dash')).rowGap")
+    assert gap not in ("normal", "0px"), gap
+
+    # the goal form: a duplicate name and a flipped range, each refused next to its field
+    page.fill("#goal-form [name=name]", name.upper())
+    page.fill("#goal-form [name=target]", "0.5")
+    page.click("#create-goal")
+    page.locator("#goal-name-error").wait_for()
+    assert "exists" in page.inner_text("#goal-name-error")
+    page.fill("#goal-form [name=name]", f"new-{name}")
+    page.select_option("#goal-form [name=s_param]", "retrieval.min_score")
+    page.fill("#goal-form [name=s_low]", "0.5")
+    page.fill("#goal-form [name=s_high]", "0.1")
+    page.click("#create-goal")
+    page.locator("#goal-space-error").wait_for()
+    assert "low end 0.5 must be below the high end 0.1" in page.inner_text("#goal-space-error")
+    assert page.locator("#goal-name-error").is_hidden()
+
+    page.click("#show-archived")  # archived goals are not gone
+    page.locator(f".archived-goal[data-goal='{gone['id']}']").wait_for()
+    page.goto(f"{site.url}/ui/dashboard/parameters")
+    audit = page.inner_text("#audit")
+    assert "n/a" not in audit and "built-in →" in audit  # the first activation's "before"
+    cut = [t for t in page.locator("#audit td:last-child").all_inner_texts() if t.startswith("rrr")]
+    assert cut and cut[0].endswith("…") and len(cut[0]) == 200
+    assert "no version is made" in page.inner_text("#rollback-help")

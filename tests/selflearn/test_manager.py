@@ -35,6 +35,13 @@ async def test_goals_crud_and_validation(db_url: str, tmp_path: Path) -> None:
         assert made["direction"] == "decrease" and made["status"] == "active"
         assert made["current"] is None and made["progress"] is None
         assert (await c.get(f"{BASE}/goals/{made['id']}")).json()["name"] == "<b>faster</b>"
+        again = {"name": " <B>Faster</b>", "metric": "latency_p95_ms", "target": 400}
+        twice = await c.post(f"{BASE}/goals", json=again)  # the same name: refused, said why
+        assert twice.status_code == 409 and "exists" in twice.json()["error"]["message"]
+        flipped = {"name": "y", "metric": "answer_accuracy", "target": 1,
+                   "search_space": {"retrieval.min_score": [0.5, 0.1]}}  # fmt: skip
+        message = (await c.post(f"{BASE}/goals", json=flipped)).json()["error"]["message"]
+        assert "the low end 0.5 must be below the high end 0.1" in message, message
         patched = await c.patch(
             f"{BASE}/goals/{made['id']}", json={"target": 400, "status": "paused"}
         )

@@ -108,12 +108,24 @@ def test_plot_geometry_and_markdown_escaping() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     later = t0 + timedelta(hours=1)
     series = plots.goal_series(
-        [{"measured_at": t0, "value": 0.2, "source": "baseline", "in_force": True},
-         {"measured_at": later, "value": 0.9, "source": "variant", "in_force": True}],
-        [{"at": t0 + timedelta(minutes=30), "action": "activate", "version": 3}], 0.8, 200, 100,
+        [{"measured_at": t0, "value": 0.2, "source": "micro", "in_force": True,
+          "ci_low": 0.1, "ci_high": 0.3, "param_version": "builtin"},
+         {"measured_at": later, "value": 0.9, "source": "baseline", "in_force": True},
+         {"measured_at": later, "value": 0.95, "source": "variant", "in_force": False,
+          "param_version": "tuner-3"},
+         {"measured_at": later, "value": 0.5, "source": "variant", "in_force": False,
+          "param_version": "tuner-4"}],
+        [{"at": t0 + timedelta(minutes=45), "action": "activate", "version": 3}], 0.8, 200, 100,
     )  # fmt: skip
-    assert series.points[0][:2] == (24.0, 76.0) and series.points[1][0] == 176.0
-    assert series.marks == [(100.0, "activate → 3")] and len(series.line.split()) == 2
+    first, base, shipped, hollow = series.points
+    # x: 44 .. 188 (room for the ticks); y: 0.1 .. 0.95 (the CI widens it) on 76 .. 22
+    assert (first.x, first.kind) == (44.0, "force") and first.ci == (76.0, 63.3)
+    assert base.x == 184.0 and shipped.x == hollow.x == 192.0  # the arms side by side
+    assert (base.kind, shipped.kind, hollow.kind) == ("baseline", "shipped", "variant")
+    assert [(m.x, m.label, m.anchor) for m in series.marks] == [
+        (152.0, "activate → tuner-3", "end")
+    ]
+    assert len(series.line.split()) == 2 and series.x_ticks[0] == (44.0, "01 Jan 00:00")
     assert reports.md("<script>|x") == "&lt;script&gt;\\|x"
 
 

@@ -256,3 +256,15 @@ def test_answers_match_whole_words_and_a_stale_value_first_is_a_miss() -> None:
     assert stale == ("14",)
     assert not answered(update, "Your plot is number 14. Later: now number 22.", stale)
     assert answered(update, "Your plot is number 22 (it used to be 14).", stale)
+
+
+def test_a_significantly_worse_primary_is_called_worse_not_merely_not_better() -> None:
+    rng = np.random.default_rng(3)
+    base, var = synthetic_arm(rng, 30, 0.9), synthetic_arm(rng, 30, 0.1)
+    v = analyse(Inputs(parse(STATS_SPEC), base, var))
+    assert v.verdict != "SHIP"
+    assert v.reasons[0].startswith("primary significantly worse"), v.reasons
+    assert "made" in v.recommendations[0] and "worse" in v.recommendations[0], v.recommendations
+    # a tie is still "not significantly better"
+    same = analyse(Inputs(parse(STATS_SPEC), base, synthetic_arm(rng, 30, 0.9)))
+    assert same.reasons[0].startswith("primary not significantly better"), same.reasons

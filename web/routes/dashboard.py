@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 
 from maas.params import params_from_settings
-from selflearn.manager import reports, views
+from selflearn.manager import goals, reports, views
 from web.auth import Viewer
 from web.goals import in_force, with_now
 from web.render import PAGE_HEADERS, TEMPLATES, mode_badge, ms, short, when
@@ -61,7 +61,8 @@ def _admin_only(request: Request, who: Viewer) -> Response | None:
 
 
 @router.get("/ui/dashboard")
-async def dashboard(request: Request, rt: Rt, who: Who) -> Response:
+async def dashboard(request: Request, rt: Rt, who: Who, archived: bool = False) -> Response:
+    """`archived`: list the archived goals too (each with Restore)."""
     refused = _admin_only(request, who)
     if refused:
         return refused
@@ -69,7 +70,9 @@ async def dashboard(request: Request, rt: Rt, who: Who) -> Response:
     own = await params_from_settings(rt.settings).active()  # MaaS's own parameters
     async with rt.pool.acquire() as conn:
         await with_now(conn, data["goals"], await in_force(conn, data["active"], own))
-    return page(request, "pages/dashboard.html", who, **data)
+        every = await goals.list_goals(conn, True)
+    data["archived"] = [g for g in every if g["status"] == "archived"]
+    return page(request, "pages/dashboard.html", who, show_archived=archived, **data)
 
 
 @router.get("/ui/dashboard/cycles/{cycle_id}")

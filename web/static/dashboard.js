@@ -53,8 +53,35 @@ function goalBody(form) {
   return body;
 }
 
+// A refused goal's error goes next to the field it is about.
+const FIELD_ERRORS = [
+  ["goal-space-error", (m) => /search_space|low end|guard range|not a numeric parameter/.test(m)],
+  ["goal-name-error", (m) => /goal named|name/.test(m)],
+];
+
+function fieldError(message) {
+  for (const [id] of FIELD_ERRORS) document.getElementById(id).hidden = true;
+  const found = FIELD_ERRORS.find(([, about]) => about(message));
+  if (!found) return false;
+  const box = document.getElementById(found[0]);
+  box.textContent = message;
+  box.hidden = false;
+  return true;
+}
+
 async function createGoal(event) {
-  await api(`${BASE}/goals`, { method: "POST", body: goalBody(event.currentTarget) });
+  const body = goalBody(event.currentTarget);
+  const space = Object.values(body.search_space || {})[0];
+  if (space && !(space[0] < space[1])) {
+    fieldError(`search_space: the low end ${space[0]} must be below the high end ${space[1]}`);
+    return;
+  }
+  try {
+    await api(`${BASE}/goals`, { method: "POST", body });
+  } catch (error) {
+    if (fieldError(String(error.message || error))) return;
+    throw error;
+  }
   location.reload();
 }
 
