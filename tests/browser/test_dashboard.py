@@ -103,6 +103,9 @@ def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: An
     assert page.locator("#cycle-outcome .outcome").inner_text() == "shipped"
     assert page.locator(".report .pill.verdict-SHIP").count() == 1
     assert page.locator(".report svg.ci").count() >= 1  # effect sizes with CIs, drawn
+    cycle_id = page.url.rsplit("/", 1)[-1]
+    page.goto(f"{site.url}/v1/selflearn/reports/{cycle_id}?format=html")  # no favicon 404
+    assert page.locator("link[rel=icon]").get_attribute("href") == "/ui/static/favicon.svg"
 
     # a critical change (context budget beyond its bound) waits for a person
     with site.api("admin") as http:
