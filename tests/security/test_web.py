@@ -146,7 +146,8 @@ async def test_forms_refuse_another_origin_and_login_never_redirects_away(
             assert "httponly" in set_cookie and "samesite=strict" in set_cookie
         own = alice_session
         resp = await api.client.post(delete, headers=own, data={"back": "q=locker"})
-        assert resp.status_code == 303 and resp.headers["location"] == "/ui/memories?q=locker"
+        where = f"/ui/memories?q=locker&deleted={ids['memory_id']}"  # back, saying it is done
+        assert resp.status_code == 303 and resp.headers["location"] == where
         assert (await alice.get("/v1/memories")).json()["memories"] == []
 
 
