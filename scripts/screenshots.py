@@ -148,7 +148,7 @@ def login(page: Any, url: str, key: str, path: str) -> None:
 def shoot(page: Any, out: Path, name: str) -> None:
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(out / f"{name}.png"), full_page=True)
-    print(f"wrote {out / name}.png")
+    sys.stdout.write(f"wrote {out / name}.png\n")
 
 
 def take(url: str, keys: dict[str, str], made: dict[str, str], out: Path, chromium: str) -> None:
