@@ -136,14 +136,18 @@ class Service:
         """The pool, and the search pool whose sessions plan each statement once."""
         s = self.settings
         pool = await create_pool(
-            self.dsn, min_size=s.pool_min, max_size=s.pool_max, timeout_s=s.db_timeout_s
+            self.dsn,
+            min_size=s.pool_min,
+            max_size=s.pool_max,
+            timeout_s=s.db_timeout_s,
+            settings=s.turn_archive_settings,
         )
         search_pool = await create_pool(
             self.dsn,
             min_size=1,
             max_size=s.search_pool_max,
             timeout_s=s.db_timeout_s,
-            settings=GENERIC_PLANS,
+            settings=GENERIC_PLANS | s.turn_archive_settings,
         )
         return pool, search_pool
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     archive_slice_messages: int = Field(default=200, ge=1)
     archive_slice_chars: int = Field(default=32_000, ge=1)
     archive_retry_s: float = Field(default=600.0, gt=0)
+    # Per-turn archiving (issue 17): a completed chat run queues its turn for the archivist at
+    # once (maas.queue_turn_archive). Offline each turn is its own job; with an LLM a thread's
+    # turns batch until turn_batch_turns user turns or turn_batch_wait_s seconds (IMPACTS.md).
+    turn_archive: bool = True
+    turn_batch_turns: int = Field(default=4, ge=1, le=100)
+    turn_batch_wait_s: float = Field(default=10.0, ge=0, le=3600)
     # Requests waiting for their answer drive their own run through the stages, this many at
     # once (more wait for the workers); 0 = every run goes through the workers (ADR 0010).
     express_concurrency: int = Field(default=64, ge=0)
@@ -104,6 +110,15 @@ class Settings(BaseSettings):
     @property
     def mode(self) -> str:
         return "offline" if self.offline else "llm"
+
+    @property
+    def turn_archive_settings(self) -> dict[str, str]:
+        """Session settings of the service's pools, read by maas.queue_turn_archive."""
+        return {
+            "maas.turn_archive": "on" if self.turn_archive else "off",
+            "maas.turn_batch_turns": str(self.turn_batch_turns),
+            "maas.turn_batch_wait_s": str(self.turn_batch_wait_s),
+        }
 
     @property
     def embedded(self) -> bool:

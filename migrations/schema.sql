@@ -321,6 +321,33 @@ BEGIN
   RETURN NULL;
 END $$;
 
+CREATE FUNCTION maas.grow_turn_job(p_thread uuid, p_mark bigint, p_last bigint, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  job bigint;
+  turns integer;
+BEGIN
+  SELECT count(*) INTO turns FROM (
+    SELECT 1 FROM maas.messages m
+    WHERE m.thread_id = p_thread AND m.id > p_mark AND m.id <= p_last AND m.role = 'user'
+    LIMIT p_batch) u;
+  UPDATE maas.archive_jobs j
+  SET upto_message_id = p_last,
+      next_attempt_at = CASE WHEN turns >= p_batch THEN now() ELSE j.next_attempt_at END
+  WHERE j.id = (SELECT x.id FROM maas.archive_jobs x
+                WHERE x.thread_id = p_thread AND x.status = 'queued' AND x.reason = 'turn'
+                  AND x.upto_message_id < p_last ORDER BY x.id DESC LIMIT 1)
+    AND j.status = 'queued'
+    AND NOT EXISTS (SELECT 1 FROM maas.archive_jobs o
+                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last)
+  RETURNING j.id INTO job;
+  IF job IS NOT NULL AND turns >= p_batch THEN
+    PERFORM pg_notify('maas_archive', 'queued:' || job::text);
+  END IF;
+  RETURN job;
+END $$;
+
 CREATE FUNCTION maas.llm_call_rows(p_calls jsonb) RETURNS TABLE(stage text, model text, prompt_tokens integer, completion_tokens integer, ms real, outcome text, error text)
     LANGUAGE sql IMMUTABLE
     AS $$
@@ -402,6 +429,41 @@ BEGIN
   END IF;
   INSERT INTO maas.run_events (run_id, status, attempt, error) VALUES (p_run, p_done, 0, NULL);
   RETURN true;
+END $$;
+
+CREATE FUNCTION maas.queue_turn_archive() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  last_id bigint;
+  mark bigint;
+  batch integer := 1;
+  wait_s float8 := 0;
+  grown bigint;
+BEGIN
+  IF coalesce(current_setting('maas.turn_archive', true), 'on') = 'off' THEN
+    RETURN NULL;
+  END IF;
+  IF NEW.mode <> 'offline' THEN
+    batch := coalesce(nullif(current_setting('maas.turn_batch_turns', true), '')::integer, 1);
+    wait_s := coalesce(nullif(current_setting('maas.turn_batch_wait_s', true), '')::float8, 0);
+  END IF;
+  SELECT t.archived_upto, (SELECT max(m.id) FROM maas.messages m WHERE m.thread_id = t.id)
+  INTO mark, last_id FROM maas.threads t WHERE t.id = NEW.thread_id;
+  IF last_id IS NULL OR last_id <= mark THEN
+    RETURN NULL;
+  END IF;
+  IF batch > 1 THEN
+    grown := maas.grow_turn_job(NEW.thread_id, mark, last_id, batch);
+    IF grown IS NOT NULL THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason, next_attempt_at)
+  VALUES (NEW.thread_id, NEW.user_id, last_id, 'turn',
+          now() + make_interval(secs => CASE WHEN batch > 1 THEN wait_s ELSE 0 END))
+  ON CONFLICT (thread_id, upto_message_id) DO NOTHING;
+  RETURN NULL;
 END $$;
 
 CREATE FUNCTION maas.remove_memory_sources() RETURNS trigger
@@ -584,7 +646,7 @@ CREATE TABLE maas.archive_jobs (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
     rounds integer DEFAULT 0 NOT NULL,
-    CONSTRAINT archive_jobs_reason_check CHECK ((reason = ANY (ARRAY['closed'::text, 'idle'::text, 'import'::text]))),
+    CONSTRAINT archive_jobs_reason_check CHECK ((reason = ANY (ARRAY['closed'::text, 'idle'::text, 'import'::text, 'turn'::text]))),
     CONSTRAINT archive_jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'done'::text, 'failed'::text])))
 );
 
@@ -991,6 +1053,8 @@ CREATE TRIGGER memories_terms_update AFTER UPDATE OF valid_to, text ON maas.memo
 CREATE TRIGGER runs_notify AFTER INSERT OR UPDATE OF status ON maas.pipeline_runs FOR EACH ROW EXECUTE FUNCTION maas.notify_run_status();
 
 CREATE TRIGGER runs_stamp BEFORE INSERT OR UPDATE OF status ON maas.pipeline_runs FOR EACH ROW EXECUTE FUNCTION maas.stamp_run_status();
+
+CREATE TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs FOR EACH ROW WHEN (((new.status = 'COMPLETED'::maas.run_status) AND (old.status <> 'COMPLETED'::maas.run_status) AND (new.stop_at = 'COMPLETED'::maas.run_status) AND (new.thread_id IS NOT NULL))) EXECUTE FUNCTION maas.queue_turn_archive();
 
 CREATE TRIGGER test_run_users_drop AFTER DELETE ON maas.test_run_users FOR EACH ROW EXECUTE FUNCTION maas.drop_test_run_user();
 

@@ -418,3 +418,82 @@ CROSS JOIN LATERAL ROWS FROM (
   unnest(r.memory_ids), unnest(r.scores), jsonb_array_elements(r.components), unnest(r.used),
   unnest(r.tokens)
 ) WITH ORDINALITY AS u(memory_id, score, components, used, tokens, rank);
+
+-- Per-turn archiving (issue 17, migration 0033): when a chat run of a thread completes, its turn
+-- (the user's message and the answer) is queued for the archivist in the same transaction, so a
+-- fact is searchable from any thread moments later, without a close. Offline (the run's mode)
+-- each turn is a job of its own, claimable now. With an LLM the thread's turns batch: its queued
+-- turn job grows to the new turn and becomes claimable once it holds maas.turn_batch_turns user
+-- turns, or maas.turn_batch_wait_s seconds after it was queued (the service's session settings,
+-- MAAS_TURN_BATCH_TURNS and MAAS_TURN_BATCH_WAIT_S). maas.turn_archive = 'off' queues nothing.
+-- Nothing is archived twice: a run completes once (the guarded commit), a job's (thread, upto)
+-- is unique and every slice starts at the thread's archived mark, which a close or idle job
+-- starts from too. A crash loses nothing: the job commits with the run.
+CREATE OR REPLACE FUNCTION maas.queue_turn_archive() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  last_id bigint;
+  mark bigint;
+  batch integer := 1;
+  wait_s float8 := 0;
+  grown bigint;
+BEGIN
+  IF coalesce(current_setting('maas.turn_archive', true), 'on') = 'off' THEN
+    RETURN NULL;
+  END IF;
+  IF NEW.mode <> 'offline' THEN
+    batch := coalesce(nullif(current_setting('maas.turn_batch_turns', true), '')::integer, 1);
+    wait_s := coalesce(nullif(current_setting('maas.turn_batch_wait_s', true), '')::float8, 0);
+  END IF;
+  SELECT t.archived_upto, (SELECT max(m.id) FROM maas.messages m WHERE m.thread_id = t.id)
+  INTO mark, last_id FROM maas.threads t WHERE t.id = NEW.thread_id;
+  IF last_id IS NULL OR last_id <= mark THEN
+    RETURN NULL;
+  END IF;
+  IF batch > 1 THEN
+    grown := maas.grow_turn_job(NEW.thread_id, mark, last_id, batch);
+    IF grown IS NOT NULL THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason, next_attempt_at)
+  VALUES (NEW.thread_id, NEW.user_id, last_id, 'turn',
+          now() + make_interval(secs => CASE WHEN batch > 1 THEN wait_s ELSE 0 END))
+  ON CONFLICT (thread_id, upto_message_id) DO NOTHING;
+  RETURN NULL;
+END $$;
+
+-- LLM-mode batching: the thread's queued turn job (if any) now covers up to p_last; it becomes
+-- claimable at once when the unarchived range after p_mark holds p_batch user turns (a NOTIFY
+-- wakes the archivist). Returns the job, or null when there is none to grow.
+CREATE OR REPLACE FUNCTION maas.grow_turn_job(
+  p_thread uuid, p_mark bigint, p_last bigint, p_batch integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  job bigint;
+  turns integer;
+BEGIN
+  SELECT count(*) INTO turns FROM (
+    SELECT 1 FROM maas.messages m
+    WHERE m.thread_id = p_thread AND m.id > p_mark AND m.id <= p_last AND m.role = 'user'
+    LIMIT p_batch) u;
+  UPDATE maas.archive_jobs j
+  SET upto_message_id = p_last,
+      next_attempt_at = CASE WHEN turns >= p_batch THEN now() ELSE j.next_attempt_at END
+  WHERE j.id = (SELECT x.id FROM maas.archive_jobs x
+                WHERE x.thread_id = p_thread AND x.status = 'queued' AND x.reason = 'turn'
+                  AND x.upto_message_id < p_last ORDER BY x.id DESC LIMIT 1)
+    AND j.status = 'queued'
+    AND NOT EXISTS (SELECT 1 FROM maas.archive_jobs o
+                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last)
+  RETURNING j.id INTO job;
+  IF job IS NOT NULL AND turns >= p_batch THEN
+    PERFORM pg_notify('maas_archive', 'queued:' || job::text);
+  END IF;
+  RETURN job;
+END $$;
+
+CREATE OR REPLACE TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs
+FOR EACH ROW
+WHEN (NEW.status = 'COMPLETED' AND OLD.status <> 'COMPLETED' AND NEW.stop_at = 'COMPLETED'
+      AND NEW.thread_id IS NOT NULL)
+EXECUTE FUNCTION maas.queue_turn_archive();

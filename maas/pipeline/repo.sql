@@ -295,16 +295,25 @@ WHERE status = 'failed' AND next_attempt_at <= now()
 RETURNING id
 
 -- name: queue_archive_job
--- Archive thread $1 of user $2 up to its latest message, for reason $3; nothing new = no job. A
--- job of the same range that failed is queued again (closing again retries it) and returned.
+-- Archive thread $1 of user $2 up to its latest message, for reason $3; nothing new = no job.
+-- When a job of the same range exists already, it is the one returned: a per-turn job queued or
+-- running (a turn job still waiting for its batch, LLM mode, becomes due now), or a failed one,
+-- queued again (closing again retries it). So the caller can wait for the job that archives
+-- the thread, whoever queued it.
 INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason)
 SELECT t.id, t.user_id, last.id, $3
 FROM maas.threads t
 CROSS JOIN LATERAL (SELECT max(id) AS id FROM maas.messages WHERE thread_id = t.id) last
 WHERE t.id = $1 AND t.user_id = $2 AND last.id > t.archived_upto
 ON CONFLICT (thread_id, upto_message_id) DO UPDATE
-SET status = 'queued', attempts = 0, rounds = 0, next_attempt_at = now(), finished_at = NULL
-WHERE archive_jobs.status = 'failed'
+SET status = CASE WHEN archive_jobs.status = 'failed' THEN 'queued' ELSE archive_jobs.status END,
+    attempts = CASE WHEN archive_jobs.status = 'failed' THEN 0 ELSE archive_jobs.attempts END,
+    rounds = CASE WHEN archive_jobs.status = 'failed' THEN 0 ELSE archive_jobs.rounds END,
+    finished_at = CASE WHEN archive_jobs.status = 'failed' THEN NULL
+                       ELSE archive_jobs.finished_at END,
+    next_attempt_at = CASE WHEN archive_jobs.status = 'running' THEN archive_jobs.next_attempt_at
+                           ELSE least(archive_jobs.next_attempt_at, now()) END
+WHERE archive_jobs.status <> 'done'
 RETURNING id
 
 -- name: queue_idle_threads

@@ -111,3 +111,28 @@ def test_crash_between_memory_writes_and_job_completion(
     assert len(memories(db_url)) == 3 and job(db_url)["memories_created"] == 0
     listed = alice.get("/v1/memories").json()["memories"]
     assert {m["text"] for m in listed} == EXPECTED
+
+
+def test_crash_in_a_per_turn_archive_job_stores_each_fact_once(
+    db_url: str, fleet: Fleet, scripted: ScriptedLLM
+) -> None:
+    """The same crash on the per-turn path (issue 17): no close, the turn's own job."""
+    env = fault_env(db_url, MAAS_TURN_BATCH_TURNS="1", **llm_env(scripted.base_url))
+    server = fleet.start(env)
+    alice = new_user(server)
+    scripted.push(Reply(delay_s=1.0), stage="archivist")  # time to take the lock first
+    chat = alice.post("/v1/chat", json={"message": FACTS}).json()
+    wait_status(alice, chat["run_id"], {"COMPLETED"})
+    wait_for(lambda: job(db_url)["status"] == "running", 10, "turn job claimed")
+    assert job(db_url)["reason"] == "turn"
+    asyncio.run(hold_thread_then_kill(db_url, chat["thread_id"], server))
+    assert memories(db_url) == []
+
+    server.start()  # the lease runs out, the turn job is requeued and replayed
+    wait_for(lambda: job(db_url)["status"] == "done", LEASE_S + 10, "replayed turn job done")
+    assert set(memories(db_url)) == EXPECTED and len(memories(db_url)) == 3
+    assert job(db_url)["attempts"] == 2
+    # Closing the thread afterwards queues nothing: the turn is archived already.
+    assert alice.post(f"/v1/threads/{chat['thread_id']}/close").status_code == 200
+    assert len(sql(db_url, "SELECT id FROM maas.archive_jobs")) == 1
+    assert len(memories(db_url)) == 3
