@@ -9,7 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from maas import __version__
-from maas.api import admin, chat, docs, errors, limits, memories, runs, threads, users
+from maas.api import (
+    admin,
+    chat,
+    docs,
+    errors,
+    limits,
+    memories,
+    openai_compat,
+    runs,
+    threads,
+    users,
+)
 from maas.host import ExtensionHost
 from maas.params import ParamSource
 from maas.service import Service
@@ -49,7 +60,7 @@ def create_app(
     app.state.service = service
     errors.install(app)
     limits.install(app, settings)
-    for module in (chat, runs, threads, memories, users, admin, test_runs):
+    for module in (chat, openai_compat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
     docs.install(app)
     test_run_manager.install(service.host)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -33,28 +34,42 @@ def body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-async def on_maas_error(_request: Request, exc: Exception) -> JSONResponse:
+# The OpenAI-compatible routes (maas/api/openai_compat.py) answer errors as OpenAI does: the same
+# body plus `type` and `param`, and 400 for a request that does not validate.
+OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error"}
+OPENAI_TYPES |= {404: "not_found_error", 409: "conflict_error", 429: "rate_limit_error"}
+
+
+def reply(
+    request: Request, payload: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    if request.url.path.startswith(OPENAI_PATHS):
+        status = 400 if status == 422 else status
+        kind = OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+        payload["error"] |= {"type": kind, "param": None}
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+async def on_maas_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MaasError)
-    return JSONResponse(body(exc.code, exc.message), status_code=exc.status_code)
+    return reply(request, body(exc.code, exc.message), exc.status_code)
 
 
 async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(
-        body("unavailable", "database unavailable, retry shortly"),
-        status_code=503,
-        headers={"Retry-After": "2"},
-    )
+    payload = body("unavailable", "database unavailable, retry shortly")
+    return reply(request, payload, 503, {"Retry-After": "2"})
 
 
 async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
     """A value the database refused (out of range, unstorable text) that validation missed."""
     log.warning("bad value in %s %s: %s", request.method, request.url.path, exc)
     message = f"invalid input: {str(exc).splitlines()[0][:200]}"
-    return JSONResponse(body("invalid_input", message), status_code=422)
+    return reply(request, body("invalid_input", message), 422)
 
 
-async def on_invalid(_request: Request, exc: Exception) -> JSONResponse:
+async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
     """422 in the same shape as every other error, with each field's problem spelled out."""
     assert isinstance(exc, RequestValidationError)
     problems = [
@@ -63,17 +78,15 @@ async def on_invalid(_request: Request, exc: Exception) -> JSONResponse:
     ]
     payload: dict[str, Any] = body("invalid_request", "; ".join(problems) or "invalid request")
     payload["error"]["details"] = jsonable_encoder(exc.errors())
-    return JSONResponse(payload, status_code=422)
+    return reply(request, payload, 422)
 
 
-async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}.get(
         exc.status_code, f"http_{exc.status_code}"
     )
-    return JSONResponse(
-        body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+    return reply(request, body(code, str(exc.detail)), exc.status_code, exc.headers)
 
 
 def install(app: FastAPI) -> None:

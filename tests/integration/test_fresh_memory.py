@@ -45,7 +45,7 @@ async def test_a_fact_told_in_one_thread_is_used_in_another_without_a_close(make
         assert stored[0]["source_message_ids"] == [source]
         assert stored[0]["source_thread_id"] == told["thread_id"]
 
-        asked = (await alice.post("/v1/chat", json={"message": "What is my cat allergic to?"}))
+        asked = await alice.post("/v1/chat", json={"message": "What is my cat allergic to?"})
         answer = asked.json()
         assert answer["thread_id"] != told["thread_id"]
         assert "chicken" in answer["answer"]
