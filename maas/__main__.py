@@ -120,6 +120,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from maas.cli_mcp import run_mcp
+
+    return run_mcp(args.url, _settings(args))
+
+
 def cmd_test_suite_run(args: argparse.Namespace) -> int:
     from maas.testsuite.cli import run_file
 
@@ -168,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--key", default=None, help="API key (default: the demo user's key)")
     chat.add_argument("--data-dir", type=Path)
     chat.set_defaults(func=cmd_chat)
+    mcp = sub.add_parser("mcp", help="MCP server over stdio for a running serve (MAAS_API_KEY)")
+    mcp.add_argument("--url", default=None, help="service URL (default MAAS_URL, else HOST:PORT)")
+    mcp.add_argument("--data-dir", type=Path)
+    mcp.set_defaults(func=cmd_mcp)
     _add_test_suite(sub)
     _plugin_commands(sub)
     return parser

@@ -15,6 +15,7 @@ from maas.api import (
     docs,
     errors,
     limits,
+    mcp_http,
     memories,
     openai_compat,
     runs,
@@ -45,7 +46,8 @@ def create_app(
         await service.start()
         log.info("MaaS %s ready (%s mode)", __version__, settings.mode)
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             await service.stop()
 
@@ -63,6 +65,7 @@ def create_app(
     for module in (chat, openai_compat, runs, threads, memories, users, admin, test_runs):
         app.include_router(module.router)
     docs.install(app)
+    mcp = mcp_http.install(app, settings)
     test_run_manager.install(service.host)
     for extend in extensions or []:
         extend(service.host)

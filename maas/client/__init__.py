@@ -163,8 +163,11 @@ class MaaS(_Base):
     ) -> models.MemoryList:
         return self._send(calls.memories(None, limit, offset, include_closed))
 
-    def search_memories(self, query: str, *, limit: int = 50) -> models.MemoryList:
-        return self._send(calls.memories(query, limit, 0, False))
+    def search_memories(
+        self, query: str | None, *, limit: int = 50, offset: int = 0
+    ) -> models.MemoryList:
+        """Memories matching `query` (full text or substring), newest first."""
+        return self._send(calls.memories(query, limit, offset, False))
 
     def delete_memory(self, memory_id: int) -> models.Deleted:
         return self._send(calls.delete_memory(memory_id))
@@ -268,8 +271,10 @@ class AsyncMaaS(_Base):
     ) -> models.MemoryList:
         return await self._send(calls.memories(None, limit, offset, include_closed))
 
-    async def search_memories(self, query: str, *, limit: int = 50) -> models.MemoryList:
-        return await self._send(calls.memories(query, limit, 0, False))
+    async def search_memories(
+        self, query: str | None, *, limit: int = 50, offset: int = 0
+    ) -> models.MemoryList:
+        return await self._send(calls.memories(query, limit, offset, False))
 
     async def delete_memory(self, memory_id: int) -> models.Deleted:
         return await self._send(calls.delete_memory(memory_id))

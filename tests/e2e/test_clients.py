@@ -5,6 +5,8 @@ key only ever sees its own memories through them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,64 @@ def test_openai_sdk_round_trip(db_url: str, tmp_path: Path, servers: list[Server
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong").models.list()
     assert httpx.get(f"{server.url}/openapi.json").json()["paths"]["/v1/chat/completions"]
+
+
+async def mcp_round_trip(client: Any) -> dict[str, Any]:
+    """remember -> search_memories -> list_memories -> forget through an MCP client session."""
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert tools == {"search_memories", "remember", "list_memories", "forget"}
+    stored = (await client.call_tool("remember", {"text": FACT})).structured_content
+    assert stored["stored"] and FACT in stored["memories"][0]["text"]
+    found = (await client.call_tool("search_memories", {"query": QUESTION})).structured_content
+    assert "chicken" in found["context"]
+    [memory] = [m for m in found["memories"] if "chicken" in m["text"]]
+    assert memory["source_thread_id"] == stored["thread_id"]
+    listed = (await client.call_tool("list_memories", {})).structured_content
+    assert [m["id"] for m in listed["memories"]] == [memory["id"]]
+    bad = await client.call_tool("search_memories", {"query": ""})
+    assert bad.is_error
+    return {"memory": memory["id"]}
+
+
+def test_mcp_over_streamable_http_and_stdio(
+    db_url: str, tmp_path: Path, servers: list[Server]
+) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+    from mcp.client.streamable_http import streamable_http_client
+
+    server = serve(db_url, tmp_path, servers)
+    alice, bob = new_key(server, "alice"), new_key(server, "bob")
+
+    def over_http(key: str) -> Client:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        return Client(streamable_http_client(f"{server.url}/mcp", http_client=http))
+
+    async def run() -> None:
+        async with over_http(alice) as client:
+            made = await mcp_round_trip(client)
+        async with over_http(bob) as intruder:  # bob sees and deletes nothing of alice's
+            theirs = await intruder.call_tool("search_memories", {"query": QUESTION})
+            assert theirs.structured_content["memories"] == []
+            refused = await intruder.call_tool("forget", {"memory_id": made["memory"]})
+            assert refused.is_error and "not_found" in str(refused.content)
+        stdio = StdioServerParameters(
+            command=str(Path(sys.executable).with_name("maas")),
+            args=["mcp"],
+            env={**os.environ, "MAAS_API_KEY": alice, "MAAS_URL": server.url},
+        )
+        async with Client(stdio) as client:
+            found = await client.call_tool("search_memories", {"query": QUESTION})
+            assert "chicken" in found.structured_content["context"]
+            gone = await client.call_tool("forget", {"memory_id": made["memory"]})
+            assert gone.structured_content == {"deleted": made["memory"]}
+            after = await client.call_tool("list_memories", {})
+            assert after.structured_content["memories"] == []
+
+    asyncio.run(run())
+    unauthenticated = httpx.post(f"{server.url}/mcp", json={})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["error"]["code"] == "unauthorized"
+    wrong = httpx.post(f"{server.url}/mcp", json={}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
