@@ -80,6 +80,9 @@ SPECS: tuple[ParamSpec, ...] = (
         "archivist.context_reply_words", 0, 0, 100, "a reply shorter than this quotes its prompt"
     ),
     ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
+    ParamSpec(
+        "archivist.semantic_dedup", 0.95, 0.85, 1.0, "embedding cosine = same fact (1 = off)"
+    ),
     ParamSpec("archivist.default_importance", 0.5, 0.0, 1.0, "importance of an unscored fact"),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
@@ -95,6 +98,11 @@ class ParamSet:
 
     def num(self, name: str) -> float:
         return float(self.values[name])
+
+    def semantic_dedup(self) -> float | None:
+        """archivist.semantic_dedup as store.write takes it: None when off (1.0)."""
+        value = self.num("archivist.semantic_dedup")
+        return None if value >= 1.0 else value
 
 
 def validate(values: dict[str, Any]) -> dict[str, Value]:

@@ -100,6 +100,19 @@ SELECT id FROM maas.memories
 WHERE user_id = $1 AND valid_to IS NULL AND text % $2
 ORDER BY text <-> $2 LIMIT 1
 
+-- name: find_semantic_duplicate
+-- The valid memory of user $1 nearest to embedding $2 (text form), if its cosine similarity is
+-- at least $3 (archivist.semantic_dedup). An exact scan of the user's vectors, fenced like the
+-- search's vector arm (search_memories): the global HNSW index walked with a user filter finds
+-- only the few of the global nearest that are the user's. Memories with a slot are left out: a
+-- slot's change supersedes, it never merges.
+SELECT n.id, n.text, n.similarity FROM (
+  SELECT m.id, m.text, 1 - (m.embedding <=> $2::text::vector) AS similarity FROM maas.memories m
+  WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.slot IS NULL AND m.embedding IS NOT NULL
+  OFFSET 0) n
+WHERE n.similarity >= $3
+ORDER BY n.similarity DESC LIMIT 1
+
 -- name: merge_provenance
 -- $1 memory, $2 more source message ids (idempotent union)
 UPDATE maas.memories

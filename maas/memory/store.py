@@ -34,13 +34,16 @@ class NewMemory:
     embedding: list[float] | None = None
 
 
-async def write(conn: Any, mem: NewMemory) -> bool:
+async def write(conn: Any, mem: NewMemory, semantic_min: float | None = None) -> bool:
     """Insert or merge one memory inside the caller's transaction; True if a new row was made.
 
     Replays are harmless: the unique (user, fact_key) turns a second insert into a provenance
-    union, and a near duplicate only gains provenance. A fact with a slot ("my city is X") is
-    never merged by similarity, since a small edit is a change; a closed value said again later
-    is reopened and closes the value it replaced.
+    union, and a near duplicate only gains provenance: near in its trigrams (the threshold set in
+    the transaction), or in meaning, its embedding's cosine similarity to a valid memory's at
+    least `semantic_min` (archivist.semantic_dedup; None = off). A fact with a slot ("my city is
+    X") is never merged by similarity, either way round, since a small edit is a change: it
+    supersedes the slot's old value instead; a closed value said again later is reopened and
+    closes the value it replaced.
     """
     key = fact_key(mem.text)
     known = await conn.fetchrow(q("memory_by_fact"), mem.user_id, key)
@@ -49,9 +52,9 @@ async def write(conn: Any, mem: NewMemory) -> bool:
         await _maybe_reopen(conn, mem, known)
         return False
     if mem.slot is None:
-        near = await conn.fetchrow(q("find_near_duplicate"), mem.user_id, mem.text)
+        near = await near_duplicate(conn, mem, semantic_min)
         if near is not None:
-            await conn.execute(q("merge_provenance"), near["id"], mem.source_message_ids)
+            await conn.execute(q("merge_provenance"), near, mem.source_message_ids)
             return False
     row = await conn.fetchrow(
         q("upsert_memory"),
@@ -70,6 +73,30 @@ async def write(conn: Any, mem: NewMemory) -> bool:
     if row["created"] and mem.slot:
         await conn.fetch(q("supersede_slot"), mem.user_id, mem.slot, row["id"])
     return bool(row["created"])
+
+
+async def near_duplicate(conn: Any, mem: NewMemory, semantic_min: float | None) -> int | None:
+    """The valid memory `mem` repeats: by trigrams first, else by meaning (see write)."""
+    near = await conn.fetchval(q("find_near_duplicate"), mem.user_id, mem.text)
+    if near is None and semantic_min is not None and mem.embedding is not None:
+        vector = vector_text(mem.embedding)
+        found = await conn.fetchrow(q("find_semantic_duplicate"), mem.user_id, vector, semantic_min)
+        same = found is not None and not adds_detail(mem.text, found["text"])
+        near = found["id"] if same else None
+    return None if near is None else int(near)
+
+
+# A detail an embedding hardly sees: a name, a place, a day (a capitalised word) or a number.
+# "I went to the gym on Tuesday" is at cosine 0.97 from "... on Monday" (all-MiniLM-L6-v2),
+# above paraphrases such as "I'm a baker in Porto" / "I work as a baker in Porto" (0.96).
+_DETAIL = re.compile(r"\b(?:[A-Z][\w-]+|[\w-]*\d[\w-]*)")
+_WORD = re.compile(r"[\w-]+")
+
+
+def adds_detail(new: str, old: str) -> bool:
+    """Does `new` carry a capitalised word or a number that `old` does not (any case)?"""
+    known = {w.lower() for w in _WORD.findall(old)}
+    return any(w.lower() not in known for w in _DETAIL.findall(new))
 
 
 async def _maybe_reopen(conn: Any, mem: NewMemory, known: Any) -> None:

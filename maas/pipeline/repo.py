@@ -203,15 +203,20 @@ class RunRepository:
         return mode
 
     async def commit_slice(
-        self, job: Job, part: ArchiveSlice, memories: list[store.NewMemory], dedupe: float
+        self,
+        job: Job,
+        part: ArchiveSlice,
+        memories: list[store.NewMemory],
+        dedupe: float,
+        semantic: float | None = None,
     ) -> int:
         """In one transaction: the slice's memories (near duplicates at trigram similarity
-        `dedupe` merged), the thread's mark moved to the slice's end and the job done, or queued
-        for its next slice. LostLease when the lease or the mark moved meanwhile. Returns the
-        memories created."""
+        `dedupe`, or at embedding cosine `semantic`, merged: store.write), the thread's mark moved
+        to the slice's end and the job done, or queued for its next slice. LostLease when the
+        lease or the mark moved meanwhile. Returns the memories created."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(q("set_trgm_thresholds"), str(dedupe), str(dedupe))
-            created = sum([await store.write(conn, m) for m in memories])
+            created = sum([await store.write(conn, m, semantic) for m in memories])
             args = (job.id, job.lease_token, created, part.last, part.mark)
             if await conn.fetchval(q("finish_archive_slice"), *args) is None:
                 raise LostLease()

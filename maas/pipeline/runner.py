@@ -259,7 +259,9 @@ class ArchiveWorker(Worker[Job, SliceArchived]):
 
     async def commit(self, result: SliceArchived, item: Job) -> Committed:
         """A slice's commit writes up to hundreds of memories: it renews the lease too."""
-        write = self.repo.commit_slice(item, result.part, result.memories, result.dedupe_similarity)
+        write = self.repo.commit_slice(
+            item, result.part, result.memories, result.dedupe_similarity, result.semantic_dedup
+        )
         await self._renewing(write, item)
         return Committed()
 

@@ -112,6 +112,7 @@ class SliceArchived:
     part: ArchiveSlice
     memories: list[NewMemory]
     dedupe_similarity: float
+    semantic_dedup: float | None = None  # archivist.semantic_dedup; None = off
 
 
 async def archive(rt: Runtime, repo: RunRepository, job: Job, record: Recorder) -> SliceArchived:
@@ -125,4 +126,5 @@ async def archive(rt: Runtime, repo: RunRepository, job: Job, record: Recorder) 
     dialog = archivist.Dialog(job.user_id, job.thread_id, part.messages)
     model, embedder = rt.models.model_for(mode), rt.models.embedder_for(mode)
     memories = await archivist.archive(model, embedder, dialog, params, record, deadline)
-    return SliceArchived(part, memories, params.num("archivist.dedupe_similarity"))
+    trigram = params.num("archivist.dedupe_similarity")
+    return SliceArchived(part, memories, trigram, params.semantic_dedup())

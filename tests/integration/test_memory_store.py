@@ -250,3 +250,54 @@ async def test_a_memory_keeps_the_speaker_of_its_last_source_message(db_url: str
         assert speaker == "Gina"
     finally:
         await conn.close()
+
+
+async def test_semantic_dedup_merges_paraphrases_and_keeps_new_details(db_url: str) -> None:
+    """archivist.semantic_dedup (issue 17): a paraphrase that trigrams miss merges into the
+    memory it repeats (provenance grows); a new day, name or number, another user's memory, a
+    closed memory and a slot's change never merge; a slot's change supersedes."""
+    from maas.llm.embed import LocalEmbedder
+
+    texts = [
+        "User: My cat Miso is allergic to chicken.",
+        "User: My cat Miso has an allergy to chicken.",  # paraphrase: cosine 0.96
+        "User: I went to the gym on Monday.",
+        "User: I went to the gym on Tuesday.",  # cosine 0.97, but a new day
+        "User: I live in Porto.",
+        "User: I live in Lisbon now.",
+    ]
+    vectors = dict(zip(texts, await LocalEmbedder().embed(texts), strict=True))
+
+    def mem(user: uuid.UUID, text: str, source: int, slot: str | None = None) -> store.NewMemory:
+        made = store.NewMemory(user, text, "fact", slot, 0.5, datetime.now(UTC), [source], None)
+        return store.NewMemory(**{**made.__dict__, "embedding": vectors[text]})
+
+    conn = await connect(db_url)
+    try:
+        alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
+        async with conn.transaction():
+            await conn.execute(q("set_trgm_thresholds"), "0.9", "0.9")
+            assert await store.write(conn, mem(alice, texts[0], 1), 0.95) is True
+            assert await store.write(conn, mem(alice, texts[1], 2), 1.0) is True  # off: a copy
+            await conn.execute("DELETE FROM maas.memories WHERE text = $1", texts[1])
+            assert await store.write(conn, mem(alice, texts[1], 2), 0.95) is False  # merged
+            assert await store.write(conn, mem(bob, texts[1], 3), 0.95) is True  # bob's own
+            assert await store.write(conn, mem(alice, texts[2], 4), 0.95) is True
+            assert await store.write(conn, mem(alice, texts[3], 5), 0.95) is True  # new day
+            slot = "user|city"
+            assert await store.write(conn, mem(alice, texts[4], 6, slot), 0.95) is True
+            assert await store.write(conn, mem(alice, texts[5], 7, slot), 0.95) is True
+            rows = await conn.fetch(
+                "SELECT text, source_message_ids, valid_to IS NULL AS valid FROM maas.memories"
+                " WHERE user_id = $1 ORDER BY id",
+                alice,
+            )
+    finally:
+        await conn.close()
+    assert [(r["text"], r["source_message_ids"], r["valid"]) for r in rows] == [
+        (texts[0], [1, 2], True),
+        (texts[2], [4], True),
+        (texts[3], [5], True),
+        (texts[4], [6], False),  # superseded by the change, not merged
+        (texts[5], [7], True),
+    ]
