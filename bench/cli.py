@@ -14,14 +14,16 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
     try:
         scales = tuple(int(s) for s in args.scale.split(",") if s.strip())
-        if not scales or min(scales) < 1 or args.messages < 1 or args.queries < 1:
+        if not scales or min(scales, default=0) < 1 or min(args.messages, args.queries) < 1:
             raise ValueError("--scale, --messages and --queries must be >= 1")
+        if args.fresh < 1:
+            raise ValueError("--fresh must be >= 1")
     except ValueError as exc:
         print(f"maas bench pipeline: {exc}", file=sys.stderr)
         return 2
     cfg = PerfConfig(
         scales, args.messages, args.queries, args.dialogs, args.users, args.load_memories,
-        args.load_seconds, args.turns, args.json, args.httpx_messages,
+        args.load_seconds, args.turns, args.json, args.httpx_messages, args.fresh,
     )  # fmt: skip
     return run(cfg)
 
@@ -52,6 +54,7 @@ def _add_pipeline(bench: Any) -> None:
     pipe.add_argument("--load-memories", type=int, default=1000, help="memories per load user")
     pipe.add_argument("--load-seconds", type=float, default=20.0)
     pipe.add_argument("--turns", type=int, default=1000, help="turns the archivist ingests")
+    pipe.add_argument("--fresh", type=int, default=30, help="facts timed told -> found (>= 1)")
     pipe.add_argument(
         "--httpx-messages", type=int, default=50, help="chat messages also sent with httpx"
     )

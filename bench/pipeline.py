@@ -3,6 +3,7 @@
 One command, offline mode (the in-process extractive model: a zero-latency "LLM" with no HTTP
 hop), `maas serve` as its own process on an embedded data dir, and in the same run:
 
+- freshness: a fact told in one thread until /v1/context from another packs it (no close);
 - cold start of `maas serve` on the existing data dir until /health is ok (vs a bare Postgres
   start on the same dir);
 - users preloaded with each --scale of memories (bulk, see preload.py);
@@ -78,6 +79,7 @@ class PerfConfig:
     turns: int = 1000  # imported turns the archivist ingests
     json_path: Path | None = None
     httpx_messages: int = 50  # chat messages sent with httpx among the others, for comparison
+    fresh: int = 30  # facts told in one thread and looked for from another (freshness)
 
     @property
     def chat_scale(self) -> int:
@@ -103,6 +105,9 @@ class Results:
     # CPU seconds at load: the service, Postgres, and the load client (this process)
     load_cpu_s: dict[str, float] = field(default_factory=dict)
     archivist: tuple[int, int, float] = (0, 0, 0.0)  # turns, memories made, seconds
+    # ms from a chat's answer (a fact told in one thread) until /v1/context from another thread
+    # packs the memory made of it: per-turn archiving, without a close
+    freshness_ms: list[float] = field(default_factory=list)
     erase_s: float = 0.0
     erased_memories: int = 0
     rss_mb: float = 0.0
@@ -400,6 +405,35 @@ async def archivist_rate(base_url: str, dsn: str, turns: int) -> tuple[int, int,
     return turns, int(done["memories"]), seconds
 
 
+FRESH_POLL_S = 0.02
+
+
+async def freshness(base_url: str, samples: int) -> list[float]:
+    """For each sample: a fact told in a thread of its own; then /v1/context (no thread) asks
+    about it every FRESH_POLL_S until the memory made of it is packed. Each sample's fact names
+    an invented friend, so only its own memory can answer it."""
+    user = await new_user(base_url, "freshness")
+    out: list[float] = []
+    async with client(base_url, user.key) as http:
+        for i in range(samples):
+            name = f"Quillon{i}x"
+            told = await http.post("/v1/chat", json={"message": f"My friend {name} lives in Oslo."})
+            told.raise_for_status()
+            t0 = time.perf_counter()
+            while not await _packs(http, f"Where does my friend {name} live?", name):
+                if time.perf_counter() - t0 > 30:
+                    raise RuntimeError(f"fact {i} not found in 30 s: per-turn archiving is off?")
+                await asyncio.sleep(FRESH_POLL_S)
+            out.append(ms_since(t0))
+    return out
+
+
+async def _packs(http: httpx.AsyncClient, question: str, name: str) -> bool:
+    reply = await http.post("/v1/context", json={"query": question})
+    reply.raise_for_status()
+    return any(name in m["text"] and m["used"] for m in reply.json()["memories"])
+
+
 async def erase(base_url: str, key: str) -> float:
     async with client(base_url, key) as http:
         t0 = time.perf_counter()
@@ -470,6 +504,8 @@ async def run_phases(res: Results, cfg: PerfConfig, data_dir: Path, say: Progres
         await measure_load(res, cfg, served, dsn, say)
         res.archivist = await archivist_rate(served.base_url, dsn, cfg.turns)
         say(f"archivist: {res.archivist[0]} turns in {res.archivist[2]:.2f} s")
+        res.freshness_ms = await freshness(served.base_url, cfg.fresh)
+        say(f"freshness: {cfg.fresh} facts told in one thread, found from another")
         res.erased_memories = res.loads[cfg.chat_scale].memories
         res.erase_s = await erase(served.base_url, chat_user.key)
         res.rss_mb = served.peak_rss_mb()

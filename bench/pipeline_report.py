@@ -80,6 +80,7 @@ def figures(res: Results, cfg: PerfConfig) -> list[Figure]:
             Figure(f"context p95 @{count}", ctx["p95"], "ms", b["p95"], "bare search p95", target)
         )
     load = _p([o.latency_ms for o in res.load if o.error is None])
+    fresh = _p(res.freshness_ms)
     return out + [
         Figure(f"messages/s, {cfg.dialogs} dialogs", messages_per_s(res), "/s", None, "", 300.0,
                higher_is_better=True),
@@ -87,6 +88,8 @@ def figures(res: Results, cfg: PerfConfig) -> list[Figure]:
         Figure("  chat p95 at that load", load["p95"], "ms", chat["p95"], "unloaded p95", None),
         Figure("archivist turns/s", archivist_turns_per_s(res), "/s", None, "", 500.0,
                higher_is_better=True),
+        Figure("freshness p50 (told -> found)", fresh["p50"], "ms", None, "", None),
+        Figure("freshness p95 (told -> found)", fresh["p95"], "ms", None, "", 1000.0),
         Figure("cold start", res.cold_start_s, "s", res.bare_pg_start_s, "bare PG start", 3.0),
         Figure(f"erase user, {res.erased_memories} memories", res.erase_s, "s", None, "", 1.0),
         Figure("peak RSS of the service", res.rss_mb, "MB", None, "", 300.0),
@@ -210,6 +213,7 @@ def to_json(res: Results, cfg: PerfConfig) -> dict[str, Any]:
         "context_latency_ms": {str(n): _pcts(res.context[n]) for n in cfg.scales},
         "messages_per_s": round(messages_per_s(res), 2),
         "archivist_turns_per_s": round(archivist_turns_per_s(res), 1),
+        "freshness_ms": _pcts(res.freshness_ms) | {"samples": len(res.freshness_ms)},
         "cold_start_s": round(res.cold_start_s, 3),
         "erase_10k_s": round(res.erase_s, 3),
         "rss_mb": round(res.rss_mb, 1),

@@ -15,6 +15,7 @@ from maas.__main__ import build_parser
 
 ARGS = ["--scale", "200", "--messages", "20", "--queries", "10", "--dialogs", "3", "--users", "2"]
 ARGS += ["--load-memories", "50", "--load-seconds", "1", "--turns", "40", "--httpx-messages", "5"]
+ARGS += ["--fresh", "3"]
 
 
 def test_bench_pipeline_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,6 +36,8 @@ def test_bench_pipeline_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["load"]["failures"] == 0 and data["load"]["completed"] > 0
     assert data["archivist"]["turns"] == 40 and data["archivist"]["memories"] > 0
     assert data["erase"]["memories"] == 200
+    assert data["freshness_ms"]["samples"] == 3 and data["freshness_ms"]["p95"] > 0
+    assert "freshness p95" in captured.out
     assert all(f["ratio"] is None or f["ratio"] > 0 for f in data["figures"])
     assert data["chat_latency_httpx_ms"]["p50"] > 0  # the comparison sequence ran
     cpu = data["load"]["cpu_ms_per_message"]
