@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -203,3 +204,22 @@ def test_mcp_over_streamable_http_and_stdio(
     assert unauthenticated.json()["error"]["code"] == "unauthorized"
     wrong = httpx.post(f"{server.url}/mcp", json={}, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
+
+
+def test_the_sdk_example_in_the_docs_runs(
+    db_url: str, tmp_path: Path, servers: list[Server]
+) -> None:
+    """docs/sdk.md's example, as a user would run it."""
+    server = serve(db_url, tmp_path, servers)
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "example.py"
+    script.write_text(example)
+    env = {**os.environ, "MAAS_URL": server.url, "MAAS_API_KEY": new_key(server, "alice")}
+    ran = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    lines = ran.stdout.splitlines()
+    assert lines[0].startswith("offline ") and "NEW" in lines[1] and "COMPLETED" in ran.stdout
+    assert "chicken" in lines[-1]  # the memory found by search_memories
