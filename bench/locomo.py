@@ -645,6 +645,30 @@ async def near_duplicates(
     return int(row["memories"]), int(row["near_dups"])
 
 
+# Semantic near-duplicates (issue 17): valid memories with another valid memory of the same user
+# at embedding cosine >= $2 -- what archivist.semantic_dedup looks at, however the texts differ.
+# Exact per user (a few hundred memories each here).
+SEMANTIC_DUP_SIMILARITY = 0.95
+SEMANTIC_DUP_SQL = """
+SELECT count(*) AS near_dups FROM maas.memories a
+WHERE a.user_id = ANY($1::uuid[]) AND a.valid_to IS NULL AND a.embedding IS NOT NULL
+  AND EXISTS (SELECT 1 FROM maas.memories b
+              WHERE b.user_id = a.user_id AND b.id <> a.id AND b.valid_to IS NULL
+                AND b.embedding IS NOT NULL AND 1 - (a.embedding <=> b.embedding) >= $2)
+"""
+
+
+async def semantic_duplicates(
+    dsn: str, user_ids: Sequence[str], threshold: float = SEMANTIC_DUP_SIMILARITY
+) -> int:
+    conn = await connect(dsn)
+    try:
+        found: int = await conn.fetchval(SEMANTIC_DUP_SQL, list(user_ids), threshold)
+    finally:
+        await conn.close()
+    return found
+
+
 # --------------------------------------------------------------------------- the benchmark
 
 
@@ -698,6 +722,7 @@ class Measured:
     param_version: str | None = None
     memories: dict[str, int] = field(default_factory=dict)  # conversation id -> memories
     near_dup_rate: float | None = None
+    semantic_dup_rate: float | None = None  # None without embeddings
 
 
 async def _service_facts(svc: Served, ingested: Sequence[Ingested], out: Measured) -> None:
@@ -710,6 +735,9 @@ async def _service_facts(svc: Served, ingested: Sequence[Ingested], out: Measure
         out.memories[ing.conversation.conversation_id] = await count_memories(ing.http)
     stored, dups = await near_duplicates(svc.dsn, [i.user.user_id for i in ingested])
     out.near_dup_rate = dups / stored if stored else None
+    if out.health.get("embedder") not in (None, "none") and stored:
+        users = [i.user.user_id for i in ingested]
+        out.semantic_dup_rate = await semantic_duplicates(svc.dsn, users) / stored
 
 
 async def measure(
@@ -795,6 +823,7 @@ def _extras_json(
         "memories_per_conversation": mean([float(v) for v in per_conv.values()]),
         "memories_by_conversation": per_conv,
         "near_duplicate_rate": measured.near_dup_rate,
+        "semantic_duplicate_rate": measured.semantic_dup_rate,
         "ingest_turns_per_s": measured.ingest["turns_per_s"],
         "ingest": measured.ingest,
         "context_latency_ms": {
@@ -891,6 +920,8 @@ def _extras(report: LocomoReport) -> list[str]:
         f"memories/conversation   {_cell(x['memories_per_conversation'], 1)}"
         f"  ({', '.join(f'{k}: {v}' for k, v in x['memories_by_conversation'].items())})",
         f"near-duplicate rate     {_cell(dup, 3)} (trigram similarity >= {NEAR_DUP_SIMILARITY})",
+        f"semantic dup rate       {_cell(x.get('semantic_duplicate_rate'), 3)}"
+        f" (embedding cosine >= {SEMANTIC_DUP_SIMILARITY})",
         f"ingest                  {x['ingest_turns_per_s']:.1f} turns/s"
         f" ({x['ingest']['turns']} turns, {x['ingest']['threads']} threads,"
         f" {x['ingest']['seconds']:.1f} s to archived)",
