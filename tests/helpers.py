@@ -37,3 +37,13 @@ async def close_and_archive(client: httpx.AsyncClient, thread_id: str) -> list[d
         return memories or [{"none": True}]
 
     return await eventually(archived)
+
+
+async def turn_archived(client: httpx.AsyncClient, thread_id: str) -> None:
+    """Wait until per-turn archiving has archived every message of an open thread."""
+
+    async def done() -> bool:
+        thread = (await client.get(f"/v1/threads/{thread_id}")).json()
+        return bool(thread["archived_upto"] >= max(m["id"] for m in thread["messages"]))
+
+    await eventually(done)

@@ -13,6 +13,12 @@ PUBLIC = {"/health", "/metrics", "/openapi.json", "/docs", "/docs/init.js"}
 BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/v1/chat"): {"message": "what is my locker code?"},
     ("POST", "/v1/context"): {"query": "locker code secret word"},
+    ("POST", "/v1/chat/completions"): {
+        "model": "maas",
+        "messages": [{"role": "user", "content": "what is my locker code?"}],
+    },
+    ("GET", "/v1/models"): None,
+    ("GET", "/v1/models/{model_id}"): None,
     ("GET", "/v1/runs/{run_id}"): None,
     ("GET", "/v1/runs/{run_id}/events"): None,
     ("POST", "/v1/threads"): {"title": "mine"},

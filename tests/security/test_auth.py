@@ -24,6 +24,7 @@ IDS = {
     "thread_id": str(uuid.uuid4()),
     "memory_id": "1",
     "user_id": str(uuid.uuid4()),
+    "model_id": "maas-offline",
 }
 
 

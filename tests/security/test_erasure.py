@@ -10,7 +10,7 @@ import pytest
 
 from bench.scripted_llm import Reply, ScriptedLLM
 from tests.conftest import ADMIN_KEY
-from tests.helpers import close_and_archive, eventually
+from tests.helpers import close_and_archive, eventually, turn_archived
 
 USER_TABLES = """
 SELECT c.table_schema, c.table_name FROM information_schema.columns c
@@ -27,6 +27,7 @@ async def with_data(client: httpx.AsyncClient, fact: str) -> str:
     await close_and_archive(client, first["thread_id"])
     again = await client.post("/v1/chat", json={"message": f"Remember? {fact}"})
     assert again.json()["status"] == "COMPLETED"
+    await turn_archived(client, again.json()["thread_id"])  # its turn is archived too
     user_id: str = (await client.get("/v1/users/me")).json()["user_id"]
     return user_id
 

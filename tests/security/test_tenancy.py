@@ -31,6 +31,7 @@ async def objects_of(client: httpx.AsyncClient) -> dict[str, str]:
         "thread_id": body["thread_id"],
         "memory_id": str(memories[0]["id"]),
         "user_id": (await client.get("/v1/users/me")).json()["user_id"],
+        "model_id": "not-a-model",  # the model list is public to every key; another id is 404
     }
 
 
