@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import random
 import re
 import sys
 import tempfile
@@ -410,14 +411,17 @@ FRESH_POLL_S = 0.02
 
 async def freshness(base_url: str, samples: int) -> list[float]:
     """For each sample: a fact told in a thread of its own; then /v1/context (no thread) asks
-    about it every FRESH_POLL_S until the memory made of it is packed. Each sample's fact names
-    an invented friend, so only its own memory can answer it."""
+    about it every FRESH_POLL_S until the memory made of it is packed. Each sample's fact is made
+    of invented words of its own (a fixed template would make them near duplicates of each
+    other, merged into the first), so only its own memory can answer it."""
     user = await new_user(base_url, "freshness")
+    words = invented_words(samples * 3, seed=17)
     out: list[float] = []
     async with client(base_url, user.key) as http:
         for i in range(samples):
-            name = f"Quillon{i}x"
-            told = await http.post("/v1/chat", json={"message": f"My friend {name} lives in Oslo."})
+            name, town, pet = words[3 * i : 3 * i + 3]
+            fact = f"My friend {name} lives in {town} with a parrot called {pet}."
+            told = await http.post("/v1/chat", json={"message": fact})
             told.raise_for_status()
             t0 = time.perf_counter()
             while not await _packs(http, f"Where does my friend {name} live?", name):
@@ -426,6 +430,15 @@ async def freshness(base_url: str, samples: int) -> list[float]:
                 await asyncio.sleep(FRESH_POLL_S)
             out.append(ms_since(t0))
     return out
+
+
+def invented_words(count: int, seed: int) -> list[str]:
+    """Capitalised nonsense words, distinct from each other and from any real word."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        out.add("".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(4)))
+    return sorted(w.capitalize() for w in out)
 
 
 async def _packs(http: httpx.AsyncClient, question: str, name: str) -> bool:

@@ -94,7 +94,7 @@ def site(web_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-web", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # the local model loads first: slow on a busy box
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
