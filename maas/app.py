@@ -15,7 +15,6 @@ from maas.api import (
     docs,
     errors,
     limits,
-    mcp_http,
     memories,
     openai_compat,
     runs,
@@ -23,6 +22,7 @@ from maas.api import (
     users,
 )
 from maas.host import ExtensionHost
+from maas.mcpserver import http as mcp_http
 from maas.params import ParamSource
 from maas.service import Service
 from maas.settings import Settings

@@ -12,9 +12,9 @@ import os
 import sys
 from collections.abc import Mapping
 
-from maas.api.mcp_server import build_server
 from maas.cli_chat import _default_key
 from maas.client import AsyncMaaS
+from maas.mcpserver.tools import build_server
 from maas.settings import Settings
 
 

@@ -25,16 +25,18 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from maas.api.deps import User, caller_key, current_user, get_runtime
+from maas.api.context import ApiContext
+from maas.api.deps import User, caller_key, current_user, get_api, get_runtime
 from maas.api.inputs import HARD_MAX_CHARS, Text, within
 from maas.db.queries import q
 from maas.errors import UNKNOWN_KEY, BadRequest, Gone, MaasError, NotFound, Unauthorized
 from maas.pipeline.status import is_done
-from maas.pipeline.submit import ChatRequest, Submitted, submit, wait_done
+from maas.pipeline.submit import ChatRequest, Submitted
 from maas.runtime.context import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 Rt = Annotated[Runtime, Depends(get_runtime)]
+Api = Annotated[ApiContext, Depends(get_api)]
 CallerKey = Annotated[str, Depends(caller_key)]
 Caller = Annotated[User, Depends(current_user)]
 ThreadHeader = Annotated[str | None, Header(alias="X-MaaS-Thread", max_length=100)]
@@ -147,16 +149,17 @@ def _model(rt: Runtime) -> dict[str, Any]:
 
 @router.post("/chat/completions", response_model=None)
 async def completions(
-    body: CompletionIn, rt: Rt, key: CallerKey, thread: ThreadHeader = None
+    body: CompletionIn, api: Api, key: CallerKey, thread: ThreadHeader = None
 ) -> JSONResponse | StreamingResponse:
     """OpenAI Chat Completions with the caller's memories (see the module docstring)."""
+    rt = api.runtime
     message = last_user_text(body.messages)
     within(message, rt.settings.max_message_chars, "messages")
     user_id = await rt.pool.fetchval(q("user_by_key_hash"), key)
     if user_id is None:
         raise Unauthorized(UNKNOWN_KEY)
     thread_id = await thread_for(rt, user_id, body, thread)
-    run = await _finished(rt, ChatRequest(key, message, thread_id, client_type="openai"))
+    run = await _finished(api, ChatRequest(key, message, thread_id, client_type="openai"))
     usage = await rt.pool.fetchrow(q("run_token_usage"), run["id"], user_id)
     reply = Completion(run, model_name(rt), usage["prompt"], usage["completion"])
     headers = reply.headers()
@@ -165,13 +168,13 @@ async def completions(
     return JSONResponse(reply.body(), headers=headers)
 
 
-async def _finished(rt: Runtime, req: ChatRequest) -> Any:
+async def _finished(api: ApiContext, req: ChatRequest) -> Any:
     """Drive the run (express lane) or wait for the workers; the finished run row."""
-    sub: Submitted = await (rt.express.submit_and_drive(req) if rt.express else submit(rt, req))
+    sub: Submitted = await api.lanes.drive(req)
     run = sub.run_row
     if run is None or not is_done(run["status"], run["stop_at"]):
-        await wait_done(rt, sub.run_id, rt.settings.chat_wait_s)
-        run = await rt.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
+        await api.lanes.wait(sub.run_id, api.runtime.settings.chat_wait_s)
+        run = await api.runtime.pool.fetchrow(q("get_run"), sub.run_id, sub.user_id)
     if run is None:
         raise Gone(f"run {sub.run_id} no longer exists: its account was erased while it ran")
     if run["status"] == "FAILED":

@@ -419,7 +419,7 @@ CROSS JOIN LATERAL ROWS FROM (
   unnest(r.tokens)
 ) WITH ORDINALITY AS u(memory_id, score, components, used, tokens, rank);
 
--- Per-turn archiving (issue 17, migration 0033): when a chat run of a thread completes, its turn
+-- Per-turn archiving (issue 17, migration 0034): when a chat run of a thread completes, its turn
 -- (the user's message and the answer) is queued for the archivist in the same transaction, so a
 -- fact is searchable from any thread moments later, without a close. Offline (the run's mode)
 -- each turn is a job of its own, claimable now. With an LLM the thread's turns batch: its queued

@@ -16,11 +16,11 @@ from starlette.types import Receive, Scope, Send
 
 from maas.api.errors import body
 from maas.api.identity import header
-from maas.api.mcp_server import build_server
 from maas.client import AsyncMaaS
 from maas.credentials import hash_key
 from maas.db.queries import q
 from maas.errors import UNKNOWN_KEY
+from maas.mcpserver.tools import build_server
 from maas.settings import Settings
 
 PATH = "/mcp"
