@@ -1054,7 +1054,7 @@ CREATE TRIGGER runs_notify AFTER INSERT OR UPDATE OF status ON maas.pipeline_run
 
 CREATE TRIGGER runs_stamp BEFORE INSERT OR UPDATE OF status ON maas.pipeline_runs FOR EACH ROW EXECUTE FUNCTION maas.stamp_run_status();
 
-CREATE TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs FOR EACH ROW WHEN (((new.status = 'COMPLETED'::maas.run_status) AND (old.status <> 'COMPLETED'::maas.run_status) AND (new.stop_at = 'COMPLETED'::maas.run_status) AND (new.thread_id IS NOT NULL))) EXECUTE FUNCTION maas.queue_turn_archive();
+CREATE CONSTRAINT TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.status = 'COMPLETED'::maas.run_status) AND (old.status <> 'COMPLETED'::maas.run_status) AND (new.stop_at = 'COMPLETED'::maas.run_status) AND (new.thread_id IS NOT NULL))) EXECUTE FUNCTION maas.queue_turn_archive();
 
 CREATE TRIGGER test_run_users_drop AFTER DELETE ON maas.test_run_users FOR EACH ROW EXECUTE FUNCTION maas.drop_test_run_user();
 

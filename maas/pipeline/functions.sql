@@ -492,8 +492,11 @@ BEGIN
   RETURN job;
 END $$;
 
-CREATE OR REPLACE TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs
-FOR EACH ROW
+-- Deferred to the commit: the responder's commit inserts the answer after it sets COMPLETED, and
+-- the turn is both messages. (A constraint trigger cannot be replaced: dropped and made again.)
+DROP TRIGGER IF EXISTS runs_turn_archive ON maas.pipeline_runs;
+CREATE CONSTRAINT TRIGGER runs_turn_archive AFTER UPDATE OF status ON maas.pipeline_runs
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
 WHEN (NEW.status = 'COMPLETED' AND OLD.status <> 'COMPLETED' AND NEW.stop_at = 'COMPLETED'
       AND NEW.thread_id IS NOT NULL)
 EXECUTE FUNCTION maas.queue_turn_archive();

@@ -21,6 +21,7 @@ async def memories(client: httpx.AsyncClient) -> list[dict[str, Any]]:
 async def archived(client: httpx.AsyncClient, thread_id: str) -> dict[str, Any]:
     async def done() -> dict[str, Any] | None:
         thread: dict[str, Any] = (await client.get(f"/v1/threads/{thread_id}")).json()
+        assert "messages" in thread, thread
         last = max(m["id"] for m in thread["messages"])
         return thread if thread["archived_upto"] >= last else None
 
@@ -34,7 +35,7 @@ async def jobs(api: Any) -> list[Any]:
 
 
 async def test_a_fact_told_in_one_thread_is_used_in_another_without_a_close(make_api: Any) -> None:
-    async with make_api() as api:
+    async with make_api(rate_limit_per_min=0) as api:
         alice = await api.user("alice")
         told = (await alice.post("/v1/chat", json={"message": FACT})).json()
         thread = await archived(alice, told["thread_id"])
@@ -55,7 +56,7 @@ async def test_a_fact_told_in_one_thread_is_used_in_another_without_a_close(make
 
 
 async def test_closing_after_per_turn_archiving_stores_no_second_copy(make_api: Any) -> None:
-    async with make_api() as api:
+    async with make_api(rate_limit_per_min=0) as api:
         alice = await api.user("alice")
         first = (await alice.post("/v1/chat", json={"message": FACT})).json()
         thread_id = first["thread_id"]
@@ -71,7 +72,7 @@ async def test_closing_after_per_turn_archiving_stores_no_second_copy(make_api: 
 
 
 async def test_a_replayed_request_archives_its_turn_once(make_api: Any) -> None:
-    async with make_api() as api:
+    async with make_api(rate_limit_per_min=0) as api:
         alice = await api.user("alice")
         headers = {"Idempotency-Key": "once"}
         first = (await alice.post("/v1/chat", json={"message": FACT}, headers=headers)).json()
