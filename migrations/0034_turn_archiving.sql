@@ -5,7 +5,7 @@ ALTER TABLE maas.archive_jobs DROP CONSTRAINT archive_jobs_reason_check;
 ALTER TABLE maas.archive_jobs ADD CONSTRAINT archive_jobs_reason_check
   CHECK (reason IN ('closed', 'idle', 'import', 'turn'));
 
--- Runs that come through the OpenAI-compatible endpoint and the MCP server say so (issue 17).
+-- Runs that come through the OpenAI-compatible endpoint say so (issue 17).
 ALTER TABLE maas.pipeline_runs DROP CONSTRAINT pipeline_runs_client_type_check;
 ALTER TABLE maas.pipeline_runs ADD CONSTRAINT pipeline_runs_client_type_check
-  CHECK (client_type IN ('client', 'emulator', 'test-runner', 'bench', 'openai', 'mcp'));
+  CHECK (client_type IN ('client', 'emulator', 'test-runner', 'bench', 'openai'));

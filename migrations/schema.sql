@@ -112,7 +112,7 @@ CREATE TABLE maas.pipeline_runs (
     responding_at timestamp with time zone,
     completed_at timestamp with time zone,
     failed_at timestamp with time zone,
-    CONSTRAINT pipeline_runs_client_type_check CHECK ((client_type = ANY (ARRAY['client'::text, 'emulator'::text, 'test-runner'::text, 'bench'::text, 'openai'::text, 'mcp'::text]))),
+    CONSTRAINT pipeline_runs_client_type_check CHECK ((client_type = ANY (ARRAY['client'::text, 'emulator'::text, 'test-runner'::text, 'bench'::text, 'openai'::text]))),
     CONSTRAINT pipeline_runs_stop_at_check CHECK ((stop_at = ANY (ARRAY['READY'::maas.run_status, 'COMPLETED'::maas.run_status])))
 );
 
