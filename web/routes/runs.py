@@ -23,7 +23,7 @@ from web.routes.common import PAGE, Rt, Who, not_found
 router = APIRouter(include_in_schema=False)
 
 
-CLIENTS = ("client", "test-runner", "bench", "emulator")  # migration 0006's check
+CLIENTS = ("client", "openai", "test-runner", "bench", "emulator")  # migrations 0006 and 0034
 STATUSES = tuple(s.value for s in Status)
 UUID_OR_EMPTY = r"^$|^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"
 
@@ -54,7 +54,7 @@ class RunFilter:
         return urlencode(params)
 
 
-Client = Literal["", "*", "client", "test-runner", "bench", "emulator"]
+Client = Literal["", "*", "client", "openai", "test-runner", "bench", "emulator"]
 RunStatus = Literal[
     "", "NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING", "COMPLETED", "FAILED"
 ]
