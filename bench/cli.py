@@ -76,6 +76,12 @@ def _add_locomo(bench: Any) -> None:
     locomo.add_argument("--limit-conversations", type=int, default=None)
     locomo.add_argument("--concurrency", type=int, default=4)
     locomo.add_argument("--archive-timeout", type=float, default=600.0, help="seconds")
+    locomo.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="JSON file of parameter overrides (the keys of MAAS_PARAMS), e.g. a shipped version",
+    )
     locomo.set_defaults(func=cmd_bench_locomo)
 
 

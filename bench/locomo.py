@@ -45,6 +45,7 @@ import httpx
 from bench.harness import BenchUser, Served, running_service
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
+from maas.params import validate
 
 log = logging.getLogger(__name__)
 H = TypeVar("H", bound=Hashable)
@@ -679,6 +680,7 @@ class LocomoConfig:
     concurrency: int = CONCURRENCY
     archive_timeout_s: float = ARCHIVE_TIMEOUT_S
     progress: bool = True
+    params: dict[str, Any] = field(default_factory=dict)  # overrides, as MAAS_PARAMS
 
 
 @dataclass
@@ -784,7 +786,9 @@ async def run_locomo(
     started = time.perf_counter()
     bm25 = baseline(conversations, cfg.budgets)
     baseline_s = time.perf_counter() - started
-    async with running_service(server_uri, template, embedder=cfg.embedder) as svc:
+    async with running_service(
+        server_uri, template, embedder=cfg.embedder, params=cfg.params
+    ) as svc:
         measured = await measure(svc, conversations, cfg)
         stopping = time.perf_counter()
     elapsed = time.perf_counter() - started
@@ -797,6 +801,8 @@ async def run_locomo(
         "embedder": measured.health.get("embedder"),
         "param_version": measured.param_version,
     }
+    if cfg.params:
+        config["params"] = dict(cfg.params)
     extras = _extras_json(conversations, measured, bm25)
     extras |= {"phases_s": phases, "machine": _machine(), "elapsed_s": elapsed}
     return LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
@@ -932,7 +938,8 @@ def _extras(report: LocomoReport) -> list[str]:
         f"questions               {x['questions']} scored, {x['questions_skipped_no_evidence']}"
         f" skipped (no evidence turn found), {x['evidence_ids_missing']} evidence ids not found",
         f"config                  mode {c['llm_mode']}, embedder {c['embedder']},"
-        f" param version {c['param_version']}",
+        f" param version {c['param_version']}"
+        + (f" ({json.dumps(c['params'], sort_keys=True)})" if c.get("params") else ""),
         f"machine                 {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}",
         f"elapsed                 {x['elapsed_s']:.1f} s ("
         + ", ".join(f"{k} {v:.1f} s" for k, v in x["phases_s"].items())
@@ -954,12 +961,31 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     return budgets
 
 
+def load_params(path: Path | None) -> dict[str, Any]:
+    """`--params FILE`: a JSON object of parameter overrides (the keys of MAAS_PARAMS, IMPACTS.md),
+    checked against the guard ranges here so a bad file fails before anything starts."""
+    if path is None:
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--params {path}: not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"--params {path}: a JSON object of parameter overrides is expected")
+    try:
+        validate(raw)
+    except ValueError as exc:
+        raise ValueError(f"--params {path}: {exc}") from exc
+    return raw
+
+
 def main(args: argparse.Namespace) -> int:
     """`maas bench locomo` (arguments are defined in bench.cli)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         budgets = parse_budgets(str(args.budgets))
         conversations = load_conversations(args.data, args.limit_conversations)
+        params = load_params(getattr(args, "params", None))
     except (ValueError, OSError) as exc:
         print(f"maas bench locomo: {exc}", file=sys.stderr)
         return 2
@@ -968,6 +994,7 @@ def main(args: argparse.Namespace) -> int:
         embedder=args.embedder,
         concurrency=args.concurrency,
         archive_timeout_s=args.archive_timeout,
+        params=params,
     )
     try:
         report = asyncio.run(run_locomo(conversations, cfg))

@@ -32,6 +32,7 @@ class Started:
     admin_key: str | None
     params: ParamSource
     worker_id: str  # this process, as its claims and heartbeats name it
+    embedder: str = "none"  # what embeds memories and queries (its name, as /health shows it)
 
 
 class ExtensionHost:
@@ -42,6 +43,7 @@ class ExtensionHost:
         self.settings = settings
         self.grace_left = grace_left  # seconds of the shutdown grace period left
         self.tasks: list[tuple[str, Task]] = []
+        self.health_parts: dict[str, Callable[[], dict[str, Any]]] = {}
         self.param_source: ParamSource | None = None  # None: built-in defaults + MAAS_PARAMS
         self._signals = signals
         self._started: Started | None = None
@@ -54,6 +56,10 @@ class ExtensionHost:
     def add_task(self, name: str, job: Task) -> None:
         """A background job, supervised (restarted with backoff if it crashes) until shutdown."""
         self.tasks.append((name, job))
+
+    def add_health(self, name: str, part: Callable[[], dict[str, Any]]) -> None:
+        """A section of GET /health (it must answer at once and not raise)."""
+        self.health_parts[name] = part
 
     def set_param_source(self, source: ParamSource) -> None:
         """Runs take their parameters from `source` (self-learning's Tuner)."""
@@ -90,6 +96,10 @@ class ExtensionHost:
     def worker_id(self) -> str:
         return self._live().worker_id
 
-    async def active_params(self, thread_id: Any = None) -> ParamSet:
-        """The parameters a new run of `thread_id` would get now."""
-        return await self._live().params.active(thread_id)
+    @property
+    def embedder(self) -> str:
+        return self._live().embedder
+
+    async def active_params(self, thread_id: Any = None, user_id: Any = None) -> ParamSet:
+        """The parameters a new run of `thread_id` (and user) would get now."""
+        return await self._live().params.active(thread_id, user_id)

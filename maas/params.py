@@ -121,9 +121,12 @@ def defaults() -> ParamSet:
 
 
 class ParamSource(Protocol):
-    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
-        """The set a new run (or archive job) of this thread uses. A source may give threads
-        different sets (the Tuner's experiment arms, assigned by thread); None = no thread."""
+    async def active(
+        self, thread_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+    ) -> ParamSet:
+        """The set a new run (or archive job) of this thread and user uses. A source may give
+        threads or users different sets (the Tuner's experiment arms: by thread, or a version
+        pinned to one synthetic user); None = not known. The caller's request cannot choose."""
         ...
 
 
@@ -133,7 +136,9 @@ class BuiltinParams:
     def __init__(self, overrides: dict[str, Any] | None = None, version: str = "builtin") -> None:
         self._set = ParamSet(version, validate(overrides or {}))
 
-    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
+    async def active(
+        self, thread_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+    ) -> ParamSet:
         return self._set
 
 

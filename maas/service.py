@@ -122,11 +122,19 @@ class Service:
         lanes = Lanes(self.runtime, self.repo)
         draining = lambda: self.draining  # noqa: E731 (read at each /health)
         health = self.listener.health
-        api = ApiContext(self.runtime, lanes, self.repo, self.admin_key, health, draining)
+        api = ApiContext(self.runtime, lanes, self.repo, self.admin_key, health, draining,
+                         health_parts=self.host.health_parts)  # fmt: skip
         self.runtime.metrics.add_state(lambda: api.scrape_state)
         self.host.app.state.api = api
         self.host.started(
-            Started(pool, self.dsn, self.admin_key, self.runtime.params, self.runtime.worker_id)
+            Started(
+                pool,
+                self.dsn,
+                self.admin_key,
+                self.runtime.params,
+                self.runtime.worker_id,
+                self.runtime.embedder.name if self.runtime.embedder else "none",
+            )  # fmt: skip
         )
         self._start_tasks(self.runtime, self.repo, self.listener)
         # Serve only once NOTIFY wakes us; if it cannot, polling still works, so do not fail.

@@ -6,9 +6,13 @@ runs within one poll interval, without a restart; a switch made in this process 
 cache at once. With no active version, or when the database cannot be read, MaaS's own source
 (built-in defaults + MAAS_PARAMS) answers: self-learning never stops MaaS from serving.
 
-While an experiment runs it steers the parameters: a paired experiment gives every new run its
-live arm; a split experiment assigns each thread to an arm by a hash of (experiment, thread), so
-every run of a thread uses the same arm and the assignment is reproducible.
+While an experiment runs it steers the parameters: a version pinned to a synthetic user (or to
+one of its threads) serves that user's runs (or that thread's archive jobs) only — a replay's
+arms take turns user by user over the same stored memories while every other user keeps the
+version in force; a paired dialog experiment's live arm serves every new run; a split experiment
+assigns each thread to an arm by a hash of (experiment, thread), so every run of a thread uses
+the same arm and the assignment is reproducible. Pins are written by selflearn only (admin work):
+nothing a tenant sends chooses a version.
 
 Otherwise, while the active version is monitored (teacher/guardrails.py: its first
 MAAS_SELFLEARN_AUTO_ROLLBACK_HORIZON_H after activation), a share of threads
@@ -62,11 +66,14 @@ class SourceState:
     monitored: bool = False  # the active version has a concurrent control
     control: ParamSet | None = None  # the last good version (None: MaaS's own parameters)
     control_share: float = 0.0
+    pins: dict[str, ParamSet] = field(default_factory=dict)  # user or thread id -> its version
 
     @classmethod
     def from_row(cls, row: Any, control_share: float = 0.0) -> SourceState:
         exp, active = row["experiment"] or {}, row["active"] or {}
         arms = {arm: _set(raw) for arm, raw in (exp.get("arms") or {}).items()}
+        versions = {v: _set(raw) for v, raw in (row["pinned"] or {}).items()}
+        pins = {subject: versions[str(v)] for subject, v in (row["pins"] or {}).items()}
         return cls(
             _set(row["active"]),
             exp.get("id"),
@@ -76,6 +83,7 @@ class SourceState:
             bool(active.get("monitored")),
             _set(row["control"]),
             control_share,
+            {subject: s for subject, s in pins.items() if s is not None},
         )
 
     def in_control(self, thread_id: uuid.UUID | None) -> bool:
@@ -83,9 +91,14 @@ class SourceState:
             return False
         return control_for(self.active.version, thread_id, self.control_share)
 
-    def pick(self, thread_id: uuid.UUID | None) -> ParamSet | None:
+    def pick(
+        self, thread_id: uuid.UUID | None, user_id: uuid.UUID | None = None
+    ) -> ParamSet | None:
         """The set a new run gets; None: MaaS's own (no active version, or a control thread
         with no good version before the active one)."""
+        for subject in (thread_id, user_id):
+            if subject is not None and str(subject) in self.pins:
+                return self.pins[str(subject)]
         if self.mode == "paired" and self.live_arm in self.arms:
             return self.arms[self.live_arm]
         if self.mode == "split" and thread_id is not None and self.experiment_id is not None:
@@ -107,9 +120,11 @@ class TunerParams:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _generation: int = 0  # bumped by invalidate(): a read that started before it is stale
 
-    async def active(self, thread_id: uuid.UUID | None = None) -> ParamSet:
+    async def active(
+        self, thread_id: uuid.UUID | None = None, user_id: uuid.UUID | None = None
+    ) -> ParamSet:
         state = await self._current()
-        return state.pick(thread_id) or await self.fallback.active(thread_id)
+        return state.pick(thread_id, user_id) or await self.fallback.active(thread_id, user_id)
 
     def invalidate(self) -> None:
         """A change was made in this process: read the state again on the next run."""

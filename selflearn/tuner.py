@@ -238,3 +238,13 @@ async def audit_log(
 ) -> list[dict[str, Any]]:
     """Newest first."""
     return [dict(r) for r in await conn.fetch(q("tuner_audit_log"), experiment_id, limit)]
+
+
+async def pin(conn: Any, subject: uuid.UUID, kind: str, experiment_id: uuid.UUID, v: int) -> None:
+    """Version `v` serves one synthetic user's runs (kind user) or one thread's archive jobs
+    (kind thread) while the experiment runs (selflearn only: no request can pin)."""
+    await conn.execute(q("tuner_pin"), subject, kind, experiment_id, v)
+
+
+async def unpin(conn: Any, experiment_id: uuid.UUID) -> None:
+    await conn.execute(q("tuner_unpin"), experiment_id)

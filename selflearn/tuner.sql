@@ -75,8 +75,22 @@ LIMIT $2
 -- name: tuner_source_state
 -- What the parameter source serves: the active version (monitored: activated less than $1
 -- seconds ago), the monitor's concurrent control (the last good version: the most recently
--- activated one never rolled back from) and the running experiment's arms.
--- (teacher_hold_experiment takes the lock a paired experiment is alive by.)
+-- activated one never rolled back from), the running experiment's arms, and the versions it
+-- pinned to single users or threads ({subject: version} and those versions).
+-- (teacher_hold_experiment takes the lock a paired experiment is alive by; its pins steer only
+-- while it holds it.)
+WITH live AS (
+  SELECT x.id, x.mode, x.live_arm
+  FROM selflearn.experiments x
+  WHERE x.status = 'running'
+    AND (x.mode = 'split' OR EXISTS (
+          SELECT 1 FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+            AND l.classid = hashtext('selflearn.experiment')::oid
+            AND l.objid = hashtext(x.id::text)::oid))
+), pinned AS (
+  SELECT pp.subject, pp.version FROM selflearn.param_pins pp JOIN live ON live.id = pp.experiment_id
+)
 SELECT (SELECT jsonb_build_object(
                  'label', a.label, 'params', a.params,
                  'monitored', a.activated_at > clock_timestamp() - make_interval(secs => $1))
@@ -87,19 +101,30 @@ SELECT (SELECT jsonb_build_object(
         ORDER BY g.activated_at DESC
         LIMIT 1) AS control,
        (SELECT jsonb_build_object(
-                 'id', x.id, 'mode', x.mode, 'live_arm', x.live_arm,
+                 'id', live.id, 'mode', live.mode, 'live_arm', live.live_arm,
                  'arms', (SELECT jsonb_object_agg(p.arm, jsonb_build_object(
                                    'label', p.label, 'params', p.params))
                           FROM selflearn.experiment_parameters p
-                          WHERE p.experiment_id = x.id AND p.arm IS NOT NULL))
-        FROM selflearn.experiments x
-        WHERE x.status = 'running'
-          -- a paired experiment steers only while the process running it holds its lock
-          AND (x.mode = 'split' OR EXISTS (
-                SELECT 1 FROM pg_locks l
-                WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-                  AND l.classid = hashtext('selflearn.experiment')::oid
-                  AND l.objid = hashtext(x.id::text)::oid))) AS experiment
+                          WHERE p.experiment_id = live.id AND p.arm IS NOT NULL))
+        FROM live) AS experiment,
+       (SELECT jsonb_object_agg(subject::text, version) FROM pinned) AS pins,
+       (SELECT jsonb_object_agg(p.version::text, jsonb_build_object('label', p.label,
+                                                                    'params', p.params))
+        FROM selflearn.experiment_parameters p
+        WHERE p.version IN (SELECT version FROM pinned)) AS pinned
+
+-- name: tuner_pin
+-- $1 subject (a synthetic user or thread), $2 'user' / 'thread', $3 experiment, $4 version: the
+-- subject's runs (user) or archive jobs (thread) get that version while the experiment runs.
+INSERT INTO selflearn.param_pins (subject, kind, experiment_id, version)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (subject) DO UPDATE
+SET kind = excluded.kind, experiment_id = excluded.experiment_id, version = excluded.version,
+    pinned_at = now()
+
+-- name: tuner_unpin
+-- $1 experiment: its pins end with it.
+DELETE FROM selflearn.param_pins WHERE experiment_id = $1
 
 -- name: tuner_age_s
 -- Seconds since $1 (an activation time), by the database's clock.

@@ -83,4 +83,5 @@ async def health(ctx: Annotated[ApiContext, Depends(get_api)]) -> JSONResponse:
         "version": __version__,
         "process": {"pid": os.getpid(), "worker_id": rt.worker_id, "draining": ctx.draining()},
     }
+    body.update({name: part() for name, part in ctx.health_parts.items()})
     return JSONResponse(body, status_code=200 if database == "ok" else 503)

@@ -22,3 +22,5 @@ class ApiContext:
     listener: ListenerHealth
     draining: Callable[[], bool]  # SIGTERM came: the process finishes what it has and stops
     scrape_state: dict[str, Any] = field(default_factory=dict)  # filled by GET /metrics
+    # extensions' sections of GET /health (ExtensionHost.add_health)
+    health_parts: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)

@@ -32,7 +32,7 @@ class Answered:
 
 
 async def analyze(rt: Runtime, repo: RunRepository, run: Claim, record: Recorder) -> Analyzed:
-    params = await rt.params.active(run.thread_id)
+    params = await rt.params.active(run.thread_id, run.user_id)
     model = rt.models.model_for(run.mode)
     return Analyzed(await analyzer.analyze(model, run.query, params, record), params)
 

@@ -54,11 +54,19 @@ class MaasClient:
             await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), 10.0))
         if resp.status_code >= 300:
             raise MaasUnavailable(f"{method} {url}: HTTP {resp.status_code}: {resp.text[:200]}")
-        return resp.json()
+        return resp.json() if resp.content else None
 
     async def create_user(self, name: str) -> SyntheticUser:
         data = await self._request("POST", "/v1/admin/users", self.admin_key, {"name": name})
         return SyntheticUser(data["user_id"], data["api_key"])
+
+    async def me(self, user: SyntheticUser) -> dict[str, Any]:
+        data: dict[str, Any] = await self._request("GET", "/v1/users/me", user.key)
+        return data
+
+    async def erase_user(self, user: SyntheticUser) -> None:
+        """Erase a synthetic user and everything it holds (DELETE /v1/admin/users/{id})."""
+        await self._request("DELETE", f"/v1/admin/users/{user.user_id}", self.admin_key)
 
     async def chat(self, user: SyntheticUser, message: str, thread_id: str | None) -> Reply:
         body = {"message": message, "thread_id": thread_id}
@@ -71,6 +79,23 @@ class MaasClient:
         run = await self._request("GET", f"/v1/runs/{run_id}", user.key)
         return [set(m["source_message_ids"]) for m in run["memories"]]
 
+    async def context(self, user: SyntheticUser, query: str, max_tokens: int) -> dict[str, Any]:
+        """POST /v1/context: every retrieved memory (rank, score, used, provenance) and the packed
+        context at this budget."""
+        body = {"query": query, "max_tokens": max_tokens}
+        data: dict[str, Any] = await self._request("POST", "/v1/context", user.key, body)
+        return data
+
+    async def import_session(
+        self, user: SyntheticUser, title: str, messages: list[dict[str, Any]]
+    ) -> tuple[str, list[int]]:
+        """A new thread holding existing dialog (speakers and times kept); its message ids."""
+        made = await self._request("POST", "/v1/threads", user.key, {"title": title[:200]})
+        thread_id = str(made["thread_id"])
+        body = {"messages": messages}
+        ids = await self._request("POST", f"/v1/threads/{thread_id}/messages", user.key, body)
+        return thread_id, list(ids["message_ids"])
+
     async def close(self, user: SyntheticUser, thread_id: str) -> None:
         await self._request("POST", f"/v1/threads/{thread_id}/close", user.key)
 
@@ -78,7 +103,14 @@ class MaasClient:
         """Close the thread, wait until the archivist has made memories of all of it, and return
         its messages. Raises MaasUnavailable when archiving takes longer than the timeout."""
         await self.close(user, thread_id)
-        deadline = time.monotonic() + self.archive_timeout_s
+        return await self.archived(user, thread_id)
+
+    async def archived(
+        self, user: SyntheticUser, thread_id: str, timeout_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until the archivist has made memories of the whole (closed) thread."""
+        waited = timeout_s or self.archive_timeout_s
+        deadline = time.monotonic() + waited
         delay = 0.1
         while True:
             thread = await self._request("GET", f"/v1/threads/{thread_id}", user.key)
@@ -86,7 +118,6 @@ class MaasClient:
             if thread["archived_upto"] >= max((m["id"] for m in messages), default=0):
                 return messages
             if time.monotonic() > deadline:
-                waited = self.archive_timeout_s
                 raise MaasUnavailable(f"thread {thread_id} not archived in {waited}s")
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)

@@ -24,7 +24,7 @@ RETURNING id
 -- name: emulator_get_run
 -- $1 emulator run.
 SELECT id, seed, dialogs_requested, concurrency, target_url, status, dialogs, turns, runs,
-       failures, summary, error, started_at, finished_at
+       failures, summary, error, started_at, finished_at, kind, source
 FROM selflearn.emulator_runs WHERE id = $1
 
 -- name: emulator_record_expectation
@@ -50,3 +50,33 @@ SET status = 'failed', finished_at = now(),
     error = 'interrupted: the process running it stopped (no heartbeat for ' || $1::int || ' s)'
 WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1::double precision)
 RETURNING id
+
+-- name: emulator_create_replay
+-- A replay run: $1 seed (the world's, 0 without one), $2 users planned, $3 concurrency, $4 URL,
+-- $5 source (world and corpus it replays).
+INSERT INTO selflearn.emulator_runs
+  (seed, dialogs_requested, concurrency, target_url, kind, source)
+VALUES ($1, $2, $3, $4, 'replay', $5)
+RETURNING id, status, started_at
+
+-- name: emulator_record_answer
+-- One replayed question: $1 emulator run, $2 user, $3 the /v1/context run, $4 arm (or null),
+-- $5 conversation, $6 question id, $7 type, $8 question, $9 expected answer, $10 evidence
+-- message ids, $11 budget, $12 context holds the answer, $13 best score, $14 context tokens.
+INSERT INTO selflearn.replay_answers
+  (emulator_run_id, user_id, run_id, arm, conversation, question_id, qtype, question, expected,
+   evidence, budget, context_hit, top_score, context_tokens)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (run_id) DO NOTHING
+
+-- name: conversation_upload
+-- $1 hash, $2 conversation id, $3 the conversation (LoCoMo format), $4 turns, $5 questions.
+-- Idempotent: the same content has the same hash. Returns whether it was new.
+INSERT INTO selflearn.conversations (hash, conversation_id, conversation, turns, questions)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (hash) DO NOTHING
+RETURNING hash
+
+-- name: conversations_get
+-- $1 hashes: the uploaded conversations among them.
+SELECT hash, conversation FROM selflearn.conversations WHERE hash = ANY($1::text[])

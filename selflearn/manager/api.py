@@ -124,6 +124,14 @@ class CycleIn(BaseModel):
     trials: int | None = Field(default=None, ge=1, le=200, description="deep: Optuna trials")
     trial_dialogs: int | None = Field(default=None, ge=3, le=630)
     confirm_dialogs: int | None = Field(default=None, ge=3, le=630)
+    # Replay cycles: uploaded conversations (POST /v1/selflearn/conversations) fed beside the
+    # generated world, the world's users (0: corpus only), and whether archivist.* levers may
+    # move (each such trial imports the histories again).
+    corpus: list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] | None = Field(
+        default=None, max_length=1000
+    )
+    world_users: int | None = Field(default=None, ge=0, le=500)
+    reingest: bool | None = None
     who: str = Field(default="admin api", min_length=1, max_length=200)
 
     @field_validator("variant")
@@ -140,6 +148,13 @@ async def start_cycle(body: CycleIn, mgr: Mgr) -> Any:
     follow it with GET …/cycles/{id}: phase, progress, experiments, outcome, report."""
     config = body.model_dump(exclude_none=True, exclude={"kind", "goal_id", "who"})
     return _json(await mgr.start(body.kind, body.goal_id, config, body.who))
+
+
+@router.get("/schedule")
+async def schedule(mgr: Mgr) -> Any:
+    """Unattended learning: on or off, what it is doing or why it waits, when the next micro and
+    learning cycles are due, the budget used (the same as /health's selflearn section)."""
+    return _json(mgr.health())
 
 
 @router.get("/cycles")

@@ -19,7 +19,10 @@ import httpx
 
 from maas import cli_support
 from maas.cli_support import admin_key
+from maas.params import defaults
 from maas.settings import Settings
+from selflearn.cli import read_corpus, upload
+from selflearn.emulator.corpus import CorpusError
 
 BASE = "/v1/selflearn/cycles"
 
@@ -40,8 +43,22 @@ def register(sub: Any) -> None:
     run_p.add_argument("--trials", type=int, default=None, help="deep: Optuna trials")
     run_p.add_argument("--trial-dialogs", type=int, default=None, help="deep: dialogs per arm")
     run_p.add_argument("--confirm-dialogs", type=int, default=None, help="deep: confirmation")
+    run_p.add_argument(
+        "--corpus", type=Path, default=None,
+        help="replay cycles: conversations (LoCoMo format) fed beside the generated world",
+    )  # fmt: skip
+    run_p.add_argument("--world-users", type=int, default=None, help="0: the corpus only")
+    run_p.add_argument("--reingest", action="store_true", help="archivist.* levers may move")
     run_p.add_argument("--url", default=None, help="MaaS URL (default http://HOST:PORT)")
     run_p.add_argument("--report", type=Path, default=None, help="write the Markdown report here")
+    run_p.add_argument(
+        "--json", type=Path, default=None,
+        help="write the outcome here: the shipped version (or none) with its parameters",
+    )  # fmt: skip
+    run_p.add_argument(
+        "--shipped-params", type=Path, default=None,
+        help="write the shipped version's changes from the defaults (maas bench locomo --params)",
+    )  # fmt: skip
     run_p.add_argument("--data-dir", type=Path, help="where credentials.json is (admin key)")
     run_p.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     run_p.set_defaults(func=run)
@@ -61,13 +78,42 @@ def variant(pairs: list[str]) -> dict[str, Any] | None:
     return out or None
 
 
-def body_of(args: argparse.Namespace) -> dict[str, Any]:
+def body_of(args: argparse.Namespace, corpus: list[str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": args.kind, "goal_id": args.goal, "who": "cli"}
     extra = {"variant": variant(args.set), "dialogs": args.dialogs, "seed": args.seed,
              "trials": args.trials, "trial_dialogs": args.trial_dialogs,
-             "confirm_dialogs": args.confirm_dialogs}  # fmt: skip
+             "confirm_dialogs": args.confirm_dialogs, "corpus": corpus,
+             "world_users": args.world_users,
+             "reingest": True if args.reingest else None}  # fmt: skip
     body.update({k: v for k, v in extra.items() if v is not None})
     return body
+
+
+def write_shipped(http: httpx.Client, view: dict[str, Any], path: Path) -> None:
+    """The shipped version as overrides of the defaults (the keys of MAAS_PARAMS), for
+    `maas bench locomo --params`; nothing shipped: nothing written."""
+    facts = http.get(f"/v1/selflearn/reports/{view['id']}", params={"format": "json"})
+    shipped = (facts.json() if facts.status_code == 200 else {}).get("shipped")
+    if not shipped:
+        print("maas cycle: nothing shipped, no --shipped-params written", file=sys.stderr)
+        return
+    built = defaults().values
+    changed = {k: v for k, v in shipped["params"].items() if built.get(k) != v}
+    path.write_text(json.dumps(changed, indent=2, sort_keys=True) + "\n")
+
+
+def outcome_json(view: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+    """What `--json` writes: the cycle, its outcome, the version it shipped (or none) with its
+    full parameters and its change from the parameters before, the search and confirmation."""
+    result = view.get("result") or {}
+    shipped = facts.get("shipped")
+    return {
+        "cycle": view["id"], "kind": view["kind"], "status": view["status"],
+        "outcome": view["outcome"], "error": view.get("error"),
+        "shipped": shipped, "proposal": result.get("proposal"),
+        "verdict": result.get("verdict"), "reasons": result.get("reasons"),
+        "search": facts.get("search"), "confirmation": facts.get("confirmation"),
+    }  # fmt: skip
 
 
 def _ok(resp: httpx.Response) -> Any:
@@ -92,11 +138,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     url = args.url or f"http://{settings.host}:{settings.port}"
     headers = {"Authorization": f"Bearer {key}"}
+    try:
+        files = read_corpus(args.corpus)
+    except CorpusError as exc:
+        print(f"maas cycle: {exc}", file=sys.stderr)
+        return 2
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
-        started = _ok(http.post(BASE, json=body_of(args)))
+        hashes = upload(http, files) if files else None
+        started = _ok(http.post(BASE, json=body_of(args, hashes)))
         print(f"{args.kind} cycle {started['id']} on {url}", file=sys.stderr)
         view = follow(http, started["id"], args.poll)
         report = http.get(f"/v1/selflearn/reports/{view['id']}")
+        if args.json:
+            facts = http.get(f"/v1/selflearn/reports/{view['id']}", params={"format": "json"})
+            found = facts.json() if facts.status_code == 200 else {}
+            args.json.write_text(json.dumps(outcome_json(view, found), indent=2, default=str))
+        if args.shipped_params:
+            write_shipped(http, view, args.shipped_params)
     text = report.text if report.status_code == 200 else ""
     print(text or json.dumps(view, indent=2, default=str), end="" if text else "\n")
     if args.report and text:

@@ -33,6 +33,7 @@ from selflearn.emulator.engine import Config
 from selflearn.emulator.plan import THREADS_PER_EPISODE
 from selflearn.emulator.runs import EmulatorRuns
 from selflearn.manager import goals, health, policy, reports, teaching
+from selflearn.manager.schedule import Schedule
 from selflearn.manager.settings import ManagerSettings
 from selflearn.queries import q
 from selflearn.teacher import spending
@@ -67,6 +68,7 @@ class Cycle:
     state: dict[str, Any]
     token: uuid.UUID
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    requested_by: str = ""
     phase: str = "starting"
     progress: float = 0.0
     shutdown: bool = False
@@ -96,9 +98,25 @@ class Manager:
     token: uuid.UUID = field(default_factory=uuid.uuid4)  # this process's lease token
     running: dict[uuid.UUID, tuple[asyncio.Task[None], Cycle]] = field(default_factory=dict)
     sensor_timeout_s: float = 60.0
+    schedule: Schedule | None = None  # unattended learning, once the loop runs
 
     def pool(self) -> Any:
         return self.host.pool
+
+    def scheduled(self) -> Schedule:
+        """Unattended learning (made on first use: tests replace the settings before that)."""
+        if self.schedule is None:
+            self.schedule = Schedule(self)
+        return self.schedule
+
+    def health(self) -> dict[str, Any]:
+        """/health's selflearn section: unattended learning's state and budget, and the cycles
+        this process runs."""
+        schedule = self.scheduled().view()
+        running = [{"id": str(c.id), "kind": c.kind, "phase": c.phase,
+                    "progress": round(c.progress, 3), "requested_by": c.requested_by}
+                   for _t, c in self.running.values()]  # fmt: skip
+        return {"schedule": schedule, "cycles_running": running}
 
     # ---- starting, stopping -------------------------------------------------------------
 
@@ -114,7 +132,7 @@ class Manager:
             )
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("another cycle is running; stop it or wait") from exc
-        cycle = Cycle(cycle_id, kind, goal, config, {}, self.token)
+        cycle = Cycle(cycle_id, kind, goal, config, {}, self.token, requested_by=who)
         self._launch(cycle, RUNNERS[kind])
         return await self.get(cycle_id)
 
@@ -221,14 +239,21 @@ class Manager:
     # ---- steps shared by the cycle kinds --------------------------------------------------
 
     async def experiment(
-        self, cycle: Cycle, variant: dict[str, Any], size: teaching.Size, role: str, span: Any
+        self,
+        cycle: Cycle,
+        variant: dict[str, Any],
+        size: teaching.Size,
+        role: str,
+        span: Any,
+        replay: dict[str, Any] | None = None,
+        reuse_baseline: uuid.UUID | None = None,
     ) -> uuid.UUID:
         """Run one experiment for the cycle's goal, linked to the cycle as soon as it starts."""
         assert cycle.goal is not None
         n = len(cycle.state.setdefault("experiments", []))
         name = f"g{cycle.goal['id']}-{cycle.kind}-{cycle.id.hex[:6]}-{role}{n}"
         alpha = await self.test_alpha(cycle) if role in DECISIVE else None
-        spec = teaching.spec_for(cycle.goal, name, variant, size, self.settings, alpha)
+        spec = teaching.spec_for(cycle.goal, name, variant, size, self.settings, alpha, replay)
 
         async def linked(exp_id: uuid.UUID) -> None:
             trial = cycle.state.get("trial") if role == "trial" else None
@@ -237,8 +262,9 @@ class Manager:
             await self.save_state(cycle)
 
         exp_id, status = await teaching.run_experiment(
-            self.experiments, spec, f"manager cycle {cycle.id}", span, started=linked
-        )
+            self.experiments, spec, f"manager cycle {cycle.id}", span, started=linked,
+            reuse_baseline=reuse_baseline,
+        )  # fmt: skip
         cycle.check()
         if status != "done":
             raise CycleFailed(f"experiment {name} ended {status}")
@@ -431,29 +457,19 @@ class Manager:
         await self._finish(cycle, "aborted", "interrupted", {}, error)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Supervised: recover orphaned cycles at start and every recover_s; an optional
-        scheduled micro cycle; at shutdown stop the cycles of this process (→ aborted)."""
-        next_micro = self.settings.schedule_micro_s
-        waited = 0.0
+        """Supervised: recover orphaned cycles at start and every recover_s; unattended
+        learning's scheduled cycles (schedule.py); at shutdown stop the cycles of this process
+        (→ aborted)."""
+        schedule = self.scheduled()
         while not stop.is_set():
             try:
                 await self.recover()
-                waited = await self._schedule(waited, next_micro)
+                await schedule.tick()
             except Exception as exc:  # noqa: BLE001
                 # keep recovering; a database blip must not end this
                 log.warning("cycle recovery: %s", exc)
             await wait_any(self.settings.recover_s, stop)
-            waited += self.settings.recover_s
         await self._shutdown()
-
-    async def _schedule(self, waited: float, every: float) -> float:
-        if every <= 0 or waited < every or self.running:
-            return waited
-        try:
-            await self.start("micro", None, {}, "schedule")
-        except Conflict:
-            return waited
-        return 0.0
 
     async def _shutdown(self) -> None:
         """Record each cycle of this process as aborted first (the pool closes after a short
@@ -549,9 +565,18 @@ async def macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     if not variant:
         return "nothing left to try", {"note": "every lever step of this goal was tested"}
     seed = int(cycle.config.get("seed", 1))
-    dialogs = await _macro_dialogs(m, cycle, seed)
+    replay = None
+    if cycle.goal["metric"] in teaching.REPLAY_DEFINED:  # a world of this seed (+ the corpus)
+        from selflearn.manager.search import fresh_seed, plan
+
+        seed = cycle.state.setdefault("seed", int(cycle.config.get("seed") or fresh_seed()))
+        replay = plan(m, cycle, seed, "all")
+        dialogs = int(cycle.config.get("dialogs", cfg.macro_dialogs))  # a replay asks questions
+    else:
+        dialogs = await _macro_dialogs(m, cycle, seed)
     size = teaching.Size(dialogs, seed, cfg.concurrency)
-    exp_id = await m.experiment(cycle, variant, size, "macro", cycle.span(0.0, 0.95, "experiment"))
+    span = cycle.span(0.0, 0.95, "experiment")
+    exp_id = await m.experiment(cycle, variant, size, "macro", span, replay)
     return await _decide_once(m, cycle, exp_id)
 
 

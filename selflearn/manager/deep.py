@@ -43,7 +43,7 @@ def storage_url(dsn: str) -> str:
     raise ValueError("the database URL must start with postgresql://")
 
 
-def open_study(dsn: str, name: str, seed: int) -> optuna.Study:
+def open_study(dsn: str, name: str, seed: int, multivariate: bool = False) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(
         storage_url(dsn),
@@ -52,7 +52,10 @@ def open_study(dsn: str, name: str, seed: int) -> optuna.Study:
             "connect_args": {"options": f"-c search_path={SCHEMA}"},
         },
     )
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
+    if multivariate:  # a replay search: enqueued screening trials first, then TPE on them
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=1, multivariate=True)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
     return optuna.create_study(
         storage=storage, study_name=name, direction="maximize", sampler=sampler,
         load_if_exists=True,
@@ -125,6 +128,17 @@ async def _trial(
 
 
 async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
+    """A goal on a metric replays define searches over replayed questions (search.py); the
+    others over scripted dialogs (below)."""
+    assert cycle.goal is not None
+    if cycle.goal["metric"] in teaching.REPLAY_DEFINED:
+        from selflearn.manager import search
+
+        return await search.run(m, cycle)
+    return await run_dialogs(m, cycle)
+
+
+async def run_dialogs(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     assert cycle.goal is not None
     space = space_of(cycle.goal)
     if not space:

@@ -32,4 +32,5 @@ def mount(
     host.add_router(api.router)
     host.app.state.selflearn_manager = manager
     host.add_task("selflearn-manager", manager.run_forever)
+    host.add_health("selflearn", manager.health)
     return manager

@@ -290,3 +290,20 @@ JOIN selflearn.experiments x ON x.id = ce.experiment_id
 WHERE c.goal_id = $1 AND ce.role IN ('macro', 'confirm')
   AND EXISTS (SELECT 1 FROM selflearn.verdicts v WHERE v.experiment_id = x.id)
 ORDER BY x.started_at, x.id
+
+-- name: mgr_schedule_usage
+-- What unattended learning has used: questions and turns its emulator runs sent in the last
+-- day, and the client (live) runs that finished in the last $1 seconds.
+SELECT (SELECT coalesce(sum(runs), 0) FROM selflearn.emulator_runs
+        WHERE started_at > now() - interval '1 day') AS runs_today,
+       (SELECT count(*) FROM selflearn.sensor_events
+        WHERE client_type = 'client' AND finished_at > now() - make_interval(secs => $1))
+         AS live_runs
+
+-- name: mgr_schedule_goal
+-- The active goal a scheduled learning cycle works on: the one measured longest ago (or never).
+SELECT g.id FROM selflearn.goals g
+WHERE g.status = 'active'
+ORDER BY (SELECT max(m.measured_at) FROM selflearn.goal_measurements m WHERE m.goal_id = g.id)
+         ASC NULLS FIRST, g.id
+LIMIT 1

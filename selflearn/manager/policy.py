@@ -1,8 +1,11 @@
 """What a cycle may try toward a goal, and which changes need a person.
 
-Levers: for each metric, parameters that plausibly move it and which way (IMPACTS.md), with the
-range a search may use. A goal's own search space overrides them. A macro cycle without an
-explicit variant tries the first lever step its goal has not tested yet.
+Levers: every retrieval.* and context.* parameter of IMPACTS.md, each over its whole guard range
+(maas.params.SPECS); archivist.* parameters only in cycles that re-import the histories (they
+change what is stored). For each metric, hints say which levers plausibly move it and which way:
+they order a macro cycle's one-step variants (the hinted ones first), nothing more. A goal's own
+search space replaces the levers. Replay experiments ask at a fixed token budget through
+/v1/context, so the levers that act only on chats are left out of their searches (`INERT`).
 
 Critical changes (settings): any change of a listed parameter, or a new value outside a bound
 (e.g. the context budget), waits for a person's approval however good the verdict.
@@ -13,40 +16,65 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from maas.params import SPEC_BY_NAME
+from maas.params import SPEC_BY_NAME, SPECS
 from selflearn.manager.settings import ManagerSettings
 
 
 @dataclass(frozen=True)
 class Lever:
     param: str
-    way: int  # +1: raising it should help the metric, -1: lowering it should
+    way: int  # +1: raising it should help the metric, -1: lowering it should, 0: either
     low: float
     high: float
 
+    @property
+    def boolean(self) -> bool:
+        return isinstance(SPEC_BY_NAME[self.param].default, bool)
 
-_RECALL = (
-    Lever("retrieval.min_score", -1, 0.0, 0.5),
-    Lever("context.max_tokens", +1, 200, 3000),
-    Lever("retrieval.w_trgm", +1, 0.0, 2.0),
+
+# Levers that do nothing in a replay (a /v1/context call at a fixed budget, no thread): why.
+INERT = {
+    "context.max_tokens": "a replay asks at a fixed token budget (the request's max_tokens)",
+    "context.history_messages": "chat history reaches the responder only, not /v1/context",
+}
+# Archivist levers a re-importing cycle may move (idle_s decides when, not what, is stored).
+ARCHIVIST = (
+    "archivist.min_fact_words",
+    "archivist.max_memory_words",
+    "archivist.context_reply_words",
+    "archivist.dedupe_similarity",
+    "archivist.default_importance",
 )
-_PRECISION = (
-    Lever("retrieval.min_score", +1, 0.0, 1.0),
-    Lever("retrieval.candidate_limit", -1, 10, 400),
-    Lever("retrieval.sibling_decay", -1, 0.0, 1.0),
-)
-_COST = (
-    Lever("context.max_tokens", -1, 200, 3000),
-    Lever("context.history_messages", -1, 0, 12),
-)
-_LATENCY = (
-    Lever("retrieval.candidate_limit", -1, 10, 400),
-    Lever("retrieval.w_trgm", -1, 0.0, 2.0),
-)
-LEVERS: dict[str, tuple[Lever, ...]] = {
+
+
+def _whole(name: str, way: int = 0) -> Lever:
+    spec = SPEC_BY_NAME[name]
+    return Lever(name, way, float(spec.low), float(spec.high))
+
+
+def all_levers(reingest: bool = False, replay: bool = False) -> tuple[Lever, ...]:
+    """Every retrieval.* and context.* parameter over its guard range (+ archivist.* when the
+    cycle re-imports; − the inert ones in a replay)."""
+    names = [s.name for s in SPECS if s.name.startswith(("retrieval.", "context."))]
+    names += list(ARCHIVIST) if reingest else []
+    return tuple(_whole(n) for n in names if not (replay and n in INERT))
+
+
+_RECALL = {"retrieval.min_score": -1, "context.max_tokens": +1, "retrieval.w_vector": +1,
+           "retrieval.sibling_decay": +1, "retrieval.neighbor_decay": +1,
+           "retrieval.candidate_limit": +1, "retrieval.w_trgm": +1}  # fmt: skip
+_PRECISION = {"retrieval.min_score": +1, "retrieval.candidate_limit": -1,
+              "retrieval.sibling_decay": -1}  # fmt: skip
+_COST = {"context.max_tokens": -1, "context.history_messages": -1}
+_LATENCY = {"retrieval.candidate_limit": -1, "retrieval.w_trgm": -1}
+HINTS: dict[str, dict[str, int]] = {
     "retrieval_precision": _PRECISION,
     "retrieval_recall": _RECALL,
     "budget_recall": _RECALL,
+    "recall_at_5": _RECALL,
+    "recall_at_10": _RECALL,
+    "recall_at_25": _RECALL,
+    "answer_in_context": _RECALL,
     "found_anything_rate": _RECALL,
     "answer_accuracy": _RECALL,
     "abstention_correctness": _PRECISION,
@@ -58,31 +86,42 @@ LEVERS: dict[str, tuple[Lever, ...]] = {
 }
 
 
-def levers(goal: dict[str, Any]) -> tuple[Lever, ...]:
-    """The goal's search space if it has one (no direction known: both ways), else defaults."""
+def levers(goal: dict[str, Any], reingest: bool = False, replay: bool = False) -> tuple[Lever, ...]:
+    """The goal's search space if it has one (both ways), else every lever, the ones hinted for
+    its metric first (with their direction)."""
     space = goal.get("search_space") or {}
     if space:
         return tuple(Lever(p, 0, float(lo), float(hi)) for p, (lo, hi) in sorted(space.items()))
-    return LEVERS.get(goal["metric"], ())
+    hints = HINTS.get(goal["metric"], {})
+    every = all_levers(reingest, replay)
+    hinted = [Lever(lv.param, hints[lv.param], lv.low, lv.high) for lv in every
+              if lv.param in hints]  # fmt: skip
+    hinted.sort(key=lambda lv: list(hints).index(lv.param))
+    return (*hinted, *(lv for lv in every if lv.param not in hints))
 
 
-def _cast(param: str, value: float) -> float | int:
+def cast(param: str, value: float) -> float | int | bool:
     spec = SPEC_BY_NAME[param]
-    if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+    if isinstance(spec.default, bool):
+        return bool(value)
+    if isinstance(spec.default, int):
         return int(round(value))
     return round(value, 4)
 
 
-def steps(lever: Lever, current: float) -> list[float | int]:
-    """Candidate values of a lever from the current value: halfway to the end it points at
-    (both ends for a goal's own space), nearest first."""
+def steps(lever: Lever, current: float) -> list[float | int | bool]:
+    """Candidate values of a lever from the current value: a fifth of the way to the end of its
+    range it points at, half of it, then the end (both ends when no way is known); a boolean's
+    other value."""
+    if lever.boolean:
+        return [not bool(current)]
     ends = {1: [lever.high], -1: [lever.low]}.get(lever.way, [lever.low, lever.high])
     current = min(max(current, lever.low), lever.high)  # from outside the range: its edge
-    out = []
+    out: list[float | int | bool] = []
     for end in ends:
-        for share in (0.5, 1.0):
-            value = _cast(lever.param, current + (end - current) * share)
-            if value != _cast(lever.param, current) and value not in out:
+        for share in (0.2, 0.5, 1.0):
+            value = cast(lever.param, current + (end - current) * share)
+            if value != cast(lever.param, current) and value not in out:
                 out.append(value)
     return out
 

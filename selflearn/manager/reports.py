@@ -38,7 +38,8 @@ async def _experiments(pool: Any, cycle_id: Any) -> list[dict[str, Any]]:
         out.append({
             "id": str(r["id"]), "name": r["name"], "role": r["role"], "trial": r["trial"],
             "status": r["status"], "error": r["error"], "variant": spec.get("variant", {}),
-            "emulator": spec.get("emulator", {}), "primary_metric": spec.get("primary_metric"),
+            "emulator": spec.get("emulator", {}), "replay": spec.get("replay"),
+            "primary_metric": spec.get("primary_metric"),
             "verdict": r["verdict"], "reasons": list(r["reasons"] or []),
             "recommendations": list(r["recommendations"] or []),
             "metrics": metric_rows(r["metrics"] or {}), "checks": r["checks"] or {},
@@ -79,10 +80,43 @@ async def facts(
         "micro": {k: result.get(k) for k in ("metrics", "sensor", "emulator", "problems")}
         if row["kind"] == "micro" else None,
         "trials": result.get("trials"),
+        "search": _search(result),
+        "confirmation": _confirmation(result),
+        "shipped": await _shipped(pool, result) if outcome == "shipped" else None,
         "active": await _active(pool),
         "history": history,
     })  # fmt: skip
     return out
+
+
+def _search(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A replay search's figures: its seeds, the questions it asked, every trial's objective
+    (and the primary metric's baseline and variant), the best."""
+    if "search" not in result:
+        return None
+    keys = ("seeds", "search", "space", "inert", "best")
+    return {k: result.get(k) for k in keys}
+
+
+def _confirmation(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The confirmation's figures (fresh seeds): the plan, its verdict and metrics, per type."""
+    if "confirm" not in result:
+        return None
+    by_type = ((result.get("checks") or {}).get("replay") or {}).get("by_type")
+    return {"plan": result["confirm"], "verdict": result.get("verdict"),
+            "metrics": result.get("metrics"), "by_type": by_type,
+            "experiment_id": result.get("experiment_id")}  # fmt: skip
+
+
+async def _shipped(pool: Any, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The version a cycle activated: its number, label, full parameters and the change."""
+    version = result.get("activated")
+    if version is None:
+        return None
+    async with pool.acquire() as conn:
+        row = await tuner.version(conn, int(version))
+    return {"version": row["version"], "label": row["label"], "params": row["params"],
+            "diff": result.get("diff", {})}  # fmt: skip
 
 
 def _decision(status: str, outcome: str | None, result: dict[str, Any]) -> dict[str, Any]:
@@ -164,12 +198,17 @@ def _goal_md(goal: dict[str, Any] | None) -> list[str]:
 
 def _experiment_md(x: dict[str, Any]) -> list[str]:
     change = ", ".join(f"`{k}` = {num(v)}" for k, v in x["variant"].items()) or "none"
+    emulator = x["emulator"]
+    played = f"{emulator.get('dialogs', '?')} dialogs per arm, seed {emulator.get('seed', '?')}"
+    if x.get("replay"):
+        world = x["replay"].get("world") or {}
+        played = (f"replayed: world seed {world.get('seed', '—')} ({world.get('users', 0)} users), "
+                  f"{len(x['replay'].get('corpus') or [])} uploaded conversation(s), "
+                  f"{x['replay'].get('questions', 'all')} questions")  # fmt: skip
     out = [
         f"### {x['role']}{'' if x['trial'] is None else ' ' + str(x['trial'])}: {md(x['name'])}",
         "",
-        f"Variant: {change}; {x['emulator'].get('dialogs', '?')} dialogs per arm, seed "
-        f"{x['emulator'].get('seed', '?')}; status {x['status']}; "
-        f"verdict **{x['verdict'] or '—'}**.",
+        f"Variant: {change}; {played}; status {x['status']}; verdict **{x['verdict'] or '—'}**.",
         "",
     ]
     out += _power_md(x["checks"])
@@ -212,6 +251,43 @@ def _trials_md(trials: list[dict[str, Any]] | None) -> list[str]:
     return [*out, ""]
 
 
+def _search_md(f: dict[str, Any]) -> list[str]:
+    search, confirm = f.get("search"), f.get("confirmation")
+    out: list[str] = []
+    if search:
+        seeds, plan = search.get("seeds") or {}, search.get("search") or {}
+        world = plan.get("world") or {}
+        best = search.get("best") or {}
+        out += ["## Search (replayed questions)", "",
+                f"World seed {seeds.get('search')} ({world.get('users', 0)} users), "
+                f"{len(plan.get('corpus') or [])} uploaded conversation(s), the `search` half of "
+                f"their questions (at most {plan.get('max_questions') or 'all'} per conversation), "
+                f"{plan.get('budget')} tokens. Best trial: {best.get('number')} "
+                f"(objective {num(best.get('value'))}: {num(best.get('baseline'))} → "
+                f"{num(best.get('variant'))}).", ""]  # fmt: skip
+        out += [f"- left out (inert in a replay): `{k}`: {md(v)}"
+                for k, v in (search.get("inert") or {}).items()]  # fmt: skip
+        out.append("")
+    if confirm:
+        plan = confirm.get("plan") or {}
+        primary = [m for m in (confirm.get("metrics") or {}).values()
+                   if m.get("role") == "primary"]  # fmt: skip
+        out += ["## Confirmation (fresh seeds: new users, new questions)", "",
+                f"World seed {(plan.get('world') or {}).get('seed')}, the `confirm` half of the "
+                f"corpus's questions; verdict **{confirm.get('verdict')}**."]  # fmt: skip
+        out += [_effect(m) for m in primary]
+        out.append("")
+    shipped = f.get("shipped")
+    if shipped:
+        out += [f"Shipped {md(shipped['label'])}.", ""]
+    return out
+
+
+def _effect(m: dict[str, Any]) -> str:
+    return (f"- {m['name']}: {num(m.get('baseline'))} → {num(m.get('variant'))} (CI "
+            f"{ci(m.get('ci'))}, Holm p {num(m.get('p_holm'), 3)})")  # fmt: skip
+
+
 def _changes_md(f: dict[str, Any]) -> list[str]:
     d = f["decision"]
     out = ["## What changed and why", "", md(d["text"]), ""]
@@ -243,7 +319,8 @@ def markdown(f: dict[str, Any]) -> str:
     ]
     if c["error"]:
         head += [f"Error: {md(c['error'])}", ""]
-    body = ["## Goal", "", *_goal_md(f["goal"]), *_micro_md(f["micro"]), *_trials_md(f["trials"])]
+    body = ["## Goal", "", *_goal_md(f["goal"]), *_micro_md(f["micro"]), *_search_md(f),
+            *_trials_md(f["trials"])]  # fmt: skip
     if f["experiments"]:
         body += ["## What was tested", ""]
         for x in f["experiments"]:

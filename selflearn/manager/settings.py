@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,7 +45,29 @@ class ManagerSettings(BaseSettings):
     deep_trials: int = Field(default=8, ge=1, le=200)
     # A constraint becomes a guardrail of the experiment with this share of its bound as margin.
     constraint_margin: float = Field(default=0.1, ge=0, le=1)
-    schedule_micro_s: float = 0.0  # > 0: a micro cycle this often when nothing else runs
-    # A deep search changes several parameters at once: its confirmed best waits for a person.
-    deep_needs_approval: bool = True
+    # Unattended learning (selflearn/manager/schedule.py), on by default: a micro cycle every
+    # schedule_micro_s, a learning cycle (deep or macro) on an active goal every
+    # schedule_learn_s, each with a fresh seed, within a budget: this process's CPU share while
+    # they run, emulator runs (questions + turns) per day, and no learning while more client
+    # runs than pause_live_runs_per_min finished in the last minute.
+    unattended: bool = True
+    schedule_micro_s: float = Field(default=3600.0, gt=0)
+    schedule_learn_s: float = Field(default=6 * 3600.0, gt=0)
+    schedule_learn_kind: Literal["deep", "macro"] = "deep"
+    max_cpu_share: float = Field(default=0.25, gt=0, le=1)
+    max_runs_per_day: int = Field(default=20000, ge=0)
+    pause_live_runs_per_min: int = Field(default=60, ge=0)
+    # A deep search's best ships once confirmed on fresh seeds (learning without a person);
+    # true: it waits for a person's approval instead. Critical changes wait either way.
+    deep_needs_approval: bool = False
     deep_confirm_dialogs: int = Field(default=24, ge=3, le=630)
+    # Replay cycles (goals on a metric replays define: budget recall, recall@k, …): the world
+    # each cycle generates with a fresh seed (0 users: the cycle's corpus only), the token budget
+    # questions are asked at, the questions per conversation a search trial asks (a seeded
+    # sample; 0: all of its half), the abstention floor.
+    world_users: int = Field(default=6, ge=0, le=500)
+    world_sessions: int = Field(default=20, ge=1, le=200)
+    world_turns: int = Field(default=400, ge=0, le=20000)
+    replay_budget: int = Field(default=2000, ge=50, le=32000)
+    search_questions: int = Field(default=30, ge=0, le=100000)
+    abstain_floor: float = Field(default=1.0, ge=0, le=10)

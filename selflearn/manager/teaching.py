@@ -21,8 +21,14 @@ from selflearn.manager.settings import ManagerSettings
 from selflearn.queries import q
 from selflearn.teacher import stats
 from selflearn.teacher.experiment import Experiments
-from selflearn.teacher.metrics import METRICS
+from selflearn.teacher.metrics import METRICS, REPLAY_METRICS
 from selflearn.teacher.spec import ExperimentSpec, parse
+
+# What a replay (questions through /v1/context, no answer) measures.
+REPLAY_DEFINED = frozenset({"budget_recall", "retrieval_recall", "found_anything_rate",
+                            "abstention_correctness", "latency_p50_ms", "latency_p95_ms",
+                            *REPLAY_METRICS})  # fmt: skip
+assert set(METRICS) >= REPLAY_DEFINED
 
 Tick = Callable[[float], Awaitable[bool]]  # progress 0..1 of this step → stop asked?
 
@@ -34,12 +40,15 @@ class Size:
     concurrency: int = 4
 
 
-def guardrails_of(goal: dict[str, Any], cfg: ManagerSettings) -> dict[str, float]:
+def guardrails_of(
+    goal: dict[str, Any], cfg: ManagerSettings, replay: bool = False
+) -> dict[str, float]:
     """Each constraint on another metric than the goal's: a guardrail, margin a share of its
-    bound."""
+    bound. In a replay, a constraint on a metric a replay does not define (an answer's) is left
+    to the dialog cycles."""
     guards: dict[str, float] = {}
     for c in constraints(goal):
-        if c.metric != goal["metric"]:
+        if c.metric != goal["metric"] and (not replay or c.metric in REPLAY_DEFINED):
             guards.setdefault(c.metric, round(abs(c.value) * cfg.constraint_margin, 6))
     return guards
 
@@ -83,12 +92,14 @@ def spec_for(
     size: Size,
     cfg: ManagerSettings,
     alpha: float | None = None,
+    replay: dict[str, Any] | None = None,
 ) -> ExperimentSpec:
     """Baseline = the parameters in force, variant = them with `variant` overlaid; the goal's
     metric is primary, each constraint on another metric a guardrail (margin: a share of its
     bound); α: the goal's next share (spending), else the setting; the power plan: the
-    metric's minimum detectable effect."""
-    guards = guardrails_of(goal, cfg)
+    metric's minimum detectable effect. With `replay` (the spec's replay section) the arms
+    replay a world / corpus instead of playing dialogs."""
+    guards = guardrails_of(goal, cfg, replay is not None)
     metric = METRICS[goal["metric"]]
     raw = {
         "name": name,
@@ -106,6 +117,8 @@ def spec_for(
         "judge": {"kind": "auto"},
         "bootstrap_resamples": cfg.bootstrap_resamples,
     }
+    if replay is not None:
+        raw["replay"] = replay
     return parse(raw, name)
 
 
@@ -130,10 +143,11 @@ async def run_experiment(
     tick: Tick,
     started: Callable[[uuid.UUID], Awaitable[None]],
     every: float = 0.5,
+    reuse_baseline: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str]:
     """Start the experiment and wait for it, reporting progress; a stop asked through `tick`
     stops it (both arms' parameters are released by the Teacher however it ends)."""
-    row = await exps.start(spec, who)
+    row = await exps.start(spec, who, reuse_baseline=reuse_baseline)
     exp_id: uuid.UUID = row["id"]
     await started(exp_id)
     entry = exps.running.get(exp_id)

@@ -36,7 +36,8 @@ def _proposal_card(row: Any) -> dict[str, Any]:
     return {**dict(row), "bars": reports.bars(shown)}
 
 
-async def overview(pool: Any) -> dict[str, Any]:
+async def overview(pool: Any, schedule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the overview shows; `schedule`: unattended learning's state (the Manager's)."""
     async with pool.acquire() as conn:
         cards = [await _goal_card(conn, g) for g in await goals.list_goals(conn)]
         running = [dict(r) for r in await conn.fetch(q("mgr_cycle_list"), "running", None, 10, 0)]
@@ -53,6 +54,7 @@ async def overview(pool: Any) -> dict[str, Any]:
         "active": tuner.view(active) if active else None,
         "metrics": sorted(METRICS.values(), key=lambda m: m.name),
         "params": [s for s in SPECS if not isinstance(s.default, bool)],
+        "schedule": schedule,
     }
 
 

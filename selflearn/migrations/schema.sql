@@ -30,6 +30,15 @@ CREATE FUNCTION selflearn.span_ms(a timestamp with time zone, b timestamp with t
     LANGUAGE sql IMMUTABLE
     AS $$ SELECT round((extract(epoch FROM b - a) * 1000)::numeric, 2)::float8 $$;
 
+CREATE TABLE selflearn.conversations (
+    hash text NOT NULL,
+    conversation_id text NOT NULL,
+    conversation jsonb NOT NULL,
+    turns integer NOT NULL,
+    questions integer NOT NULL,
+    uploaded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE selflearn.cycle_experiments (
     cycle_id uuid NOT NULL,
     experiment_id uuid NOT NULL,
@@ -108,8 +117,11 @@ CREATE TABLE selflearn.emulator_runs (
     started_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
     heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    kind text DEFAULT 'dialogs'::text NOT NULL,
+    source jsonb,
     CONSTRAINT emulator_runs_concurrency_check CHECK ((concurrency > 0)),
     CONSTRAINT emulator_runs_dialogs_requested_check CHECK ((dialogs_requested > 0)),
+    CONSTRAINT emulator_runs_kind_check CHECK ((kind = ANY (ARRAY['dialogs'::text, 'replay'::text]))),
     CONSTRAINT emulator_runs_status_check CHECK ((status = ANY (ARRAY['running'::text, 'completed'::text, 'stopped'::text, 'failed'::text])))
 );
 
@@ -152,6 +164,7 @@ CREATE TABLE selflearn.experiments (
     error text,
     started_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
+    source jsonb,
     CONSTRAINT experiments_live_arm_check CHECK ((live_arm = ANY (ARRAY['baseline'::text, 'variant'::text]))),
     CONSTRAINT experiments_mode_check CHECK ((mode = ANY (ARRAY['paired'::text, 'split'::text]))),
     CONSTRAINT experiments_status_check CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'failed'::text, 'stopped'::text])))
@@ -313,6 +326,15 @@ ALTER TABLE selflearn.judgements ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
     CACHE 1
 );
 
+CREATE TABLE selflearn.param_pins (
+    subject uuid NOT NULL,
+    kind text NOT NULL,
+    experiment_id uuid NOT NULL,
+    version integer NOT NULL,
+    pinned_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT param_pins_kind_check CHECK ((kind = ANY (ARRAY['user'::text, 'thread'::text])))
+);
+
 CREATE TABLE selflearn.parameter_audit (
     id bigint NOT NULL,
     at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
@@ -357,6 +379,35 @@ CREATE TABLE selflearn.proposals (
 
 ALTER TABLE selflearn.proposals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME selflearn.proposals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE selflearn.replay_answers (
+    id bigint NOT NULL,
+    emulator_run_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    run_id uuid NOT NULL,
+    arm text,
+    conversation text NOT NULL,
+    question_id text NOT NULL,
+    qtype text NOT NULL,
+    question text NOT NULL,
+    expected text,
+    evidence bigint[] NOT NULL,
+    budget integer NOT NULL,
+    context_hit boolean,
+    top_score real,
+    context_tokens integer NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT replay_answers_arm_check CHECK ((arm = ANY (ARRAY['baseline'::text, 'variant'::text])))
+);
+
+ALTER TABLE selflearn.replay_answers ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME selflearn.replay_answers_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -437,6 +488,9 @@ ALTER TABLE selflearn.verdicts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
     CACHE 1
 );
 
+ALTER TABLE ONLY selflearn.conversations
+    ADD CONSTRAINT conversations_pkey PRIMARY KEY (hash);
+
 ALTER TABLE ONLY selflearn.cycle_experiments
     ADD CONSTRAINT cycle_experiments_pkey PRIMARY KEY (cycle_id, experiment_id);
 
@@ -470,11 +524,20 @@ ALTER TABLE ONLY selflearn.goals
 ALTER TABLE ONLY selflearn.judgements
     ADD CONSTRAINT judgements_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY selflearn.param_pins
+    ADD CONSTRAINT param_pins_pkey PRIMARY KEY (subject);
+
 ALTER TABLE ONLY selflearn.parameter_audit
     ADD CONSTRAINT parameter_audit_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY selflearn.proposals
     ADD CONSTRAINT proposals_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY selflearn.replay_answers
+    ADD CONSTRAINT replay_answers_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY selflearn.replay_answers
+    ADD CONSTRAINT replay_answers_run_id_key UNIQUE (run_id);
 
 ALTER TABLE ONLY selflearn.schema_definitions
     ADD CONSTRAINT schema_definitions_pkey PRIMARY KEY (file);
@@ -513,9 +576,15 @@ CREATE INDEX judgements_experiment_idx ON selflearn.judgements USING btree (expe
 
 CREATE INDEX judgements_run_idx ON selflearn.judgements USING btree (run_id);
 
+CREATE INDEX param_pins_experiment ON selflearn.param_pins USING btree (experiment_id);
+
 CREATE INDEX parameter_audit_experiment_idx ON selflearn.parameter_audit USING btree (experiment_id);
 
 CREATE INDEX proposals_status_idx ON selflearn.proposals USING btree (status);
+
+CREATE INDEX replay_answers_run ON selflearn.replay_answers USING btree (emulator_run_id, arm);
+
+CREATE INDEX replay_answers_user ON selflearn.replay_answers USING btree (user_id);
 
 CREATE INDEX sensor_events_finished_idx ON selflearn.sensor_events USING btree (finished_at);
 
@@ -564,6 +633,12 @@ ALTER TABLE ONLY selflearn.judgements
 ALTER TABLE ONLY selflearn.judgements
     ADD CONSTRAINT judgements_user_id_fkey FOREIGN KEY (user_id) REFERENCES maas.users(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY selflearn.param_pins
+    ADD CONSTRAINT param_pins_experiment_id_fkey FOREIGN KEY (experiment_id) REFERENCES selflearn.experiments(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY selflearn.param_pins
+    ADD CONSTRAINT param_pins_version_fkey FOREIGN KEY (version) REFERENCES selflearn.experiment_parameters(version);
+
 ALTER TABLE ONLY selflearn.parameter_audit
     ADD CONSTRAINT parameter_audit_experiment_id_fkey FOREIGN KEY (experiment_id) REFERENCES selflearn.experiments(id) ON DELETE SET NULL;
 
@@ -584,6 +659,12 @@ ALTER TABLE ONLY selflearn.proposals
 
 ALTER TABLE ONLY selflearn.proposals
     ADD CONSTRAINT proposals_version_fkey FOREIGN KEY (version) REFERENCES selflearn.experiment_parameters(version);
+
+ALTER TABLE ONLY selflearn.replay_answers
+    ADD CONSTRAINT replay_answers_emulator_run_id_fkey FOREIGN KEY (emulator_run_id) REFERENCES selflearn.emulator_runs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY selflearn.replay_answers
+    ADD CONSTRAINT replay_answers_user_id_fkey FOREIGN KEY (user_id) REFERENCES maas.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY selflearn.sensor_events
     ADD CONSTRAINT sensor_events_user_id_fkey FOREIGN KEY (user_id) REFERENCES maas.users(id) ON DELETE CASCADE;

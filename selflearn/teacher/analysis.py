@@ -170,6 +170,7 @@ class Inputs:
     paired: bool = True
     judge_agreement: float | None = None  # None: not measurable (or no judge)
     planned: dict[Unit, int] | None = None  # paired: unit → first-attempt probes it must have
+    problems: list[str] = field(default_factory=list)  # found while playing: each → INVALID
 
 
 def analyse(inp: Inputs) -> Verdict:
@@ -204,11 +205,12 @@ def _listed(items: list[str]) -> str:
 
 def attrition(inp: Inputs) -> list[str]:
     """Paired units not in both arms with every planned probe (the plan, or else the larger of
-    the two arms' counts): "scenario/persona (baseline b, variant v of n)"."""
+    the two arms' counts): "scenario/persona (baseline b, variant v of n)". A replay's units are
+    its questions: each must have been asked on both arms."""
     if not inp.paired or inp.baseline.by_thread:
         return []
-    got_b = Counter(p.unit for p in inp.baseline.probes)
-    got_v = Counter(p.unit for p in inp.variant.probes)
+    got_b = Counter(x.unit for x in (inp.baseline.asked or inp.baseline.probes))
+    got_v = Counter(x.unit for x in (inp.variant.asked or inp.variant.probes))
     planned = inp.planned or {u: max(got_b[u], got_v[u]) for u in set(got_b) | set(got_v)}
     return [f"{_name(u)} (baseline {got_b[u]}, variant {got_v[u]} of {n} probes)"
             for u, n in sorted(planned.items()) if got_b[u] != n or got_v[u] != n]  # fmt: skip
@@ -258,7 +260,7 @@ def _checks(
     ub: dict[str, dict[Unit, float]],
     uv: dict[str, dict[Unit, float]],
 ) -> tuple[dict[str, Any], list[str]]:
-    spec, problems = inp.spec, []
+    spec, problems = inp.spec, list(inp.problems)
     lost = attrition(inp)
     if lost:
         problems.append(f"units missing from an arm (attrition, {len(lost)}): {_listed(lost)}")

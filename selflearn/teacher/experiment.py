@@ -32,6 +32,7 @@ from selflearn.emulator.seeds import load_personas, load_scenarios
 from selflearn.queries import q
 from selflearn.settings import SelflearnSettings
 from selflearn.teacher import judge as judging
+from selflearn.teacher import replaying
 from selflearn.teacher.analysis import Inputs, Verdict, analyse
 from selflearn.teacher.metrics import (
     SENSOR_METRICS,
@@ -41,6 +42,7 @@ from selflearn.teacher.metrics import (
     Retrieved,
     RunCost,
     Unit,
+    by_type,
 )
 from selflearn.teacher.spec import ExperimentSpec, SpecError, parse
 
@@ -122,9 +124,18 @@ class Experiments:
         complete = judging.openai_complete(cfg.llm_base_url, key, cfg.llm_model, cfg.llm_timeout_s)
         return judging.LLMJudge(complete, cfg.llm_model)
 
-    async def start(self, spec: ExperimentSpec, who: str, mode: str = "paired") -> dict[str, Any]:
+    async def start(
+        self,
+        spec: ExperimentSpec,
+        who: str,
+        mode: str = "paired",
+        reuse_baseline: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
         """Paired: both arms through the emulator in the background. Split: live traffic is
-        split by thread from now on, until the experiment is stopped (end_split)."""
+        split by thread from now on, until the experiment is stopped (end_split). A replay may
+        take its baseline's answers from an earlier replay (`reuse_baseline`, its emulator run:
+        the same questions over the same stored memories with the same parameters, as a deep
+        search's trials do) and ask only the variant."""
         if self.params is None:
             why = "MAAS_SELFLEARN_TUNER=false, or the app was given its own source"
             raise Conflict(f"experiments need the Tuner's parameter source ({why})")
@@ -142,7 +153,8 @@ class Experiments:
             self._invalidate()  # the split starts with the next run
             return row
         stop = asyncio.Event()
-        task = asyncio.create_task(self._run(exp_id, spec, judge, stop, holder), name="experiment")
+        run = self._run(exp_id, spec, judge, stop, holder, reuse_baseline)
+        task = asyncio.create_task(run, name="experiment")
         self.running[exp_id] = (task, stop)
         return row
 
@@ -219,9 +231,16 @@ class Experiments:
         judge: judging.Judge,
         stop: asyncio.Event,
         holder: Any = None,
+        reuse_baseline: uuid.UUID | None = None,
     ) -> None:
         status, error = "failed", None
         try:
+            if spec.replay is not None:
+                played = await self._replay(exp_id, spec, stop, reuse_baseline)
+                status = "stopped" if stop.is_set() else "done"
+                if status == "done":
+                    await self._conclude_replay(exp_id, spec, played)
+                return
             await self._warm_up(spec, stop)
             emulator_runs = {}
             for arm in arm_order(spec.seed):
@@ -273,6 +292,61 @@ class Experiments:
             raise ExperimentFailed(f"{arm} arm: emulator run {run_id} {ended['status']}: "
                                    f"{ended['error']}")  # fmt: skip
         return run_id
+
+    async def _replay(
+        self,
+        exp_id: uuid.UUID,
+        spec: ExperimentSpec,
+        stop: asyncio.Event,
+        reuse_baseline: uuid.UUID | None = None,
+    ) -> replaying.Played:
+        assert spec.replay is not None
+        row = await self.pool().fetchrow(q("teacher_get_experiment"), exp_id)
+        async with self.pool().acquire() as conn:
+            versions = {arm: (v, (await tuner.version(conn, v))["params"])
+                        for arm, v in row["versions"].items()}  # fmt: skip
+        arms = replaying.ReplayArms(self.emulator, self.pool, self._invalidate, exp_id,
+                                    spec.replay, spec.seed, versions, stop,
+                                    reuse_baseline)  # fmt: skip
+        return await arms.play()
+
+    async def _conclude_replay(
+        self, exp_id: uuid.UUID, spec: ExperimentSpec, played: replaying.Played
+    ) -> Verdict:
+        """Both arms' questions, as the sensor recorded their runs; a run that used another
+        version than its arm's is left out and makes the verdict INVALID."""
+        assert spec.replay is not None
+        await self._wait_replay_sensor(played.emulator_run)
+        row = await self.pool().fetchrow(q("teacher_get_experiment"), exp_id)
+        data, wrong = {}, {}
+        async with self.pool().acquire() as conn:
+            for arm, version in row["versions"].items():
+                run, label = played.emulator_run, _label(version)
+                if arm == "baseline" and played.baseline_from is not None:
+                    run, label = played.baseline_from, None  # checked in its own experiment
+                data[arm], wrong[arm] = await replaying.arm_data(
+                    conn, run, arm, label, spec.replay.abstain_floor
+                )
+        problems = [f"{n} {arm} question(s) ran with another parameter version"
+                    for arm, n in wrong.items() if n]  # fmt: skip
+        verdict = analyse(Inputs(spec, data["baseline"], data["variant"], True, problems=problems))
+        verdict.checks |= {
+            "replay": {"source": played.source, "reingested": played.reingested,
+                       "histories_reused": played.reused, "answers": played.answers,
+                       "emulator_run": str(played.emulator_run),
+                       "baseline_from": played.baseline_from and str(played.baseline_from),
+                       "other_version": wrong,
+                       "by_type": {arm: by_type(d) for arm, d in data.items()}},
+        }  # fmt: skip
+        await store_verdict(self.pool(), exp_id, spec, verdict, None)
+        return verdict
+
+    async def _wait_replay_sensor(self, emulator_run: uuid.UUID) -> None:
+        deadline = time.monotonic() + self.settings.experiment_sensor_timeout_s
+        while left := await self.pool().fetchval(q("teacher_replay_unrecorded"), emulator_run):
+            if time.monotonic() > deadline:
+                raise ExperimentFailed(f"the sensor did not record {left} run(s) in time")
+            await asyncio.sleep(0.2)
 
     async def _warm_up(self, spec: ExperimentSpec, stop: asyncio.Event) -> None:
         """A few dialogs before the first arm, not analysed, so one-time costs (loading the
@@ -345,6 +419,10 @@ class Experiments:
         tasks = [t for t, _ in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(self.host.grace_left() - 1.0, 0.5))
+
+
+def _label(version: int) -> str | None:
+    return f"tuner-{version}"
 
 
 async def store_verdict(

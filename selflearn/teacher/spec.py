@@ -63,6 +63,34 @@ SCHEMA: dict[str, Any] = {
                 "warmup_dialogs": {"type": "integer", "minimum": 0, "maximum": 30},
             },
         },
+        "replay": {
+            "type": "object",
+            "description": "replay a world's and/or uploaded conversations' questions over "
+            "stored histories instead of playing scripted dialogs",
+            "additionalProperties": False,
+            "properties": {
+                "world": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "seed": {"type": "integer", "minimum": 0},
+                        "users": {"type": "integer", "minimum": 1, "maximum": 500},
+                        "sessions": {"type": "integer", "minimum": 1, "maximum": 200},
+                        "turns": {"type": "integer", "minimum": 0, "maximum": 20000},
+                    },
+                },
+                "corpus": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "maxItems": 1000,
+                },
+                "questions": {"enum": ["all", "search", "confirm"]},
+                "max_questions": {"type": "integer", "minimum": 0, "maximum": 100000},
+                "budget": {"type": "integer", "minimum": 50, "maximum": 32000},
+                "abstain_floor": {"type": "number", "minimum": 0, "maximum": 10},
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        },
         "judge": {
             "type": "object",
             "additionalProperties": False,
@@ -94,6 +122,22 @@ class Guardrail:
 
 
 @dataclass(frozen=True)
+class ReplaySpec:
+    """Replay experiments: which conversations (a generated world of this seed and size, uploaded
+    conversations by hash), which of their questions (all; or a seeded half of each
+    conversation's, `search` / `confirm`, so a confirmation asks questions the search never saw),
+    at which token budget."""
+
+    world: dict[str, int] | None = None
+    corpus: tuple[str, ...] = ()
+    questions: str = "all"
+    budget: int = 2000
+    abstain_floor: float = 1.0
+    concurrency: int = 4
+    max_questions: int = 0  # per conversation, a seeded sample (0: every question)
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     name: str
     goal: str
@@ -116,6 +160,7 @@ class ExperimentSpec:
     mde: float | None = None  # the smallest change of the primary worth finding (plan)
     sd: float | None = None  # assumed SD of a scenario's mean paired difference (plan)
     target_power: float = 0.8
+    replay: ReplaySpec | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -155,6 +200,9 @@ def _check_rules(raw: dict[str, Any], source: str) -> None:
             validate(raw[arm])
         except ValueError as exc:
             raise SpecError(f"{source}: {arm}: {exc}") from exc
+    replay = raw.get("replay")
+    if replay is not None and replay.get("world") is None and not replay.get("corpus"):
+        raise SpecError(f"{source}: replay: give a world, a corpus, or both")
     names = [g["metric"] for g in raw.get("guardrails", [])]
     if raw["primary_metric"] in names or len(set(names)) != len(names):
         raise SpecError(f"{source}: guardrails: each metric once, and not the primary metric")
@@ -165,6 +213,7 @@ def parse(raw: Any, source: str = "spec") -> ExperimentSpec:
     _check_schema(raw, source)
     _check_rules(raw, source)
     emulator, judge, plan = raw.get("emulator", {}), raw.get("judge", {}), raw.get("plan", {})
+    replay = raw.get("replay")
     return ExperimentSpec(
         name=raw["name"],
         goal=raw["goal"],
@@ -189,7 +238,20 @@ def parse(raw: Any, source: str = "spec") -> ExperimentSpec:
         mde=plan.get("mde"),
         sd=plan.get("sd"),
         target_power=float(plan.get("power", 0.8)),
+        replay=None if replay is None else _replay(replay),
         raw=raw,
+    )
+
+
+def _replay(raw: dict[str, Any]) -> ReplaySpec:
+    return ReplaySpec(
+        dict(raw["world"]) if raw.get("world") is not None else None,
+        tuple(raw.get("corpus", ())),
+        raw.get("questions", "all"),
+        raw.get("budget", 2000),
+        float(raw.get("abstain_floor", 1.0)),
+        raw.get("concurrency", 4),
+        raw.get("max_questions", 0),
     )
 
 

@@ -29,7 +29,7 @@ RETURNING id
 -- name: teacher_get_experiment
 -- $1 experiment.
 SELECT x.id, x.name, x.spec, x.spec_hash, x.mode, x.status, x.live_arm, x.baseline_emulator_run,
-       x.variant_emulator_run, x.error, x.started_at, x.finished_at,
+       x.variant_emulator_run, x.error, x.started_at, x.finished_at, x.source,
        (SELECT jsonb_object_agg(p.arm, p.version) FROM selflearn.experiment_parameters p
         WHERE p.experiment_id = x.id AND p.arm IS NOT NULL) AS versions
 FROM selflearn.experiments x WHERE x.id = $1
@@ -142,3 +142,31 @@ WHERE x.status = 'running' AND x.mode = 'paired'
                     AND l.classid = hashtext('selflearn.experiment')::oid
                     AND l.objid = hashtext(x.id::text)::oid)
 RETURNING x.id
+
+-- name: teacher_replay_answers
+-- The replayed questions of emulator run $1 on arm $2 (null: a run without arms) that the sensor
+-- recorded, with the parameter version their run used and its cost.
+SELECT a.run_id, a.user_id, a.conversation, a.question_id, a.qtype, a.evidence, a.context_hit,
+       a.top_score, s.param_version, s.latency_ms,
+       s.prompt_tokens + s.completion_tokens AS tokens
+FROM selflearn.replay_answers a
+JOIN selflearn.sensor_events s ON s.run_id = a.run_id
+WHERE a.emulator_run_id = $1 AND a.arm IS NOT DISTINCT FROM $2
+ORDER BY a.id
+
+-- name: teacher_replay_retrievals
+-- What those runs retrieved (the sensor's copy): `used` and `sources` in rank order.
+SELECT r.run_id, r.used, r.sources
+FROM selflearn.replay_answers a
+JOIN selflearn.sensor_retrievals r ON r.run_id = a.run_id
+WHERE a.emulator_run_id = $1 AND a.arm IS NOT DISTINCT FROM $2
+
+-- name: teacher_replay_unrecorded
+-- Replayed questions of emulator run $1 whose run the sensor has not recorded yet.
+SELECT count(*) AS n FROM selflearn.replay_answers a
+WHERE a.emulator_run_id = $1
+  AND NOT EXISTS (SELECT 1 FROM selflearn.sensor_events s WHERE s.run_id = a.run_id)
+
+-- name: teacher_set_source
+-- $1 experiment, $2 what its arms replayed (world hash, generator, size; corpus hashes).
+UPDATE selflearn.experiments SET source = $2 WHERE id = $1

@@ -20,6 +20,7 @@ from bench.locomo import (
     answer_in_context_exact,
     budget_recall,
     load_conversations,
+    load_params,
     near_duplicates,
     normalize,
     normalize_locomo,
@@ -305,3 +306,43 @@ def test_bench_locomo_end_to_end_on_the_mini_conversation(
     assert tortoise["maas"]["budget_recall"]["2000"] == 1.0
     assert tortoise["bm25"]["budget_recall"]["2000"] == 1.0
     assert tortoise["maas"]["answer_in_context"]["2000"] == 1.0
+
+
+# --------------------------------------------------------------------------- --params FILE
+
+
+def test_load_params_checks_the_file_against_the_guards(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"retrieval.min_score": 1.0, "retrieval.w_vector": 0}')
+    assert load_params(good) == {"retrieval.min_score": 1.0, "retrieval.w_vector": 0}
+    assert load_params(None) == {}
+    for text, why in (
+        ("[1, 2]", "a JSON object"),
+        ("{not json", "not valid JSON"),
+        ('{"retrieval.min_score": 9}', "outside [0.0, 5.0]"),
+        ('{"retrieval.nope": 1}', "unknown parameters: retrieval.nope"),
+    ):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=why.replace("[", r"\[").replace("]", r"\]")):
+            load_params(bad)
+
+
+def test_bench_locomo_params_file_changes_what_the_service_retrieves(
+    pg_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A floor no fused score reaches: nothing is packed, so budget recall is 0 (the defaults give
+    more on the same conversation, see the run above), and the run records the overrides."""
+    monkeypatch.setenv("MAAS_DATABASE_URL", pg_uri)
+    params, out = tmp_path / "floor.json", tmp_path / "locomo.json"
+    params.write_text(json.dumps({"retrieval.min_score": 5.0}))
+    args = ["bench", "locomo", "--data", str(MINI), "--embedder", "none", "--json", str(out)]
+    assert cli([*args, "--params", str(params)]) == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["params"] == {"retrieval.min_score": 5.0}
+    assert data["config"]["param_version"].startswith("env-")
+    assert data["budget_recall"]["2000"]["overall"] == 0.0
+    assert "retrieval.min_score" in capsys.readouterr().out
+    params.write_text('{"retrieval.min_score": 50}')
+    assert cli([*args, "--params", str(params)]) == 2
+    assert "outside" in capsys.readouterr().err

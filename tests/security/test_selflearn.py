@@ -20,6 +20,8 @@ ADMIN_ONLY: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/v1/selflearn/emulator/runs/{run_id}"): None,
     ("POST", "/v1/selflearn/emulator/runs/{run_id}/stop"): None,
     ("GET", "/v1/selflearn/sensor/stats"): None,
+    ("POST", "/v1/selflearn/conversations"): {"conversation_id": "probe"},
+    ("GET", "/v1/selflearn/schedule"): None,
     ("POST", "/v1/selflearn/experiments"): {"spec": {"name": "probe"}},
     ("GET", "/v1/selflearn/experiments"): None,
     ("GET", "/v1/selflearn/experiments/{experiment_id}"): None,

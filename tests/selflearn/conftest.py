@@ -31,6 +31,8 @@ async def running(
         settings_for(db_url, tmp_path, **overrides),
         extensions=[lambda h: extend(h, learn)],
     )
+    manager = app.state.selflearn_manager
+    manager.settings = manager.settings.model_copy(update={"unattended": False})
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         # The emulator reaches MaaS through the same ASGI app, in-process (no socket in tests).

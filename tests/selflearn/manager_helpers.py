@@ -49,6 +49,12 @@ def manager_settings(**overrides: Any) -> ManagerSettings:
         "bootstrap_resamples": 200,
         "plan_dialogs": False,  # the tests size their experiments themselves
         "remeasure_dialogs": 3,
+        # replay cycles on small worlds; no unattended cycles unless a test asks for them
+        "world_users": 2,
+        "world_sessions": 4,
+        "world_turns": 40,
+        "search_questions": 12,
+        "unattended": False,
     }
     values.update(overrides)
     return ManagerSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -51,3 +51,42 @@ def test_maas_emulate_through_a_served_maas(
 
     wait_for(caught_up, 20, "sensor rows for every run")
     assert "Traceback" not in server.log.read_text()
+
+
+def test_maas_emulate_replays_a_corpus_and_a_world(
+    db_url: str, servers: list[Server], tmp_path: Path
+) -> None:
+    """`maas emulate --corpus DIR --world`: the corpus uploaded, a small world generated, every
+    history stored and every question asked through /v1/context of a real `maas serve`."""
+    env = fault_env(db_url, MAAS_SELFLEARN_SENSOR_POLL_S="0.5")
+    server = Server(tmp_path / "data", env).start()
+    servers.append(server)
+    out = tmp_path / "summary.json"
+    maas = Path(sys.executable).with_name("maas")
+    corpus = Path(__file__).resolve().parents[1] / "data" / "corpus"
+    done = subprocess.run(
+        [str(maas), "emulate", "--corpus", str(corpus), "--world", "--users", "1",
+         "--sessions", "3", "--turns", "30", "--seed", "5", "--budget", "1000",
+         "--url", server.url, "--json", str(out)],
+        env={**server.env, "MAAS_ADMIN_KEY": ADMIN_KEY},
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads(out.read_text())
+    assert json.loads(done.stdout) == summary
+    assert summary["status"] == "completed" and summary["users"] == 2
+    assert summary["source"]["world"]["seed"] == 5 and len(summary["source"]["corpus"]) == 1
+    asked = sql(db_url, "SELECT count(*) AS n FROM selflearn.replay_answers")[0]["n"]
+    assert summary["questions"] == asked > 5
+    assert summary["by_type"]["unanswerable"]["questions"] >= 1
+    assert summary["budget_recall"] is not None and summary["budget"] == 1000
+    assert "users asked" in done.stderr  # the progress bar
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.json").write_text('{"conversation_id": "x"}')
+    refused = subprocess.run(
+        [str(maas), "emulate", "--corpus", str(bad), "--url", server.url],
+        env={**server.env, "MAAS_ADMIN_KEY": ADMIN_KEY},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "x.json" in refused.stderr

@@ -4,6 +4,7 @@ cycle and a restarted one marks that cycle aborted."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -30,6 +31,11 @@ FAST = {
     "MAAS_SELFLEARN_MANAGER_HEARTBEAT_S": "0.5",
     "MAAS_SELFLEARN_MANAGER_RECOVER_S": "0.5",
     "MAAS_IDLE_SCAN_S": "0.5",
+    # a goal replays define replays a small world; nothing unattended
+    "MAAS_SELFLEARN_MANAGER_WORLD_USERS": "2",
+    "MAAS_SELFLEARN_MANAGER_WORLD_SESSIONS": "4",
+    "MAAS_SELFLEARN_MANAGER_WORLD_TURNS": "40",
+    "MAAS_SELFLEARN_MANAGER_UNATTENDED": "false",
 }
 
 
@@ -66,7 +72,8 @@ def test_cli_macro_cycle_then_a_crash(db_url: str, servers: list[Server], tmp_pa
     report = tmp_path / "report.md"
     done = subprocess.run(
         [str(maas), "cycle", "run", "macro", "--goal", str(goal_id), "--url", server.url,
-         "--report", str(report), "--poll", "0.3"],
+         "--report", str(report), "--poll", "0.3", "--json", str(tmp_path / "out.json"),
+         "--shipped-params", str(tmp_path / "shipped.json")],
         env={**server.env, "MAAS_ADMIN_KEY": ADMIN_KEY},
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
@@ -74,7 +81,11 @@ def test_cli_macro_cycle_then_a_crash(db_url: str, servers: list[Server], tmp_pa
     assert "cycle done: shipped" in done.stderr and "%" in done.stderr  # the progress bar
     assert "verdict **SHIP**" in done.stdout and done.stdout == report.read_text()
     active = http.get(f"{BASE}/parameters/active").json()["active"]
-    assert active["params"]["retrieval.min_score"] == 0.05
+    assert active["params"]["retrieval.min_score"] == 0.08  # a fifth of the way to 0 from 0.1
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["outcome"] == "shipped" and out["shipped"]["label"] == active["label"]
+    assert out["shipped"]["params"] == active["params"]
+    assert json.loads((tmp_path / "shipped.json").read_text()) == {"retrieval.min_score": 0.08}
 
     # a crash in the middle of a cycle: the next process marks it aborted, with its experiment
     body = {"kind": "macro", "goal_id": goal_id, "variant": {"retrieval.w_trgm": 1.0},

@@ -3,11 +3,13 @@ rule, plot geometry, Markdown escaping)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from maas.params import SPECS
 from selflearn.manager import plots, policy, reports
 from selflearn.manager.deep import holdout_seed, scenarios_of, storage_url
 from tests.selflearn.manager_helpers import (
@@ -53,10 +55,13 @@ async def test_micro_cycle_measures_the_parameters_in_force(db_url: str, tmp_pat
 
 
 async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: Path) -> None:
-    async with managed(db_url, tmp_path) as api:
+    """Over scripted dialogs (a goal on an answer's metric, which replays do not define); a
+    person's approval asked for by the settings."""
+    async with managed(db_url, tmp_path, manager={"deep_needs_approval": True}) as api:
         c = api.client
         await activate(c, BROKEN, "a bad change made by hand")
-        g = await goal(c, search_space={"retrieval.min_score": [0.0, 0.1]})
+        g = await goal(c, metric="answer_accuracy", target=0.9,
+                       search_space={"retrieval.min_score": [0.0, 0.1]})  # fmt: skip
         # 8 trials of one episode per arm (each trial's verdict is then INVALID, too few units,
         # but its objective, the primary delta, is defined), confirmed on 4 unseen episodes
         body = {"kind": "deep", "goal_id": g["id"], "trials": 8, "trial_dialogs": 3}
@@ -82,15 +87,28 @@ async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: 
         assert trials == 8  # the study is stored in our Postgres
 
 
+GARDEN = Path(__file__).resolve().parents[1] / "data" / "corpus" / "garden-1.json"
+
+
 def test_levers_and_the_critical_rule() -> None:
     g = {"metric": "retrieval_precision", "search_space": {}}
     base = {"retrieval.min_score": 0.05, "retrieval.candidate_limit": 200}
-    first = policy.next_variant(g, base, [])
-    assert first == {"retrieval.min_score": 0.525}
-    assert policy.next_variant(g, base, [first]) == {"retrieval.min_score": 1.0}
-    assert policy.next_variant(g, base, [first, {"retrieval.min_score": 1.0}]) == {
-        "retrieval.candidate_limit": 105
-    }
+    tried: list[dict[str, object]] = []
+    for _ in range(4):
+        tried.append(policy.next_variant(g, base, tried) or {})
+    # the hinted lever first, over its whole guard range (0 - 5), a fifth, half, all the way
+    assert tried == [{"retrieval.min_score": v} for v in (1.04, 2.525, 5.0)] + [
+        {"retrieval.candidate_limit": 161}  # the next hint: lower, toward 5
+    ]
+    every = {lv.param: (lv.low, lv.high) for lv in policy.levers({"metric": "budget_recall"})}
+    wanted = {s.name: (s.low, s.high) for s in SPECS if s.name.split(".")[0] in
+              ("retrieval", "context")}  # fmt: skip
+    assert every == wanted  # every retrieval.* and context.* parameter, whole guard range
+    replay = {lv.param for lv in policy.levers({"metric": "budget_recall"}, replay=True)}
+    assert replay == set(wanted) - set(policy.INERT)
+    again = {lv.param for lv in policy.levers({"metric": "budget_recall"}, reingest=True)}
+    assert again - set(wanted) == set(policy.ARCHIVIST)
+    assert policy.steps(policy.Lever("retrieval.include_superseded", 0, 0, 1), 0.0) == [True]
     cfg = manager_settings()
     assert (
         policy.critical_reasons(cfg, {"context.max_tokens": 1500}, {"context.max_tokens": 2000})
@@ -134,3 +152,55 @@ def test_confirmation_scenarios_are_unseen() -> None:
     seed = holdout_seed(seen, 12, 5)
     assert not scenarios_of(seed, 12) & seen
     assert storage_url("postgresql://u@/db?host=/tmp") == "postgresql+psycopg://u@/db?host=/tmp"
+
+
+async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A goal on budget recall: the search replays a world (and an uploaded conversation's
+    `search` half) stored once, later trials asking only the variant; its best is confirmed on a
+    world of another seed and the corpus's other half, then ships without a person."""
+    small = {"world_users": 2, "world_sessions": 4, "world_turns": 40, "search_questions": 12,
+             "min_sample": 2}  # fmt: skip
+    garden = json.loads(GARDEN.read_text())
+    async with managed(db_url, tmp_path, manager=small) as api:
+        c = api.client
+        digest = (await c.post(f"{BASE}/conversations", json=garden)).json()["hash"]
+        await activate(c, BROKEN, "a bad change made by hand")
+        g = await goal(c, metric="budget_recall", target=0.9,
+                       search_space={"retrieval.min_score": [0.0, 0.1]})  # fmt: skip
+        body = {"kind": "deep", "goal_id": g["id"], "trials": 3, "corpus": [digest], "seed": 11}
+        started = (await c.post(f"{BASE}/cycles", json=body)).json()
+        view = await ended(c, started["id"], 400)
+        assert view["status"] == "done" and view["outcome"] == "shipped", view
+        assert [x["role"] for x in view["experiments"]] == ["trial"] * 3 + ["confirm"]
+        facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
+        search, confirm = facts["search"], facts["confirmation"]
+        assert search["seeds"]["search"] == 11 and search["seeds"]["confirm"] != 11
+        assert (
+            search["search"]["questions"] == "search" and confirm["plan"]["questions"] == "confirm"
+        )
+        assert confirm["plan"]["world"]["seed"] == search["seeds"]["confirm"]
+        assert confirm["verdict"] == "SHIP"
+        recall = confirm["metrics"]["budget_recall"]
+        assert recall["baseline"] == 0.0 and recall["variant"] > 0.5
+        shipped = facts["shipped"]
+        assert shipped["params"]["retrieval.min_score"] <= 0.1
+        assert set(shipped["diff"]) == {"retrieval.min_score"}
+        served = (await c.get(f"{BASE}/parameters/active")).json()
+        assert served["serving"]["version"] == shipped["label"]
+        # one stored copy per world (+ the corpus); the trials after the first reused the
+        # first trial's baseline answers
+        users = await api.service.runtime.pool.fetchval(
+            "SELECT count(*) FROM maas.users WHERE name LIKE 'experiment %'"
+        )
+        assert users == 2 + 2 + 1
+        checks = await api.service.runtime.pool.fetch(
+            "SELECT v.checks FROM selflearn.verdicts v JOIN selflearn.cycle_experiments ce "
+            "ON ce.experiment_id = v.experiment_id WHERE ce.cycle_id = $1 AND ce.role = 'trial' "
+            "ORDER BY v.id", view["id"],
+        )  # fmt: skip
+        froms = [ch["checks"]["replay"]["baseline_from"] for ch in checks]
+        assert froms[0] is None and len(set(froms[1:])) == 1 and froms[1] is not None
+        text = (await c.get(f"{BASE}/reports/{view['id']}")).text
+        assert "## Search (replayed questions)" in text and "## Confirmation (fresh seeds" in text

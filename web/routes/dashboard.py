@@ -66,7 +66,9 @@ async def dashboard(request: Request, rt: Rt, who: Who, archived: bool = False) 
     refused = _admin_only(request, who)
     if refused:
         return refused
-    data = await views.overview(rt.pool)
+    manager = getattr(request.app.state, "selflearn_manager", None)
+    schedule = manager.health()["schedule"] if manager is not None else None
+    data = await views.overview(rt.pool, schedule)
     own = await params_from_settings(rt.settings).active()  # MaaS's own parameters
     async with rt.pool.acquire() as conn:
         await with_now(conn, data["goals"], await in_force(conn, data["active"], own))
