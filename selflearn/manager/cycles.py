@@ -566,7 +566,7 @@ async def macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
         return "nothing left to try", {"note": "every lever step of this goal was tested"}
     seed = int(cycle.config.get("seed", 1))
     replay = None
-    if cycle.goal["metric"] in teaching.REPLAY_DEFINED:  # a world of this seed (+ the corpus)
+    if teaching.replays(cycle.goal, cycle.config):  # a world of this seed (+ the corpus)
         from selflearn.manager.search import fresh_seed, plan
 
         seed = cycle.state.setdefault("seed", int(cycle.config.get("seed") or fresh_seed()))

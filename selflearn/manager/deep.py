@@ -128,10 +128,10 @@ async def _trial(
 
 
 async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
-    """A goal on a metric replays define searches over replayed questions (search.py); the
-    others over scripted dialogs (below)."""
+    """A goal that learns from replays (teaching.replays) searches over replayed questions
+    (search.py); the others over scripted dialogs (below)."""
     assert cycle.goal is not None
-    if cycle.goal["metric"] in teaching.REPLAY_DEFINED:
+    if teaching.replays(cycle.goal, cycle.config):
         from selflearn.manager import search
 
         return await search.run(m, cycle)

@@ -61,11 +61,12 @@ class ManagerSettings(BaseSettings):
     # true: it waits for a person's approval instead. Critical changes wait either way.
     deep_needs_approval: bool = False
     deep_confirm_dialogs: int = Field(default=24, ge=3, le=630)
-    # Replay cycles (goals on a metric replays define: budget recall, recall@k, …): the world
-    # each cycle generates with a fresh seed (0 users: the cycle's corpus only), the token budget
+    # Replay cycles (goals that learn from replays: budget recall, recall@k, …): the world each
+    # cycle generates with a fresh seed (0 users: the cycle's corpus only; each user is a cluster
+    # of the test, and 10 leave a goal's α spending room for many tests), the token budget
     # questions are asked at, the questions per conversation a search trial asks (a seeded
     # sample; 0: all of its half), the abstention floor.
-    world_users: int = Field(default=6, ge=0, le=500)
+    world_users: int = Field(default=10, ge=0, le=500)
     world_sessions: int = Field(default=20, ge=1, le=200)
     world_turns: int = Field(default=400, ge=0, le=20000)
     replay_budget: int = Field(default=2000, ge=50, le=32000)

@@ -29,6 +29,16 @@ REPLAY_DEFINED = frozenset({"budget_recall", "retrieval_recall", "found_anything
                             "abstention_correctness", "latency_p50_ms", "latency_p95_ms",
                             *REPLAY_METRICS})  # fmt: skip
 assert set(METRICS) >= REPLAY_DEFINED
+# Goals on these learn from replays (the world, a corpus): the scripted dialogs plant a few facts
+# per user and saturate them (#16). Other goals replay when the cycle is fed a corpus.
+REPLAY_FIRST = frozenset({"budget_recall", "retrieval_recall", *REPLAY_METRICS})
+
+
+def replays(goal: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a cycle on this goal measures replayed questions rather than scripted dialogs."""
+    metric = goal["metric"]
+    return metric in REPLAY_FIRST or (bool(config.get("corpus")) and metric in REPLAY_DEFINED)
+
 
 Tick = Callable[[float], Awaitable[bool]]  # progress 0..1 of this step → stop asked?
 

@@ -42,6 +42,8 @@ def old_layout(into: Path) -> Path:
     shutil.copy(OLD_0016, into / OLD_0016.name)
     for path in selflearn_chain().folder.glob("0*.sql"):
         version = int(path.name[:4])
+        if version not in ADOPTED:  # written after the split: only the new layout has it
+            continue
         old, old_checksum = ADOPTED[version]
         if old_checksum is None:  # moved as it was
             shutil.copy(path, into / f"{old:04d}{path.name[4:]}")
@@ -106,7 +108,8 @@ async def test_a_database_of_the_old_layout_upgrades_in_place(
         assert await migrate(conn) == []  # nothing of MaaS's to apply; selflearn's adopted
         assert await conn.fetchrow(COUNTS) == before
         adopted = await conn.fetch("SELECT version FROM selflearn.schema_migrations ORDER BY 1")
-        assert [r["version"] for r in adopted] == sorted(ADOPTED)
+        every = sorted(int(f.name[:4]) for f in selflearn_chain().folder.glob("0*.sql"))
+        assert [r["version"] for r in adopted] == every  # the adopted ones, and the newer run
         for chain in all_chains():
             assert dump_schema(dsn, chain.schema) == dump_schema(template_uri, chain.schema)
 

@@ -160,7 +160,8 @@ async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
     """A goal on budget recall: the search replays a world (and an uploaded conversation's
     `search` half) stored once, later trials asking only the variant; its best is confirmed on a
     world of another seed and the corpus's other half, then ships without a person."""
-    small = {"world_users": 2, "world_sessions": 4, "world_turns": 40, "search_questions": 12,
+    # 6 users + the conversation: 7 clusters, a sure effect reaches 1/128 < the first test's α
+    small = {"world_users": 6, "world_sessions": 4, "world_turns": 40, "search_questions": 12,
              "min_sample": 2}  # fmt: skip
     garden = json.loads(GARDEN.read_text())
     async with managed(db_url, tmp_path, manager=small) as api:
@@ -194,7 +195,7 @@ async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
         users = await api.service.runtime.pool.fetchval(
             "SELECT count(*) FROM maas.users WHERE name LIKE 'experiment %'"
         )
-        assert users == 2 + 2 + 1
+        assert users == 6 + 6 + 1
         checks = await api.service.runtime.pool.fetch(
             "SELECT v.checks FROM selflearn.verdicts v JOIN selflearn.cycle_experiments ce "
             "ON ce.experiment_id = v.experiment_id WHERE ce.cycle_id = $1 AND ce.role = 'trial' "

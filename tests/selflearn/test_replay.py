@@ -128,10 +128,10 @@ def replay_spec(**changes: Any) -> dict[str, Any]:
         "variant": {"retrieval.min_score": 0.05},
         "primary_metric": "budget_recall",
         "guardrails": [{"metric": "latency_p95_ms", "margin": 5000}],
-        "min_sample": 3,  # latency is a per-user figure: 3 users
+        "min_sample": 3,  # latency is a per-user figure: 6 users, 6 clusters (1/64 < α/2)
         "alpha": 0.05,
         "bootstrap_resamples": 300,
-        "replay": {"world": {"seed": 4, "users": 3, "sessions": 4, "turns": 40},
+        "replay": {"world": {"seed": 4, "users": 6, "sessions": 4, "turns": 40},
                    "budget": 1000, "concurrency": 3},
     }  # fmt: skip
     spec.update(changes)
@@ -180,11 +180,11 @@ async def test_a_replay_experiment_pins_its_arms_user_by_user_and_ships_the_fix(
             "n_baseline"] + replay["by_type"]["baseline"].get("unanswerable", {}).get(
             "questions", 0)  # fmt: skip
         assert set(replay["by_type"]["variant"]) >= {"single_fact", "paraphrased", "temporal"}
-        assert view["source"]["world"]["users"] == 3
+        assert view["source"]["world"]["users"] == 6
         assert await pool.fetchval("SELECT count(*) FROM selflearn.param_pins") == 0
-        # one stored copy: 3 synthetic users; every answer ran with its arm's version
+        # one stored copy: 6 synthetic users; every answer ran with its arm's version
         synthetic = "SELECT count(*) FROM maas.users WHERE name LIKE 'experiment %'"
-        assert await pool.fetchval(synthetic) == 3
+        assert await pool.fetchval(synthetic) == 6
         labels = await pool.fetch(
             "SELECT a.arm, r.param_version, count(*) AS n FROM selflearn.replay_answers a "
             "JOIN maas.pipeline_runs r ON r.id = a.run_id GROUP BY 1, 2 ORDER BY 1"
