@@ -307,3 +307,8 @@ WHERE g.status = 'active'
 ORDER BY (SELECT max(m.measured_at) FROM selflearn.goal_measurements m WHERE m.goal_id = g.id)
          ASC NULLS FIRST, g.id
 LIMIT 1
+
+-- name: mgr_schedule_corpus
+-- The uploaded conversations a scheduled learning cycle is fed (beside its world), oldest first;
+-- at most as many as a replay spec takes.
+SELECT hash FROM selflearn.conversations ORDER BY uploaded_at, hash LIMIT 1000

@@ -3,7 +3,9 @@
 On by default (`MAAS_SELFLEARN_MANAGER_UNATTENDED=false` turns it off): a micro cycle (health of
 the parameters in force) every `schedule_micro_s`, and, while a goal is active, a learning cycle
 (`schedule_learn_kind`: deep or macro) every `schedule_learn_s` on the active goal measured
-longest ago. Each gets a fresh seed (new synthetic users, new questions). A period is counted
+longest ago, fed the world and every uploaded conversation (`POST /v1/selflearn/conversations`,
+`maas emulate --corpus`: an operator's own logs join unattended learning by being uploaded).
+Each gets a fresh seed (new synthetic users, new questions). A period is counted
 from the last scheduled start, the first one a period after the process starts (a restart does
 not learn at once). Before starting, the budget is checked:
 
@@ -108,16 +110,19 @@ class Schedule:
         goal = await self.manager.pool().fetchval(q("mgr_schedule_goal"))
         if goal is None:
             return "waiting: no active goal"
-        return await self._launch(cfg.schedule_learn_kind, int(goal))
+        corpus = [r["hash"] for r in await self.manager.pool().fetch(q("mgr_schedule_corpus"))]
+        return await self._launch(cfg.schedule_learn_kind, int(goal), corpus)
 
-    async def _launch(self, kind: str, goal: int | None) -> str:
+    async def _launch(self, kind: str, goal: int | None, corpus: list[str] | None = None) -> str:
         seed = secrets.randbelow(2**31 - 1)  # fresh synthetic users and questions each time
+        config: dict[str, Any] = {"seed": seed} | ({"corpus": corpus} if corpus else {})
         try:
-            view = await self.manager.start(kind, goal, {"seed": seed}, WHO)
+            view = await self.manager.start(kind, goal, config, WHO)
         except (Conflict, MaasError) as exc:
             log.info("unattended %s cycle not started: %s", kind, exc)
             return f"waiting: {exc}"
-        self.last[kind] = {"cycle": str(view["id"]), "seed": seed, "goal": goal}
+        self.last[kind] = {"cycle": str(view["id"]), "seed": seed, "goal": goal,
+                           "conversations": len(corpus or [])}  # fmt: skip
         self._cpu_mark = time.process_time()
         return f"started a {kind} cycle"
 

@@ -4,6 +4,7 @@ schedule route and the cycle list; a setting turns it off."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ async def test_scheduled_cycles_run_with_fresh_seeds_and_show_in_health(
 ) -> None:
     async with managed(db_url, tmp_path, manager=FAST) as api:
         c = api.client
+        garden = json.loads((Path(__file__).parents[1] / "data/corpus/garden-1.json").read_text())
+        digest = (await c.post(f"{BASE}/conversations", json=garden)).json()["hash"]
         await goal(c, metric="budget_recall", target=0.99)
 
         async def both() -> list[dict[str, Any]] | None:
@@ -53,6 +56,10 @@ async def test_scheduled_cycles_run_with_fresh_seeds_and_show_in_health(
         views = [(await c.get(f"{BASE}/cycles/{x['id']}")).json() for x in done]
         seeds = {v["config"]["seed"] for v in views}
         assert len(seeds) == len(views)  # every scheduled cycle had its own seed
+        # a learning cycle is fed the uploaded conversations beside its world; a micro is not
+        fed = {v["kind"]: v["config"].get("corpus") for v in views}
+        assert fed["macro"] == [digest] and fed["micro"] is None
+        assert last["macro"]["conversations"] == 1
         assert (await c.get(f"{BASE}/schedule")).json()["schedule"]["learn_kind"] == "macro"
 
 
