@@ -348,6 +348,9 @@ class Manager:
         dialogs = self.settings.remeasure_dialogs
         if not dialogs or cycle.goal is None:
             return None
+        if teaching.replays(cycle.goal, cycle.config):  # dialogs would measure the toy world
+            return {"value": None, "note": "a goal that learns from replays is re-measured by "
+                    "the next cycle's baseline arm, on a world of a fresh seed"}  # fmt: skip
         seed = fresh_seed(cycle.id, "remeasure")
         config = Config(seed, dialogs, self.settings.concurrency, label="remeasure")
         run_id = await self.emulate(cycle, config, cycle.span(0.96, 0.99, "re-measuring"))

@@ -190,6 +190,8 @@ async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
         assert set(shipped["diff"]) == {"retrieval.min_score"}
         served = (await c.get(f"{BASE}/parameters/active")).json()
         assert served["serving"]["version"] == shipped["label"]
+        # not re-measured on the scripted dialogs (they would say ~1.0 for budget recall)
+        assert view["result"]["remeasured"]["value"] is None
         # one stored copy per world (+ the corpus); the trials after the first reused the
         # first trial's baseline answers
         users = await api.service.runtime.pool.fetchval(
