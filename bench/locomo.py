@@ -537,6 +537,18 @@ class Asked:
     run_id: str | None = None
 
 
+async def _post_context(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """POST /v1/context. A kept-alive connection the server closed just as it was reused (a race
+    that widens under load: whole runs died of one httpx.ReadError) is retried on a new one,
+    twice at most; asking for context stores no memory."""
+    for _ in range(2):
+        try:
+            return await http.post("/v1/context", json=body)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            continue
+    return await http.post("/v1/context", json=body)
+
+
 async def ask_all(
     svc: Served,
     ingested: Sequence[Ingested],
@@ -552,7 +564,7 @@ async def ask_all(
         async with gate:
             svc.check_alive()
             t0 = time.perf_counter()
-            resp = await http.post("/v1/context", json={"query": query, "max_tokens": budget})
+            resp = await _post_context(http, {"query": query, "max_tokens": budget})
             asked.latencies_ms.append((time.perf_counter() - t0) * 1000)
         body: dict[str, Any] = resp.json() if resp.status_code in (200, 202) else {}
         if resp.status_code != 200 or body.get("status") != "READY":
