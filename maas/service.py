@@ -133,7 +133,7 @@ class Service:
                 self.admin_key,
                 self.runtime.params,
                 self.runtime.worker_id,
-                self.runtime.embedder.name if self.runtime.embedder else "none",
+                self.runtime.models.embedder.name if self.runtime.models.embedder else "none",
             )  # fmt: skip
         )
         self._start_tasks(self.runtime, self.repo, self.listener)

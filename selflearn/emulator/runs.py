@@ -244,7 +244,7 @@ class EmulatorRuns:
             result = await replay.run(stored, progress=self._progress(run_id, replay))
             result |= {"source": source.about, "histories_reused": reused}
             status = "stopped" if replay.stop.is_set() else "completed"
-        except Exception as exc:  # task boundary: recorded on the row
+        except Exception as exc:  # noqa: BLE001 (task boundary: recorded on the row)
             log.warning("replay %s failed: %s: %s", run_id, type(exc).__name__, exc)
             error = f"{type(exc).__name__}: {exc}"[:1000]
             result = replay_summary(replay.answers, replay.config, 0.0, replay.turns,

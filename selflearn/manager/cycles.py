@@ -628,10 +628,17 @@ def tried(rows: list[Any]) -> list[dict[str, Any]]:
 
 
 async def deep(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
-    # optuna (and SQLAlchemy) are imported only when a search runs
-    from selflearn.manager.deep import run as search
+    """A goal that learns from replays (teaching.replays) searches over replayed questions
+    (search.py); the others over scripted dialogs (deep.py). Optuna (and SQLAlchemy) are
+    imported only when a search runs."""
+    assert cycle.goal is not None
+    if teaching.replays(cycle.goal, cycle.config):
+        from selflearn.manager.search import run as replayed
 
-    return await search(m, cycle)
+        return await replayed(m, cycle)
+    from selflearn.manager.deep import run as dialogs
+
+    return await dialogs(m, cycle)
 
 
 RUNNERS: dict[str, Runner] = {"micro": micro, "macro": macro, "deep": deep}

@@ -128,17 +128,6 @@ async def _trial(
 
 
 async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
-    """A goal that learns from replays (teaching.replays) searches over replayed questions
-    (search.py); the others over scripted dialogs (below)."""
-    assert cycle.goal is not None
-    if teaching.replays(cycle.goal, cycle.config):
-        from selflearn.manager import search
-
-        return await search.run(m, cycle)
-    return await run_dialogs(m, cycle)
-
-
-async def run_dialogs(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     assert cycle.goal is not None
     space = space_of(cycle.goal)
     if not space:
