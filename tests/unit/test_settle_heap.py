@@ -18,6 +18,8 @@ def test_settle_heap_loads_the_encoding_and_freezes_what_is_alive() -> None:
         assert gc.get_freeze_count() > before  # the objects alive now are frozen
         frozen = gc.get_freeze_count()
         gc.collect()
-        assert gc.get_freeze_count() == frozen  # and a full collection leaves them alone
+        # A full collection leaves them alone. (A frozen object freed by its refcount leaves the
+        # permanent generation: threads of earlier tests still ending may free a few.)
+        assert frozen - frozen // 100 <= gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
