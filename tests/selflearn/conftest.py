@@ -26,6 +26,10 @@ async def running(
         sensor=sensor,
         sensor_poll_s=sensor_poll_s,
         emulator_archive_timeout_s=30.0,
+        # No concurrent control: with the default share one new thread in ten keeps the last
+        # good version, and a test asking which version a new run got would fail at random
+        # (tests/selflearn/test_monitor.py tests the control with its own settings).
+        auto_rollback_control_share=0.0,
     )
     app = create_app(
         settings_for(db_url, tmp_path, **overrides),
