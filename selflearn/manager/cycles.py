@@ -33,6 +33,7 @@ from selflearn.emulator.engine import Config
 from selflearn.emulator.plan import THREADS_PER_EPISODE
 from selflearn.emulator.runs import EmulatorRuns
 from selflearn.manager import goals, health, policy, reports, teaching
+from selflearn.manager.cycle import Cycle, CycleFailed, CycleStopped, decide_once, fresh_seed
 from selflearn.manager.schedule import Schedule
 from selflearn.manager.settings import ManagerSettings
 from selflearn.queries import q
@@ -42,50 +43,6 @@ from selflearn.teacher.experiment import Experiments
 log = logging.getLogger(__name__)
 KINDS = ("micro", "macro", "deep")
 DECISIVE = ("macro", "confirm")  # experiments whose verdict can change the parameters: tests
-
-
-def fresh_seed(cycle_id: uuid.UUID, purpose: str) -> int:
-    """A seed of this cycle's own for `purpose` (never the default seed 1 of every cycle)."""
-    return uuid.uuid5(cycle_id, purpose).int % (2**31 - 1)
-
-
-class CycleStopped(Exception):
-    """A person (or shutdown) stopped the cycle."""
-
-
-class CycleFailed(Exception):
-    """A step could not be completed; recorded on the cycle."""
-
-
-@dataclass
-class Cycle:
-    """A running cycle in this process: what it is doing, for the heartbeat to write."""
-
-    id: uuid.UUID
-    kind: str
-    goal: dict[str, Any] | None
-    config: dict[str, Any]
-    state: dict[str, Any]
-    token: uuid.UUID
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    requested_by: str = ""
-    phase: str = "starting"
-    progress: float = 0.0
-    shutdown: bool = False
-
-    def check(self) -> None:
-        if self.stop.is_set():
-            raise CycleStopped("shut down" if self.shutdown else "stopped by a person")
-
-    def span(self, low: float, high: float, phase: str) -> Callable[[float], Awaitable[bool]]:
-        """A progress callback mapping a step's 0..1 onto [low, high] of the cycle."""
-        self.phase = phase
-
-        async def tick(share: float) -> bool:
-            self.progress = max(self.progress, low + (high - low) * min(max(share, 0.0), 1.0))
-            return self.stop.is_set()
-
-        return tick
 
 
 @dataclass
@@ -321,14 +278,14 @@ class Manager:
         await self.measure_goal(cycle, verdict["metrics"], "baseline", base["label"], True)
         result = evidence(exp_id, verdict, base["params"], var["params"])
         result["arms"] = {"baseline": base["version"], "variant": var["version"]}
-        result["violated"] = violated(cycle.goal, verdict["metrics"])
+        result["violated"] = goals.violated(cycle.goal, verdict["metrics"])
         if "alpha" in cycle.state:
             result["alpha"] = cycle.state["alpha"]
         # The winning arm's estimate is biased upward (it won because it measured high): it is
         # recorded, never taken as the goal's progress; a re-measurement is.
         await self.measure_goal(cycle, verdict["metrics"], "variant", var["label"], False)
         if verdict["verdict"] != "SHIP" or result["violated"]:
-            return hold_outcome(verdict["verdict"], result["violated"]), result
+            return goals.hold_outcome(verdict["verdict"], result["violated"]), result
         critical = policy.critical_reasons(self.settings, base["params"], var["params"])
         if always_propose:
             critical = [always_propose, *critical]
@@ -509,28 +466,6 @@ def _evidence_of(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in keys}
 
 
-def violated(
-    goal: dict[str, Any] | None, metrics: dict[str, Any], arm: str = "variant"
-) -> list[str]:
-    """Goal constraints the measured arm breaks (absolute limits, beside the guardrails)."""
-    if goal is None:
-        return []
-    out = []
-    for c in goals.constraints(goal):
-        value = (metrics.get(c.metric) or {}).get(arm)
-        if not c.holds(value):
-            out.append(f"{c.text()} broken: {value:.4g}")
-    return out
-
-
-def hold_outcome(verdict: str, broken: list[str]) -> str:
-    if verdict == "SHIP" and broken:
-        return "blocked by a constraint"
-    return {"HOLD": "held", "ROLLBACK": "variant harmful", "INVALID": "invalid"}.get(
-        verdict, "held"
-    )
-
-
 # ---- the cycle kinds ----------------------------------------------------------------------------
 
 Runner = Callable[[Manager, Cycle], Awaitable[tuple[str, dict[str, Any]]]]
@@ -550,7 +485,7 @@ async def micro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     coverage = dict(await m.pool().fetchrow(q("mgr_sensor_coverage"), run_id))
     summary = (await m.pool().fetchrow(q("emulator_get_run"), run_id))["summary"] or {}
     await m.measure_goal(cycle, metrics, "micro", label, True)
-    broken = violated(cycle.goal, metrics, "value")
+    broken = goals.violated(cycle.goal, metrics, "value")
     problems = broken + (
         [f"{summary.get('failures')} failed turns"] if summary.get("failures") else []
     )
@@ -580,7 +515,7 @@ async def macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     size = teaching.Size(dialogs, seed, cfg.concurrency)
     span = cycle.span(0.0, 0.95, "experiment")
     exp_id = await m.experiment(cycle, variant, size, "macro", span, replay)
-    return await _decide_once(m, cycle, exp_id)
+    return await decide_once(m, cycle, exp_id)
 
 
 async def _macro_dialogs(m: Manager, cycle: Cycle, seed: int) -> int:
@@ -595,20 +530,10 @@ async def _macro_dialogs(m: Manager, cycle: Cycle, seed: int) -> int:
     return dialogs
 
 
-async def _decide_once(
-    m: Manager, cycle: Cycle, exp_id: uuid.UUID, always_propose: str | None = None
-) -> tuple[str, dict[str, Any]]:
-    cycle.phase = "deciding"
-    outcome, result = await m.decide(cycle, exp_id, always_propose)
-    cycle.state["decided"] = outcome
-    await m.save_state(cycle)
-    return outcome, result
-
-
 async def resume_macro(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     """After a restart: the experiment ended with a verdict; only the decision was missing."""
     exp_id = uuid.UUID(cycle.state["experiments"][-1])
-    outcome, result = await _decide_once(m, cycle, exp_id)
+    outcome, result = await decide_once(m, cycle, exp_id)
     result["resumed"] = True
     return outcome, result
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from sqlalchemy.pool import NullPool
@@ -24,11 +24,9 @@ from sqlalchemy.pool import NullPool
 from maas.params import SPEC_BY_NAME
 from selflearn.emulator.plan import plan
 from selflearn.emulator.seeds import load_personas, load_scenarios
-from selflearn.manager import policy, teaching
+from selflearn.manager import goals, policy, teaching
+from selflearn.manager.cycle import Cycle, CycleHost, decide_once
 from selflearn.teacher.metrics import METRICS
-
-if TYPE_CHECKING:
-    from selflearn.manager.cycles import Cycle, Manager
 
 log = logging.getLogger(__name__)
 SCHEMA = "selflearn_optuna"
@@ -99,10 +97,8 @@ def objective(goal: dict[str, Any], verdict: dict[str, Any]) -> float | None:
 
 
 async def _trial(
-    m: Manager, cycle: Cycle, study: optuna.Study, space: Any, i: int
+    m: CycleHost, cycle: Cycle, study: optuna.Study, space: Any, i: int
 ) -> dict[str, Any]:
-    from selflearn.manager.cycles import violated
-
     cfg, n = m.settings, int(cycle.config.get("trials", m.settings.deep_trials))
     trial, params = await asyncio.to_thread(ask, study, space)
     cycle.state["trial"] = trial.number
@@ -118,7 +114,10 @@ async def _trial(
     if i == 0:  # every trial's baseline is the parameters in force: measure the goal once
         base = (await teaching.arm_versions(m.pool(), exp_id))["baseline"]
         await m.measure_goal(cycle, verdict["metrics"], "baseline", base["label"], True)
-    value, broken = objective(cycle.goal or {}, verdict), violated(cycle.goal, verdict["metrics"])
+    value, broken = (
+        objective(cycle.goal or {}, verdict),
+        goals.violated(cycle.goal, verdict["metrics"]),
+    )
     if value is None or broken:
         await asyncio.to_thread(study.tell, trial, state=optuna.trial.TrialState.PRUNED)
     else:
@@ -127,7 +126,7 @@ async def _trial(
             "verdict": verdict["verdict"], "experiment_id": str(exp_id)}  # fmt: skip
 
 
-async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
+async def run(m: CycleHost, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     assert cycle.goal is not None
     space = space_of(cycle.goal)
     if not space:
@@ -158,10 +157,8 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
 
 
 async def _confirm(
-    m: Manager, cycle: Cycle, best: dict[str, Any], trials: list[Any], result: dict[str, Any]
+    m: CycleHost, cycle: Cycle, best: dict[str, Any], trials: list[Any], result: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    from selflearn.manager.cycles import _decide_once
-
     cfg = m.settings
     trial_dialogs = int(cycle.config.get("trial_dialogs", cfg.trial_dialogs))
     seen = scenarios_of(int(cycle.config.get("seed", 1)), trial_dialogs)
@@ -171,9 +168,7 @@ async def _confirm(
     span = cycle.span(0.8, 0.97, "confirming on unseen scenarios")
     exp_id = await m.experiment(cycle, best["params"], size, "confirm", span)
     why = "a deep search's confirmed best changes several parameters: a person decides"
-    outcome, decided = await _decide_once(
-        m, cycle, exp_id, why if cfg.deep_needs_approval else None
-    )
+    outcome, decided = await decide_once(m, cycle, exp_id, why if cfg.deep_needs_approval else None)
     unseen = sorted(scenarios_of(seed, dialogs))
     return outcome, {**result, **decided, "best": best, "confirm_seed": seed,
                      "searched_scenarios": sorted(seen), "confirm_scenarios": unseen}  # fmt: skip

@@ -186,3 +186,25 @@ async def update(conn: Any, goal_id: int, patch: GoalPatch) -> dict[str, Any]:
 async def delete(conn: Any, goal_id: int) -> None:
     if await conn.fetchval(q("mgr_goal_delete"), goal_id) is None:
         raise NotFound(f"goal {goal_id} not found")
+
+
+def violated(
+    goal: dict[str, Any] | None, metrics: dict[str, Any], arm: str = "variant"
+) -> list[str]:
+    """Goal constraints the measured arm breaks (absolute limits, beside the guardrails)."""
+    if goal is None:
+        return []
+    out = []
+    for c in constraints(goal):
+        value = (metrics.get(c.metric) or {}).get(arm)
+        if not c.holds(value):
+            out.append(f"{c.text()} broken: {value:.4g}")
+    return out
+
+
+def hold_outcome(verdict: str, broken: list[str]) -> str:
+    if verdict == "SHIP" and broken:
+        return "blocked by a constraint"
+    return {"HOLD": "held", "ROLLBACK": "variant harmful", "INVALID": "invalid"}.get(
+        verdict, "held"
+    )

@@ -27,13 +27,11 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from maas.errors import Conflict, MaasError
+from selflearn.manager.cycle import CycleHost
 from selflearn.queries import q
-
-if TYPE_CHECKING:
-    from selflearn.manager.cycles import Manager
 
 log = logging.getLogger(__name__)
 WHO = "schedule"
@@ -41,7 +39,7 @@ WHO = "schedule"
 
 @dataclass
 class Schedule:
-    manager: Manager
+    manager: CycleHost
     started: float = field(default_factory=time.monotonic)
     next_micro: float = 0.0
     next_learn: float = 0.0

@@ -21,15 +21,13 @@ import math
 import random
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
-from selflearn.manager import policy, teaching
+from selflearn.manager import goals, policy, teaching
+from selflearn.manager.cycle import Cycle, CycleHost, decide_once
 from selflearn.manager.deep import objective, open_study
-
-if TYPE_CHECKING:
-    from selflearn.manager.cycles import Cycle, Manager
 
 SCREEN_SHARE = 0.6  # of the trials, at most one per lever
 
@@ -38,8 +36,8 @@ def fresh_seed() -> int:
     return secrets.randbelow(2**31 - 1)
 
 
-def plan(m: Manager, cycle: Cycle, seed: int, questions: str) -> dict[str, Any]:
-    """The replay section of the cycle's experiments: a world of this seed (the Manager's size;
+def plan(m: CycleHost, cycle: Cycle, seed: int, questions: str) -> dict[str, Any]:
+    """The replay section of the cycle's experiments: a world of this seed (the CycleHost's size;
     none when its users are 0) and the cycle's corpus, this half of the questions."""
     cfg = m.settings
     out: dict[str, Any] = {
@@ -103,7 +101,7 @@ def changes(params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v != base[k]}
 
 
-async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
+async def run(m: CycleHost, cycle: Cycle) -> tuple[str, dict[str, Any]]:
     assert cycle.goal is not None
     goal = cycle.goal
     seeds = cycle.state.setdefault(
@@ -146,7 +144,7 @@ async def run(m: Manager, cycle: Cycle) -> tuple[str, dict[str, Any]]:
 
 
 async def _trial(
-    m: Manager,
+    m: CycleHost,
     cycle: Cycle,
     study: optuna.Study,
     space: tuple[policy.Lever, ...],
@@ -156,8 +154,6 @@ async def _trial(
     i: int,
     n: int,
 ) -> tuple[dict[str, Any], uuid.UUID | None]:
-    from selflearn.manager.cycles import violated
-
     trial, params = await asyncio.to_thread(ask, study, space)
     cycle.state["trial"] = trial.number
     variant = changes(params, base)
@@ -185,7 +181,10 @@ async def _trial(
         baseline_run = uuid.UUID(replay["emulator_run"])
         base_label = (await teaching.arm_versions(m.pool(), exp_id))["baseline"]["label"]
         await m.measure_goal(cycle, verdict["metrics"], "baseline", base_label, True)
-    value, broken = objective(cycle.goal or {}, verdict), violated(cycle.goal, verdict["metrics"])
+    value, broken = (
+        objective(cycle.goal or {}, verdict),
+        goals.violated(cycle.goal, verdict["metrics"]),
+    )
     state = optuna.trial.TrialState.PRUNED if value is None or broken else None
     if state is None:
         await asyncio.to_thread(study.tell, trial, value)
@@ -203,15 +202,13 @@ async def _trial(
 
 
 async def _confirm(
-    m: Manager, cycle: Cycle, best: dict[str, Any], seeds: dict[str, int], result: dict[str, Any]
+    m: CycleHost, cycle: Cycle, best: dict[str, Any], seeds: dict[str, int], result: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
-    from selflearn.manager.cycles import _decide_once
-
     confirm = plan(m, cycle, seeds["confirm"], "confirm")
     size = teaching.Size(m.settings.deep_confirm_dialogs, seeds["confirm"], m.settings.concurrency)
     span = cycle.span(0.75, 0.97, "confirming on fresh seeds")
     exp_id = await m.experiment(cycle, best["params"], size, "confirm", span, confirm)
     why = "a deep search's confirmed best changes several parameters: a person decides"
     needs = m.settings.deep_needs_approval
-    outcome, decided = await _decide_once(m, cycle, exp_id, why if needs else None)
+    outcome, decided = await decide_once(m, cycle, exp_id, why if needs else None)
     return outcome, {**result, **decided, "best": best, "confirm": confirm}
