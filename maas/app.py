@@ -46,9 +46,9 @@ def create_app(
         await service.start()
         log.info("MaaS %s ready (%s mode)", __version__, settings.mode)
         try:
-            async with mcp.session_manager.run():
-                yield
+            yield
         finally:
+            await mcp.aclose()
             await service.stop()
 
     app = FastAPI(
