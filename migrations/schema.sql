@@ -112,6 +112,7 @@ CREATE TABLE maas.pipeline_runs (
     responding_at timestamp with time zone,
     completed_at timestamp with time zone,
     failed_at timestamp with time zone,
+    stage_spans jsonb,
     CONSTRAINT pipeline_runs_client_type_check CHECK ((client_type = ANY (ARRAY['client'::text, 'emulator'::text, 'test-runner'::text, 'bench'::text, 'openai'::text]))),
     CONSTRAINT pipeline_runs_stop_at_check CHECK ((stop_at = ANY (ARRAY['READY'::maas.run_status, 'COMPLETED'::maas.run_status])))
 );
@@ -243,7 +244,7 @@ BEGIN
   RETURN maas.claim_stage(p_run, 'ANALYZED', 'ASSEMBLING', p_lease_s, p_worker);
 END $$;
 
-CREATE FUNCTION maas.commit_assemble(p_run uuid, p_token uuid, p_context text, p_context_tokens integer, p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[], p_lease_s double precision, p_worker text, p_user uuid, p_calls jsonb) RETURNS maas.claimed_run
+CREATE FUNCTION maas.commit_assemble(p_run uuid, p_token uuid, p_context text, p_context_tokens integer, p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[], p_lease_s double precision, p_worker text, p_user uuid, p_calls jsonb, p_spans jsonb) RETURNS maas.claimed_run
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -256,6 +257,7 @@ BEGIN
   IF passes THEN
     UPDATE maas.pipeline_runs r
     SET status = 'RESPONDING', context_text = p_context, context_tokens = p_context_tokens,
+        stage_spans = maas.with_stage_spans(r.stage_spans, 'assembler', p_spans),
         ready_at = clock_timestamp(), attempts = 1, lease_token = gen_random_uuid(),
         claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s),
         error = NULL
@@ -265,6 +267,7 @@ BEGIN
   ELSE
     UPDATE maas.pipeline_runs
     SET status = 'READY', context_text = p_context, context_tokens = p_context_tokens,
+        stage_spans = maas.with_stage_spans(stage_spans, 'assembler', p_spans),
         attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
     WHERE id = p_run AND status = 'ASSEMBLING' AND lease_token = p_token;
     IF NOT FOUND THEN
@@ -628,6 +631,12 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+
+CREATE FUNCTION maas.with_stage_spans(p_all jsonb, p_stage text, p_spans jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT coalesce(p_all, '{}'::jsonb) || jsonb_build_object(p_stage, p_spans)
+$$;
 
 CREATE TABLE maas.archive_jobs (
     id bigint NOT NULL,

@@ -5,7 +5,7 @@ SVG geometry is attributes (x, width), not inline styles, so the strict CSP need
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +26,26 @@ ROW_H = 24
 @dataclass(frozen=True)
 class Span:
     label: str
-    kind: str  # stage | queue
+    kind: str  # stage | queue | sub (a part of the stage above it, nested: depth >= 1)
     status: str
     attempt: int
     ms: float
     x: float  # SVG geometry, in user units
     width: float
     y: int
+    depth: int = 0
+    offset_ms: float = 0.0  # from the run's first event
+
+
+@dataclass(frozen=True)
+class SubSpan:
+    """A part of a stage's work as its commit stored it (pipeline_runs.stage_spans)."""
+
+    label: str
+    depth: int  # 1 = a part of the stage, 2 = a part of that part
+    start_ms: float  # from the start of the stage's work
+    ms: float
+    detail: str  # what it found, e.g. the candidates of each search arm
 
 
 def _ms(a: datetime, b: datetime) -> float:
@@ -49,30 +62,73 @@ def _label(event: dict[str, Any]) -> tuple[str, str]:
     return kind, label
 
 
-def spans(history: list[dict[str, Any]]) -> list[Span]:
-    """One span per status a run sat in, from its event to the next one."""
+def spans(history: list[dict[str, Any]], parts: list[SubSpan] | None = None) -> list[Span]:
+    """One span per status a run sat in, from its event to the next one; the assembler's parts
+    (`parts`, its committed attempt's: the last one) nested under its bar, on the same scale."""
     if len(history) < 2:
         return []
     start, end = history[0]["at"], history[-1]["at"]
     total = max(_ms(start, end), 0.001)
     rows: list[Span] = []
-    for i, (event, after) in enumerate(zip(history, history[1:], strict=False)):
+    for event, after in zip(history, history[1:], strict=False):
         kind, label = _label(event)
-        offset = _ms(start, event["at"]) / total * CHART_BAR_W
-        width = max(_ms(event["at"], after["at"]) / total * CHART_BAR_W, 1.5)
-        rows.append(
-            Span(
-                label=label,
-                kind=kind,
-                status=event["status"],
-                attempt=event["attempt"],
-                ms=_ms(event["at"], after["at"]),
-                x=round(CHART_LABEL_W + min(offset, CHART_BAR_W - width), 2),
-                width=round(width, 2),
-                y=i * ROW_H,
-            )
+        offset = _ms(start, event["at"])
+        rows.append(_bar(label, kind, event, offset, _ms(event["at"], after["at"]), total))
+    return _numbered(_nest(rows, parts or [], total))
+
+
+def _bar(
+    label: str, kind: str, event: dict[str, Any], offset: float, ms: float, total: float
+) -> Span:
+    width = max(ms / total * CHART_BAR_W, 1.5)
+    x = CHART_LABEL_W + min(offset / total * CHART_BAR_W, CHART_BAR_W - width)
+    geometry = (round(x, 2), round(width, 2), 0)
+    return Span(label, kind, event["status"], event["attempt"], ms, *geometry, 0, offset)
+
+
+def _nest(rows: list[Span], parts: list[SubSpan], total: float) -> list[Span]:
+    """The parts go right under the last assembler bar (the attempt that committed them)."""
+    at = next((i for i in reversed(range(len(rows))) if rows[i].status == "ASSEMBLING"), None)
+    if at is None or not parts:
+        return rows
+    stage = rows[at]
+    event = {"status": stage.status, "attempt": stage.attempt}
+    nested = [
+        replace(
+            _bar(p.label, "sub", event, stage.offset_ms + p.start_ms, p.ms, total), depth=p.depth
         )
-    return rows
+        for p in parts
+    ]
+    return rows[: at + 1] + nested + rows[at + 1 :]
+
+
+def _numbered(rows: list[Span]) -> list[Span]:
+    return [replace(r, y=i * ROW_H) for i, r in enumerate(rows)]
+
+
+ARMS = {"bm25": "bm25", "trgm": "trigram", "vector": "vector"}
+
+
+def sub_spans(stage_spans: dict[str, Any] | None, stage: str = "assembler") -> list[SubSpan]:
+    """A stage's stored spans (maas/memory/trace.py), as the inspector shows them."""
+    return [
+        SubSpan(row["name"], row["depth"] + 1, row["start_ms"], row["ms"], _detail(row))
+        for row in (stage_spans or {}).get(stage) or []
+    ]
+
+
+def _detail(row: dict[str, Any]) -> str:
+    """Counts as words; an arm that did not run says "off"."""
+    found = row.get("detail") or {}
+    words = [f"{ARMS.get(k, k)} {'off' if v is None else v}" for k, v in found.items()]
+    return ", ".join(words)
+
+
+def unaccounted_ms(parts: list[SubSpan], stage_ms: float | None) -> float | None:
+    """The stage's time outside its top-level parts: the claim's return, the commit."""
+    if stage_ms is None or not parts:
+        return None
+    return max(stage_ms - sum(p.ms for p in parts if p.depth == 1), 0.0)
 
 
 def budget(run: Any) -> int | None:

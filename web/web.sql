@@ -7,7 +7,7 @@ SELECT r.id, r.user_id, u.name AS user_name, r.thread_id, r.message_id, r.query,
        r.stop_at::text, r.mode, r.client_type, r.attempts, r.param_version, r.params,
        r.analyzer_output, r.context_text, r.context_tokens, r.max_tokens, r.answer, r.error,
        r.created_at, r.analyzing_at, r.analyzed_at, r.assembling_at, r.ready_at,
-       r.responding_at, r.completed_at, r.failed_at
+       r.responding_at, r.completed_at, r.failed_at, coalesce(r.stage_spans, '{}') AS stage_spans
 FROM maas.pipeline_runs r JOIN maas.users u ON u.id = r.user_id
 WHERE r.id = $1 AND ($2::uuid IS NULL OR r.user_id = $2)
 
@@ -57,16 +57,6 @@ SELECT t.archived_upto, t.closed_at,
        EXISTS (SELECT 1 FROM maas.archive_jobs j
                WHERE j.thread_id = t.id AND j.status IN ('queued', 'running')) AS pending
 FROM maas.threads t WHERE t.id = $1 AND t.user_id = $2
-
--- name: web_run_memories
--- Every candidate of run $1 (owner $2) in rank order, as run_memories (maas/api/api.sql), but a
--- memory deleted since keeps its row: text null, so ranks and counts stay what the run saw.
-SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
-       coalesce(m.source_message_ids, '{}'::bigint[]) AS source_message_ids, m.source_thread_id,
-       m.event_time, m.id IS NULL AS deleted
-FROM maas.run_memories rm LEFT JOIN LATERAL (
-  SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m ON true
-WHERE rm.run_id = $1 ORDER BY rm.rank
 
 -- name: web_memories_by_id
 -- Memories $1 of owner $2 with what the memory browser shows of each (any order).

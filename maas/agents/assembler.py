@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from maas.llm.embed import Embedder
 from maas.llm.types import Analysis
 from maas.memory.budget import Packed, pack
 from maas.memory.search import Candidate
+from maas.memory.trace import Spans
 from maas.params import ParamSet
 
-# (query, search terms, query embedding, parameters, people named) -> candidates, best first:
-# the user's memory search (maas.memory.search), bound to the user by the caller.
+# (query, search terms, query embedding, parameters, people named, the stage's spans) ->
+# candidates, best first: the user's memory search (maas.memory.search), bound to the user by the
+# caller, which times its parts in the spans.
 Search = Callable[
-    [str, list[str], list[float] | None, ParamSet, list[str]], Awaitable[list[Candidate]]
+    [str, list[str], list[float] | None, ParamSet, list[str], Spans],
+    Awaitable[list[Candidate]],
 ]
 
 
@@ -24,6 +28,7 @@ class Assembled:
 
     found: list[Candidate]
     packed: Packed
+    spans: list[dict[str, Any]] = field(default_factory=list)  # what the time went to (JSON)
 
 
 def search_terms(analysis: Analysis) -> list[str]:
@@ -42,8 +47,22 @@ async def assemble(
     max_tokens: int | None,
     token_encoding: str,
 ) -> Assembled:
-    embedding = (await embedder.embed([query]))[0] if embedder else None
-    found = await search(query, search_terms(analysis), embedding, params, analysis.entities)
+    spans = Spans()
+    embedding = await _embed(embedder, query, spans)
+    with spans.span("search") as searching:
+        terms = search_terms(analysis)
+        found = await search(query, terms, embedding, params, analysis.entities, spans)
+        searching.detail = {"candidates": len(found)}
     budget = max_tokens or int(params["context.max_tokens"])
-    packed = pack(found, budget, bool(params["context.include_dates"]), token_encoding)
-    return Assembled(found, packed)
+    with spans.span("pack") as packing:
+        packed = pack(found, budget, bool(params["context.include_dates"]), token_encoding)
+        packing.detail = {"packed": len(packed.used_ids), "tokens": packed.tokens}
+    return Assembled(found, packed, spans.as_json())
+
+
+async def _embed(embedder: Embedder | None, query: str, spans: Spans) -> list[float] | None:
+    """The query's embedding (none without an embedder: the vector arm is off)."""
+    if embedder is None:
+        return None
+    with spans.span("embed query"):
+        return (await embedder.embed([query]))[0]

@@ -51,7 +51,7 @@ FROM maas.threads t WHERE t.user_id = $1 ORDER BY t.last_message_at DESC LIMIT $
 SELECT id, user_id, thread_id, message_id, query, status::text, stop_at::text, mode, client_type,
        attempts, param_version, analyzer_output, context_text, context_tokens, max_tokens,
        answer, error, created_at, analyzing_at, analyzed_at, assembling_at, ready_at,
-       responding_at, completed_at, failed_at
+       responding_at, completed_at, failed_at, coalesce(stage_spans, '{}') AS stage_spans
 FROM maas.pipeline_runs WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)
 
 -- name: run_events
@@ -67,6 +67,18 @@ SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.tex
        m.source_message_ids, m.source_thread_id, m.event_time
 FROM maas.run_memories rm CROSS JOIN LATERAL (
   SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m
+WHERE rm.run_id = $1 ORDER BY rm.rank
+
+-- name: run_trace_memories
+-- Every candidate of run $1 (owner $2) in rank order, as run_memories, but a memory deleted since
+-- keeps its row (GET /v1/runs/{id}, the run inspector): id, rank, scores, used, tokens and
+-- `deleted`; its text and provenance went with it (null, no source ids), so ranks and counts
+-- stay what the run saw and nothing of the erased memory is shown.
+SELECT rm.memory_id, rm.rank, rm.score, rm.components, rm.used, rm.tokens, m.text,
+       coalesce(m.source_message_ids, '{}'::bigint[]) AS source_message_ids, m.source_thread_id,
+       m.event_time, m.id IS NULL AS deleted
+FROM maas.run_memories rm LEFT JOIN LATERAL (
+  SELECT * FROM maas.memories x WHERE x.id = rm.memory_id AND x.user_id = $2 OFFSET 0) m ON true
 WHERE rm.run_id = $1 ORDER BY rm.rank
 
 -- name: used_run_memories

@@ -30,6 +30,14 @@ class RetrievedMemory(Reply):
     event_time: datetime | None = None
 
 
+class TracedMemory(RetrievedMemory):
+    """A memory as a run's trace keeps it (GET /v1/runs/{id}): one deleted since keeps its row,
+    `deleted` true, with no text (erased) and no provenance."""
+
+    text: str | None = None  # type: ignore[assignment]
+    deleted: bool = False
+
+
 class ChatReply(Reply):
     """POST /v1/chat (and /v1/context, which adds the packed context and every candidate); with
     wait=false only run_id, thread_id and status (NEW)."""
@@ -71,8 +79,9 @@ class Run(Reply):
     error: str | None = None
     timings_ms: dict[str, float] = {}
     history: list[RunEvent] = []
-    memories: list[RetrievedMemory] = []
+    memories: list[TracedMemory] = []
     llm_calls: list[dict[str, Any]] = []
+    stage_spans: dict[str, list[dict[str, Any]]] = {}  # what a stage's time went to, by stage
 
 
 class NewThread(Reply):

@@ -43,6 +43,16 @@ def memory_view(row: Any) -> dict[str, Any]:
     }
 
 
+def traced_memory_view(row: Any) -> dict[str, Any]:
+    """A run_trace_memories row: a memory deleted since is `deleted`, with no text."""
+    return memory_view(row) | {"deleted": row["deleted"]}
+
+
+async def trace_memories(conn: Any, run_id: Any, owner: Any) -> list[dict[str, Any]]:
+    """Every candidate as the run saw it; a memory deleted since stays a row (`deleted`)."""
+    return [traced_memory_view(r) for r in await conn.fetch(q("run_trace_memories"), run_id, owner)]
+
+
 async def run_memories(
     conn: Any, run_id: Any, owner: Any, used_only: bool = False
 ) -> list[dict[str, Any]]:
@@ -58,6 +68,6 @@ async def full_run(conn: Any, run: Any) -> dict[str, Any]:
     view = {k: run[k] for k in run.keys()}  # noqa: SIM118 (asyncpg Record)
     view["timings_ms"] = timings_ms(run)
     view["history"] = [dict(e) for e in events]
-    view["memories"] = await run_memories(conn, run["id"], run["user_id"])
+    view["memories"] = await trace_memories(conn, run["id"], run["user_id"])
     view["llm_calls"] = [dict(c) for c in calls]
     return view

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maas.db.queries import q
+from maas.memory.trace import Detail, Spans
 from maas.params import ParamSet
 
 
@@ -43,9 +44,12 @@ async def search(
     params: ParamSet,
     now: datetime | None = None,
     names: list[str] | None = None,
+    spans: Spans | None = None,
 ) -> list[Candidate]:
     """Candidates from every arm, fused by weighted reciprocal rank, best first. `names` are the
-    people the query mentions: what they said gets `retrieval.w_speaker` more."""
+    people the query mentions: what they said gets `retrieval.w_speaker` more. `spans` gets the
+    search statement's and the ranking's times (the run inspector's nested bars)."""
+    spans = spans or Spans()
     together = siblings_in_search(params)
     args = (
         user_id,
@@ -58,24 +62,75 @@ async def search(
         params.num("retrieval.bm25_b"),
         together,
     )
-    rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
-    hits = [_candidate(r) for r in rows if not r["sibling"]]
-    found = fuse(hits, params, now or datetime.now(UTC))
-    prefer_speakers(found, names or [], params.num("retrieval.w_speaker"))
+    with spans.span("search statement") as statement:
+        rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
+    with spans.span("rank") as ranking:
+        hits = [_candidate(r) for r in rows if not r["sibling"]]
+        kept = _ranked(hits, rows, params, now or datetime.now(UTC), names or [], together)
+        ranking.detail = {"kept": len(kept)}
+    statement.detail = arm_counts(hits, args, len(rows) - len(hits) if together else None)
+    if together or not links_after(params):
+        return kept
+    with spans.span("linked memories") as linking:
+        linked = await with_siblings(conn, user_id, kept, params)
+        linking.detail = {"added": len(linked) - len(kept)}
+    return linked
+
+
+def _ranked(
+    hits: list[Candidate],
+    rows: list[Any],
+    params: ParamSet,
+    now: datetime,
+    names: list[str],
+    together: bool,
+) -> list[Candidate]:
+    """Fused, the speaker bonus added, those under the floor dropped, best first; with `together`
+    the siblings that came with the search follow their hits: those of kept candidates, and
+    dropped candidates that are siblings of kept ones (as sibling_memories would return them: no
+    arm scores)."""
+    found = fuse(hits, params, now)
+    prefer_speakers(found, names, params.num("retrieval.w_speaker"))
     floor = params.num("retrieval.min_score")
     kept = _best_first([c for c in found if c.score >= floor])
     if not together:
-        return await with_siblings(conn, user_id, kept, params)
-    # the siblings came with the search: those of kept candidates, and dropped candidates that
-    # are siblings of kept ones (as sibling_memories would return them: no arm scores)
+        return kept
     near = [_candidate(r) for r in rows if r["sibling"]]
     near += [replace(c, components={}, speaker=None) for c in found if c.score < floor and c.valid]
     return linked_siblings(kept, near, params.num("retrieval.sibling_decay"))
 
 
+def arm_counts(hits: list[Candidate], args: tuple[Any, ...], siblings: int | None) -> Detail:
+    """How many candidates each arm found (None: the arm was off: no trigram terms, no query
+    embedding). The arms run inside one statement, so they have no times of their own. (One
+    unrolled pass: ~200 candidates.)"""
+    bm25 = trgm = vector = 0
+    for c in hits:
+        found = c.components
+        if "bm25" in found:
+            bm25 += 1
+        if "trgm" in found:
+            trgm += 1
+        if "vector" in found:
+            vector += 1
+    counts: Detail = {
+        "bm25": bm25,
+        "trgm": trgm if args[2] else None,
+        "vector": vector if args[3] is not None else None,
+    }
+    if siblings is not None:
+        counts["siblings"] = siblings
+    return counts
+
+
 def siblings_in_search(params: ParamSet) -> bool:
     """Siblings only (no neighbours): search_memories brings them in the same round trip."""
     return params.num("retrieval.sibling_decay") > 0 and params.num("retrieval.neighbor_decay") <= 0
+
+
+def links_after(params: ParamSet) -> bool:
+    """Whether with_siblings has anything to look up (siblings or neighbours on)."""
+    return params.num("retrieval.sibling_decay") > 0 or params.num("retrieval.neighbor_decay") > 0
 
 
 async def _search_rows(conn: Any, args: tuple[Any, ...], threshold: float) -> list[Any]:
@@ -97,7 +152,7 @@ async def with_siblings(
     the memories of the turn it answers (`retrieval.neighbor_decay`) right behind it, so a packed
     fragment can come with its context. Each keeps its own provenance."""
     sib, nbr = params.num("retrieval.sibling_decay"), params.num("retrieval.neighbor_decay")
-    if (sib <= 0 and nbr <= 0) or not ranked:
+    if not links_after(params) or not ranked:
         return ranked
     own = _best_hit(ranked)
     links = {i: (c, sib) for i, c in own.items()} if sib > 0 else {}

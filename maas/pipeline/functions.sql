@@ -328,14 +328,22 @@ BEGIN
   RETURN maas.claim_stage(p_run, 'ANALYZED', 'ASSEMBLING', p_lease_s, p_worker);
 END $$;
 
+-- A run's stage_spans with stage p_stage's spans p_spans (the attempt that commits: a retry's
+-- replace the failed attempt's, which were never written).
+CREATE OR REPLACE FUNCTION maas.with_stage_spans(p_all jsonb, p_stage text, p_spans jsonb)
+RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(p_all, '{}'::jsonb) || jsonb_build_object(p_stage, p_spans)
+$$;
+
 -- The assembler's commit: run p_run (lease p_token) gets its packed context (p_context,
--- p_context_tokens) and every candidate (parallel arrays in rank order: p_ids, p_scores,
--- p_components, p_used, p_tokens); with p_lease_s, the responder's claim for p_worker; the
--- attempt's LLM calls (p_calls, of user p_user) as in commit_analyze.
+-- p_context_tokens), every candidate (parallel arrays in rank order: p_ids, p_scores,
+-- p_components, p_used, p_tokens) and what its time went to (p_spans, the assembler's entry of
+-- stage_spans); with p_lease_s, the responder's claim for p_worker; the attempt's LLM calls
+-- (p_calls, of user p_user) as in commit_analyze.
 CREATE OR REPLACE FUNCTION maas.commit_assemble(
   p_run uuid, p_token uuid, p_context text, p_context_tokens integer,
   p_ids bigint[], p_scores real[], p_components jsonb, p_used boolean[], p_tokens integer[],
-  p_lease_s float8, p_worker text, p_user uuid, p_calls jsonb)
+  p_lease_s float8, p_worker text, p_user uuid, p_calls jsonb, p_spans jsonb)
 RETURNS maas.claimed_run LANGUAGE plpgsql AS $$
 DECLARE
   result maas.claimed_run;
@@ -347,6 +355,7 @@ BEGIN
   IF passes THEN
     UPDATE maas.pipeline_runs r
     SET status = 'RESPONDING', context_text = p_context, context_tokens = p_context_tokens,
+        stage_spans = maas.with_stage_spans(r.stage_spans, 'assembler', p_spans),
         ready_at = clock_timestamp(), attempts = 1, lease_token = gen_random_uuid(),
         claimed_by = p_worker, claimed_until = now() + make_interval(secs => p_lease_s),
         error = NULL
@@ -356,6 +365,7 @@ BEGIN
   ELSE
     UPDATE maas.pipeline_runs
     SET status = 'READY', context_text = p_context, context_tokens = p_context_tokens,
+        stage_spans = maas.with_stage_spans(stage_spans, 'assembler', p_spans),
         attempts = 0, lease_token = NULL, claimed_by = NULL, claimed_until = NULL, error = NULL
     WHERE id = p_run AND status = 'ASSEMBLING' AND lease_token = p_token;
     IF NOT FOUND THEN

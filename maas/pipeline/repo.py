@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
 from maas.agents.assembler import Assembled
 from maas.db.queries import q
@@ -145,7 +146,8 @@ class RunRepository:
         packed = assembled.packed
         row = await self.pool.fetchrow(
             q("commit_assemble"), run.id, run.lease_token, packed.text, packed.tokens,
-            *retrievals.columns(assembled, stored), *_next_args(nxt), run.user_id, calls, history,
+            *retrievals.columns(assembled, stored), *_next_args(nxt), run.user_id, calls,
+            orjson.dumps(assembled.spans).decode(), history,
         )  # fmt: skip
         done = _committed(row, memories=tuple(packed.memories))
         return Committed(done.next, None, retrievals.reply_rows(assembled, stored))

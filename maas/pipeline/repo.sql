@@ -120,18 +120,18 @@ SELECT * FROM maas.commit_analyze($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json
 -- packed context, $4 its token count; the retrieved memories as parallel arrays in rank order: $5
 -- ids, $6 scores, $7 components (one JSON array as text), $8 used, $9 tokens; $10 lease seconds
 -- of the responder's claim (null = no claim), $11 worker; the attempt's LLM calls ($12 user, $13
--- JSON array). With the responder's claim comes what the responder reads next: `history`, the
--- last $14 messages of the thread before the run's message (thread_history's rows as a JSON
--- array, newest first).
+-- JSON array); $14 the assembler's spans (JSON array, maas/memory/trace.py). With the
+-- responder's claim comes what the responder reads next: `history`, the last $15 messages of
+-- the thread before the run's message (thread_history's rows as a JSON array, newest first).
 SELECT c.*, CASE WHEN c.lease_token IS NOT NULL THEN coalesce(h.history, '[]') END AS history
 FROM maas.commit_assemble($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $10, $11, $12,
-                          $13::text::jsonb) c
+                          $13::text::jsonb, $14::text::jsonb) c
 LEFT JOIN LATERAL (
   SELECT jsonb_agg(jsonb_build_object('role', m.role, 'content', m.content) ORDER BY m.id DESC)
          AS history
   FROM (SELECT x.id, x.role, x.content FROM maas.messages x
         WHERE x.thread_id = c.thread_id AND x.id < c.message_id AND c.lease_token IS NOT NULL
-        ORDER BY x.id DESC LIMIT $14) m) h ON true
+        ORDER BY x.id DESC LIMIT $15) m) h ON true
 
 -- name: used_memories
 -- The packed memories of run $1, in rank order, each by its primary key (LATERAL, fenced: a

@@ -13,6 +13,7 @@ from maas.agents import analyzer, archivist, assembler, responder
 from maas.llm.types import Analysis, Recorder, RespondInput
 from maas.memory.search import Candidate, search
 from maas.memory.store import NewMemory
+from maas.memory.trace import Spans
 from maas.params import ParamSet
 from maas.pipeline.claim import ArchiveSlice, Claim, Job, Next
 from maas.pipeline.repo import Committed, RunRepository
@@ -43,10 +44,19 @@ async def assemble(
     """(`record` logs inferences; the assembler makes none.)"""
 
     async def user_search(
-        query: str, terms: list[str], vec: list[float] | None, params: ParamSet, names: list[str]
+        query: str,
+        terms: list[str],
+        vec: list[float] | None,
+        params: ParamSet,
+        names: list[str],
+        spans: Spans,
     ) -> list[Candidate]:
-        async with rt.search_pool.acquire() as conn:
-            return await search(conn, run.user_id, query, terms, vec, params, names=names)
+        with spans.span("wait for a connection"):
+            conn = await rt.search_pool.acquire()
+        try:
+            return await search(conn, run.user_id, query, terms, vec, params, None, names, spans)
+        finally:
+            await rt.search_pool.release(conn)
 
     analysis = Analysis.model_validate(run.analyzer_output or {})
     embedder = rt.models.embedder_for(run.mode)

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from tests.browser.conftest import Site, execute, login
+from tests.browser.test_pages import archive
 
 
 def test_runs_filter_by_user_client_status_thread_and_hide_the_emulator(
@@ -59,3 +60,43 @@ def test_runs_filter_by_user_client_status_thread_and_hide_the_emulator(
     page.click("#filter-runs")
     page.wait_for_url(f"**user={ann}*")
     assert page.inner_text("#no-runs") == "No runs match these filters."
+
+
+def test_the_inspector_nests_the_assembler_parts_under_its_bar(site: Site, page: Any) -> None:
+    """A cold assembler was one flat bar. Its parts (embedding the query, the search with its
+    connection wait, one search statement and the ranking, the packing) are nested bars under
+    it, inside its span, and a table says what each found: the candidates of each search arm
+    (they share the statement's one time, and the page says so)."""
+    who = site.new_user("spans")
+    with site.api(who) as api:
+        for fact in ("My cat Miso likes tuna.", "My cat sleeps on the sofa."):
+            told = api.post("/v1/chat", json={"message": fact}).json()
+            archive(api, told["thread_id"])
+        asked = api.post("/v1/chat", json={"message": "Tell me about my cat"}).json()
+    login(page, site, who, f"/ui/runs/{asked['run_id']}")
+    rows = page.locator("#timeline svg.chart g.row")
+    kinds = rows.evaluate_all("gs => gs.map(g => [g.dataset.status, g.dataset.part || null])")
+    at = kinds.index(["ASSEMBLING", None])
+    parts = ["embed query", "search", "wait for a connection", "search statement", "rank", "pack"]
+    assert [p for _, p in kinds[at + 1 : at + 7]] == parts, kinds
+    assert kinds[at + 7][1] is None  # then the statuses go on
+
+    def box(row: Any) -> tuple[float, float]:
+        bar = row.locator("rect.bar")
+        x, width = float(bar.get_attribute("x")), float(bar.get_attribute("width"))
+        return x, x + width
+
+    start, end = box(rows.nth(at))
+    for i in range(at + 1, at + 7):  # inside the stage's bar (1.5: a tiny part's least width)
+        left, right = box(rows.nth(i))
+        assert start - 0.01 <= left and right <= end + 1.5, (kinds[i], start, end, left, right)
+    indent = [float(rows.nth(at + i).locator("text.label").get_attribute("x")) for i in (1, 3)]
+    assert indent[1] > indent[0]  # the search statement sits under the search
+
+    table = page.locator("#assembler-parts")
+    statement = table.locator("tr[data-part='search statement']").inner_text()
+    assert "bm25 2" in statement and "trigram off" in statement, statement
+    assert "vector 2" in statement  # the site embeds: the vector arm ran and found both
+    embed = table.locator("tr[data-part='embed query'] td.part-ms").inner_text()
+    assert embed.endswith(" ms") and float(embed.split()[0].replace(",", "")) > 0
+    assert "run inside one SQL statement" in page.inner_text("#parts-note")

@@ -41,6 +41,40 @@ async def test_chat_completes_with_all_statuses_and_logged_calls(make_api: Any) 
         assert run["param_version"] == "builtin"
 
 
+async def test_a_run_keeps_what_its_assembler_time_went_to(make_api: Any) -> None:
+    """GET /v1/runs/{id} has the assembler's spans, nested like a trace viewer's, from the
+    stage's own commit: the search (the connection wait, the one search statement with the
+    candidates of each arm, the ranking) and the packing, all inside the stage's time."""
+    async with make_api() as api:
+        alice = await api.user()
+        for fact in ("My cat Miso likes tuna.", "My cat sleeps on the sofa.", "I work at Acme."):
+            told = (await alice.post("/v1/chat", json={"message": fact})).json()
+            await close_and_archive(alice, told["thread_id"])
+        asked = (await alice.post("/v1/chat", json={"message": "Tell me about my cat"})).json()
+        run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
+    parts = run["stage_spans"]["assembler"]
+    assert [(p["name"], p["depth"]) for p in parts] == [
+        ("search", 0),  # no "embed query": these tests run without an embedder
+        ("wait for a connection", 1),
+        ("search statement", 1),
+        ("rank", 1),
+        ("pack", 0),
+    ]
+    by = {p["name"]: p for p in parts}
+    arms = by["search statement"]["detail"]
+    assert (arms["bm25"], arms["trgm"], arms["vector"]) == (2, None, None)  # the cat facts; off
+    found = len(run["memories"])
+    assert by["rank"]["detail"] == {"kept": found} and by["search"]["detail"]["candidates"] == found
+    used = sum(m["used"] for m in run["memories"])
+    assert by["pack"]["detail"] == {"packed": used, "tokens": run["context_tokens"]} and used == 2
+    search = by["search"]
+    for child in parts[1:4]:  # inside the search, one after the other
+        assert search["start_ms"] <= child["start_ms"]
+        assert child["start_ms"] + child["ms"] <= search["start_ms"] + search["ms"] + 0.002
+    assert search["start_ms"] + search["ms"] <= by["pack"]["start_ms"]
+    assert by["pack"]["start_ms"] + by["pack"]["ms"] <= run["timings_ms"]["assembler"]
+
+
 async def test_memory_crosses_threads_and_stays_with_its_owner(make_api: Any) -> None:
     async with make_api() as api:
         alice, bob = await api.user("alice"), await api.user("bob")
@@ -66,6 +100,13 @@ async def test_memory_crosses_threads_and_stays_with_its_owner(make_api: Any) ->
         assert (await bob.get(f"/v1/threads/{first['thread_id']}")).status_code == 404
 
 
+def as_replied(traced: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's memories as GET /v1/runs/{id} has them, as a chat or context reply has them: the
+    trace's `deleted` flag (false: none was deleted here) is the trace's alone."""
+    assert all(m.pop("deleted") is False for m in traced)
+    return traced
+
+
 async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> None:
     async with make_api() as api:
         alice = await api.user()
@@ -85,10 +126,11 @@ async def test_context_endpoint_stops_at_ready_under_budget(make_api: Any) -> No
         assert [e["status"] for e in run["history"]] == ALL[:5]
         # the reply was built by the request that drove the run (express lane), not read back:
         # it must say exactly what was stored
-        assert body["memories"] == run["memories"]
+        assert body["memories"] == as_replied(run["memories"])
         chat = (await alice.post("/v1/chat", json={"message": "Who likes chess?"})).json()
         stored = (await alice.get(f"/v1/runs/{chat['run_id']}")).json()
-        assert chat["memories_used"] == [m for m in stored["memories"] if m["used"]] != []
+        assert chat["memories_used"] == as_replied([m for m in stored["memories"] if m["used"]])
+        assert chat["memories_used"] != []
         # the run itself came back from the responder's commit, not from a read: the same again
         same = ("thread_id", "status", "mode", "answer", "error", "timings_ms")
         assert {k: chat[k] for k in same} == {k: stored[k] for k in same}

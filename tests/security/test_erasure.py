@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bench.scripted_llm import Reply, ScriptedLLM
+from maas.api.models import Run
 from tests.conftest import ADMIN_KEY
 from tests.helpers import close_and_archive, eventually, turn_archived
 
@@ -151,3 +152,30 @@ async def test_a_deleted_memory_leaves_no_copy_in_contexts_or_answers(make_api: 
         assert [m["role"] for m in said] == ["user"]
         run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
         assert "[deleted memory]" in run["answer"] and "4817" not in repr(run)
+
+
+async def test_a_run_keeps_a_deleted_memorys_row_without_its_text(make_api: Any) -> None:
+    """GET /v1/runs/{id} dropped a deleted memory's row: an earlier run's counts and ranks shifted
+    (the inspector already kept it). The row stays, with its id, rank, scores, use and tokens and
+    `deleted: true`; its text and provenance went with it."""
+    async with make_api() as api:
+        alice = await api.user()
+        for fact in ("My locker code is 4817, ZEBRAFISH.", "My locker is next to the sauna."):
+            told = await alice.post("/v1/chat", json={"message": fact})
+            await close_and_archive(alice, told.json()["thread_id"])
+        asked = (await alice.post("/v1/chat", json={"message": "Where is my locker?"})).json()
+        before = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()["memories"]
+        gone = next(m for m in before if "ZEBRAFISH" in m["text"])
+        assert len(before) >= 2 and not any(m["deleted"] for m in before)
+        assert (await alice.delete(f"/v1/memories/{gone['id']}")).status_code == 200
+        run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
+    after = run["memories"]
+    assert [(m["id"], m["rank"]) for m in after] == [(m["id"], m["rank"]) for m in before]
+    [kept] = [m for m in after if m["deleted"]]
+    same = ("id", "rank", "score", "components", "used", "tokens")
+    assert {k: kept[k] for k in same} == {k: gone[k] for k in same}
+    assert (kept["text"], kept["source_message_ids"], kept["source_thread_id"]) == (None, [], None)
+    assert kept["event_time"] is None and "4817" not in repr(run["memories"])
+    assert [m for m in after if not m["deleted"]] == [m for m in before if m["id"] != gone["id"]]
+    parsed = Run.model_validate(run)  # the SDK's model of the reply reads it
+    assert [m.deleted for m in parsed.memories] == [m["deleted"] for m in after]

@@ -11,11 +11,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from maas.api.views import memory_view, timings_ms
+from maas.api.views import timings_ms, trace_memories
 from maas.db.queries import q
 from maas.pipeline.status import Status, is_done
 from web.auth import Viewer
-from web.inspector import budget, fill_percent, spans
+from web.inspector import budget, fill_percent, spans, sub_spans, unaccounted_ms
 from web.queries import wq
 from web.render import render
 from web.routes.common import PAGE, Rt, Who, not_found
@@ -102,12 +102,6 @@ async def _visible_run(conn: Any, run_id: uuid.UUID, who: Viewer) -> Any:
     return run
 
 
-async def _trace_memories(conn: Any, run_id: uuid.UUID, owner: Any) -> list[dict[str, Any]]:
-    """Every candidate as the run saw it; a memory deleted since stays a row (`deleted`)."""
-    rows = await conn.fetch(wq("web_run_memories"), run_id, owner)
-    return [memory_view(r) | {"deleted": r["deleted"]} for r in rows]
-
-
 @router.get("/ui/runs/{run_id}")
 async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) -> Response:
     async with rt.pool.acquire() as conn:
@@ -116,9 +110,9 @@ async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) 
             return not_found(request, who, "This run does not exist or is not yours.")
         owner = run["user_id"]  # the admin reads as the run's owner; everything stays scoped
         history = [dict(e) for e in await conn.fetch(q("run_events"), run_id, 0, owner)]
-        memories = await _trace_memories(conn, run_id, owner)
+        memories = await trace_memories(conn, run_id, owner)
         calls = await conn.fetch(q("run_llm_calls"), run_id, owner)
-    limit = budget(run)
+    limit, parts, timings = budget(run), sub_spans(run["stage_spans"]), timings_ms(run)
     return render(
         request,
         "pages/run.html",
@@ -126,8 +120,10 @@ async def inspector_page(request: Request, run_id: uuid.UUID, rt: Rt, who: Who) 
         run=run,
         done=is_done(run["status"], run["stop_at"]),
         history=history,
-        spans=spans(history),
-        timings=timings_ms(run),
+        spans=spans(history, parts),
+        parts=parts,
+        outside_parts=unaccounted_ms(parts, timings.get("assembler")),
+        timings=timings,
         memories=memories,
         calls=calls,
         budget=limit,
