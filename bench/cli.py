@@ -82,6 +82,12 @@ def _add_locomo(bench: Any) -> None:
         default=None,
         help="JSON file of parameter overrides (the keys of MAAS_PARAMS), e.g. a shipped version",
     )
+    locomo.add_argument(
+        "--judge",
+        action="store_true",
+        help="also answer each question from the packed context with the configured LLM"
+        " (MAAS_LLM_*) and score it with an LLM judge: J per category (METRICS.md §8)",
+    )
     locomo.set_defaults(func=cmd_bench_locomo)
 
 

@@ -38,11 +38,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from bench.harness import BenchUser, Served, running_service
+
+if TYPE_CHECKING:
+    from bench.locomo_judge import Judge, JudgeConfig, Judged, JudgeReport
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 from maas.params import validate
@@ -535,6 +538,7 @@ class Asked:
     stage_ms: dict[str, list[float]] = field(default_factory=dict)  # server-side timings_ms
     failures: list[str] = field(default_factory=list)
     run_id: str | None = None
+    judged: list[Judged] = field(default_factory=list)  # --judge: the largest budget's reading
 
 
 async def _post_context(http: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -555,17 +559,21 @@ async def ask_all(
     budgets: Sequence[int],
     concurrency: int,
     progress: Progress,
+    judge: Judge | None = None,
 ) -> Asked:
-    """Every scored question at every budget through POST /v1/context, `concurrency` at a time."""
+    """Every scored question at every budget through POST /v1/context, `concurrency` at a time;
+    with a judge, the largest budget's context is also read and judged."""
     asked = Asked()
     gate = asyncio.Semaphore(concurrency)
+    took: dict[tuple[str, int], float] = {}
 
-    async def call(http: httpx.AsyncClient, query: str, budget: int) -> dict[str, Any]:
+    async def call(http: httpx.AsyncClient, q: Question, budget: int) -> dict[str, Any]:
         async with gate:
             svc.check_alive()
             t0 = time.perf_counter()
-            resp = await _post_context(http, {"query": query, "max_tokens": budget})
-            asked.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            resp = await _post_context(http, {"query": q.question, "max_tokens": budget})
+            took[q.question_id, budget] = (time.perf_counter() - t0) * 1000
+            asked.latencies_ms.append(took[q.question_id, budget])
         body: dict[str, Any] = resp.json() if resp.status_code in (200, 202) else {}
         if resp.status_code != 200 or body.get("status") != "READY":
             asked.failures.append(
@@ -579,9 +587,20 @@ async def ask_all(
 
     async def one(ing: Ingested, q: Question) -> Scores | None:
         evidence = {ing.message_ids[e] for e in q.evidence if e in ing.message_ids}
-        responses = {b: await call(ing.http, q.question, b) for b in budgets} if evidence else {}
+        if not evidence:
+            progress.tick()
+            return None
+        responses = {b: await call(ing.http, q, b) for b in budgets}
+        if judge is not None:
+            top = max(budgets)
+            asked.judged.append(
+                await judge.one(
+                    q.question_id, q.category, q.question, q.answer, responses[top],
+                    took[q.question_id, top],
+                )
+            )  # fmt: skip
         progress.tick()
-        return score_context(q, evidence, responses) if evidence else None
+        return score_context(q, evidence, responses)
 
     jobs = [one(ing, q) for ing in ingested for q in ing.conversation.scored_questions()]
     asked.scores = [s for s in await asyncio.gather(*jobs) if s is not None]
@@ -693,6 +712,7 @@ class LocomoConfig:
     archive_timeout_s: float = ARCHIVE_TIMEOUT_S
     progress: bool = True
     params: dict[str, Any] = field(default_factory=dict)  # overrides, as MAAS_PARAMS
+    judge: JudgeConfig | None = None  # --judge: reader and judge LLM
 
 
 @dataclass
@@ -702,6 +722,7 @@ class LocomoReport:
     bm25: list[Scores]
     config: dict[str, Any]
     extras: dict[str, Any]
+    judge: JudgeReport | None = None
 
     @property
     def summary(self) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -768,9 +789,9 @@ async def measure(
         await wait_archived(svc, ingested, cfg.archive_timeout_s, progress)
         t1 = time.perf_counter()
         total = sum(len(c.scored_questions()) for c in conversations)
-        asked = await ask_all(
-            svc, ingested, cfg.budgets, cfg.concurrency, Progress("questions", total, cfg.progress)
-        )
+        progress = Progress("questions", total, cfg.progress)
+        async with _judge(cfg) as judge:
+            asked = await ask_all(svc, ingested, cfg.budgets, cfg.concurrency, progress, judge)
         t2 = time.perf_counter()
         ingest = {"turns": turns, "threads": threads, "seconds": t1 - t0}
         ingest["turns_per_s"] = turns / (t1 - t0)
@@ -778,6 +799,20 @@ async def measure(
         await _service_facts(svc, ingested, out)
         out.phases_s["stats"] = time.perf_counter() - t2
     return out
+
+
+@asynccontextmanager
+async def _judge(cfg: LocomoConfig) -> AsyncIterator[Judge | None]:
+    if cfg.judge is None:
+        yield None
+        return
+    from bench.locomo_judge import Judge
+
+    judge = Judge(cfg.judge, cfg.concurrency)
+    try:
+        yield judge
+    finally:
+        await judge.close()
 
 
 def _machine() -> dict[str, Any]:
@@ -817,7 +852,13 @@ async def run_locomo(
         config["params"] = dict(cfg.params)
     extras = _extras_json(conversations, measured, bm25)
     extras |= {"phases_s": phases, "machine": _machine(), "elapsed_s": elapsed}
-    return LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
+    report = LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
+    if cfg.judge is not None:
+        from bench.locomo_judge import JudgeReport, order
+
+        judged = order(measured.asked.judged)
+        report.judge = JudgeReport(max(cfg.budgets), cfg.judge.model, judged)
+    return report
 
 
 def _extras_json(
@@ -867,12 +908,17 @@ def to_json(report: LocomoReport) -> dict[str, Any]:
         {"question_id": m.question_id, "category": m.category, "maas": _flat(m), "bm25": _flat(b)}
         for m, b in zip(report.maas, _matching(report.bm25, report.maas), strict=True)
     ]
-    return {
+    out = {
         **{k: main[k] for k in three},
         "baseline": {k: base[k] for k in three},
         "config": report.config,
         "extras": {**report.extras, "per_question": per_question},
     }
+    if report.judge is not None:
+        from bench.locomo_judge import judged_json
+
+        out["judge"] = judged_json(report.judge)
+    return out
 
 
 def _matching(bm25: Sequence[Scores], maas: Sequence[Scores]) -> list[Scores | None]:
@@ -925,9 +971,13 @@ def render(report: LocomoReport) -> str:
         )
         for r in table
     ]
-    return "\n".join(
-        ["LoCoMo retrieval (POST /v1/context) vs BM25 over raw turns", *lines, "", *_extras(report)]
-    )
+    judged: list[str] = []
+    if report.judge is not None:
+        from bench.locomo_judge import render as render_judge
+
+        judged = ["", *render_judge(report.judge)]
+    title = "LoCoMo retrieval (POST /v1/context) vs BM25 over raw turns"
+    return "\n".join([title, *lines, "", *_extras(report), *judged])
 
 
 def _extras(report: LocomoReport) -> list[str]:
@@ -1001,12 +1051,22 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"maas bench locomo: {exc}", file=sys.stderr)
         return 2
+    judge = None
+    if getattr(args, "judge", False):
+        from bench.locomo_judge import NEEDS_LLM, JudgeConfig
+        from maas.settings import Settings
+
+        judge = JudgeConfig.from_settings(Settings())
+        if judge is None:
+            print(NEEDS_LLM, file=sys.stderr)
+            return 2
     cfg = LocomoConfig(
         budgets=budgets,
         embedder=args.embedder,
         concurrency=args.concurrency,
         archive_timeout_s=args.archive_timeout,
         params=params,
+        judge=judge,
     )
     try:
         report = asyncio.run(run_locomo(conversations, cfg))

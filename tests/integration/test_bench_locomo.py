@@ -33,6 +33,8 @@ from bench.locomo import (
     score_context,
     summarize,
 )
+from bench.locomo_judge import JUDGE_STAGE, READER_STAGE, parse_label
+from bench.scripted_llm import Reply, ScriptedLLM
 from maas.__main__ import main as cli
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
@@ -346,3 +348,74 @@ def test_bench_locomo_params_file_changes_what_the_service_retrieves(
     params.write_text('{"retrieval.min_score": 50}')
     assert cli([*args, "--params", str(params)]) == 2
     assert "outside" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --judge
+
+
+def test_parse_label_reads_json_or_a_bare_word_and_nothing_else() -> None:
+    assert parse_label('{"label": "CORRECT"}') is True
+    assert parse_label('```json\n{"label": "WRONG"}\n```') is False
+    assert parse_label("correct") is True
+    assert parse_label("CORRECT or WRONG, hard to say") is None
+    assert parse_label("I cannot tell") is None
+    assert parse_label('{"label": "maybe"}') is None
+
+
+def test_judge_without_an_llm_says_it_needs_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in ("MAAS_LLM_BASE_URL", "MAAS_LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli(["bench", "locomo", "--data", str(MINI), "--judge"]) == 2
+    assert "--judge needs an LLM" in capsys.readouterr().err
+
+
+# The scripted reader answers from the question: Lena's questions "yes", the cello's colour
+# "???", the rest "no"; the scripted judge says CORRECT to "yes", WRONG to "no" and something
+# unreadable to "???". Category 5 is never asked.
+def _reader_and_judge(stage: str | None, body: dict[str, Any]) -> Reply:
+    user = body["messages"][-1]["content"]
+    if stage == READER_STAGE:
+        answer = "???" if "color" in user else "yes" if "Lena" in user else "no"
+        return Reply(content=answer)
+    assert stage == JUDGE_STAGE
+    generated = user.rsplit("Generated answer: ", 1)[1]
+    verdict = {"yes": '{"label": "CORRECT"}', "no": '{"label": "WRONG"}'}
+    return Reply(content=verdict.get(generated, "I cannot tell"))
+
+
+def test_bench_locomo_judge_against_the_scripted_llm(
+    pg_uri: str,
+    scripted: ScriptedLLM,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The reader sees the question and the packed context only; J per category is the share of
+    CORRECT verdicts, an unreadable verdict counts wrong and is counted apart."""
+    monkeypatch.setenv("MAAS_DATABASE_URL", pg_uri)
+    monkeypatch.setenv("MAAS_LLM_BASE_URL", scripted.base_url)
+    monkeypatch.setenv("MAAS_LLM_API_KEY", "test")
+    scripted.set_handler(_reader_and_judge)
+    out = tmp_path / "locomo.json"
+    args = ["bench", "locomo", "--data", str(MINI), "--judge", "--json", str(out)]
+    assert cli([*args, "--budgets", "300"]) == 0
+    assert "J overall 0.571" in capsys.readouterr().out
+
+    judge = json.loads(out.read_text())["judge"]
+    assert judge["questions"] == 7 and judge["unparsed"] == 1 and judge["budget"] == 300
+    # category 4: three of Lena's right, the colour unreadable; 2: Lena right, Ravi wrong; 1: Ravi
+    assert judge["j"] == {"overall": 4 / 7, "1": 0.0, "2": 0.5, "3": None, "4": 0.75}
+    assert 0 < judge["mean_context_tokens"] <= 300
+    assert judge["latency_ms"]["total_p95"] >= judge["latency_ms"]["context_p95"] > 0
+    readings = scripted.requests_for(READER_STAGE)
+    assert len(readings) == 7 and len(scripted.requests_for(JUDGE_STAGE)) == 7
+    asked = sorted(r.json["messages"][-1]["content"] for r in readings)
+    assert "What is the name of Ravi's tortoise?" not in asked  # category 5
+    for r in readings:
+        messages = r.json["messages"]
+        assert [m["role"] for m in messages] == ["system", "user"]
+        memories = messages[0]["content"].split("Memories:\n", 1)[1]
+        assert memories.strip() and "Lena" in memories + "Ravi"

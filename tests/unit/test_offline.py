@@ -55,7 +55,8 @@ def test_a_long_turn_becomes_several_memories_with_the_same_provenance() -> None
     facts = facts_from(line(3, "Ana", text), None, params)
     assert len(facts) >= 3
     assert all(f.source == [3] and f.text.startswith("Ana: ") for f in facts)
-    assert all(len(f.text.split()) <= 20 + 1 for f in facts)
+    limit = int(params["archivist.max_memory_words"])
+    assert all(len(f.text.split()) <= limit + 1 for f in facts)
     assert "(8 May 2023)" in facts[0].text
 
 
