@@ -52,6 +52,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
     ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
     ParamSpec("retrieval.w_speaker", 0.3, 0.0, 2.0, "bonus when the query names the speaker"),
+    ParamSpec(
+        "retrieval.w_period", 0.3, 0.0, 2.0, "bonus when a memory is dated in the asked period"
+    ),
     ParamSpec("retrieval.w_recency", 0.05, 0.0, 2.0, "weight of recency decay"),
     ParamSpec("retrieval.recency_half_life_days", 30.0, 0.1, 3650.0, "half-life of recency"),
     ParamSpec("retrieval.w_importance", 0.05, 0.0, 2.0, "weight of stored importance"),

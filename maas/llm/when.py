@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7}
@@ -114,3 +115,59 @@ def resolve(text: str, at: datetime | None) -> str:
     for end, note in sorted(spans, reverse=True):
         text = text[:end] + note + text[end:]
     return text
+
+
+# --------------------------------------------------------------------------- periods in questions
+
+_MONTH_NAMES = "|".join(m.lower() for m in MONTHS)
+_MONTH_INDEX = {m.lower(): i + 1 for i, m in enumerate(MONTHS)}
+_DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}}) ({_MONTH_NAMES}),? (\d{{4}})\b", re.I)
+_MONTH_DAY_YEAR = re.compile(rf"\b({_MONTH_NAMES}) (\d{{1,2}}),? (\d{{4}})\b", re.I)
+_MONTH_YEAR = re.compile(rf"\b({_MONTH_NAMES}),? (\d{{4}})\b", re.I)
+_LAST_MONTH_NAME = re.compile(rf"\b(?:last|this past) ({_MONTH_NAMES})\b", re.I)
+_YEAR = re.compile(r"\b(?:in|during|of) ((?:19|20)\d\d)\b", re.I)
+
+Period = tuple[datetime, datetime]  # [start, end)
+
+
+def _days(start: datetime, n: int) -> Period:
+    return start, start + timedelta(days=n)
+
+
+def _month_period(year: int, month_number: int, tz: Any) -> Period:
+    start = datetime(year, month_number, 1, tzinfo=tz)
+    return start, _shift_month(start, 1)
+
+
+def period(text: str, now: datetime) -> Period | None:
+    """The time a question is about, when it names one: a day ("13 October 2023", "October 13,
+    2023"), a month ("October 2023", "last May": the latest May before `now`), a year ("in
+    2022"), or "yesterday", "last week/month/year" counted back from `now`. None otherwise."""
+    tz = now.tzinfo
+    if m := _DAY_MONTH_YEAR.search(text):
+        return _days(datetime(int(m[3]), _MONTH_INDEX[m[2].lower()], int(m[1]), tzinfo=tz), 1)
+    if m := _MONTH_DAY_YEAR.search(text):
+        return _days(datetime(int(m[3]), _MONTH_INDEX[m[1].lower()], int(m[2]), tzinfo=tz), 1)
+    if m := _MONTH_YEAR.search(text):
+        return _month_period(int(m[2]), _MONTH_INDEX[m[1].lower()], tz)
+    if m := _LAST_MONTH_NAME.search(text):
+        number = _MONTH_INDEX[m[1].lower()]
+        year = now.year if number < now.month else now.year - 1
+        return _month_period(year, number, tz)
+    if m := _YEAR.search(text):
+        return datetime(int(m[1]), 1, 1, tzinfo=tz), datetime(int(m[1]) + 1, 1, 1, tzinfo=tz)
+    return _relative_period(text.lower(), now)
+
+
+def _relative_period(text: str, now: datetime) -> Period | None:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if "yesterday" in text:
+        return _days(today - timedelta(days=1), 1)
+    if re.search(r"\blast week\b", text):
+        return _days(today - timedelta(days=today.weekday() + 7), 7)
+    if re.search(r"\blast month\b", text):
+        first = _shift_month(today, -1)
+        return first, _shift_month(first, 1)
+    if re.search(r"\blast year\b", text):
+        return datetime(now.year - 1, 1, 1, tzinfo=now.tzinfo), today.replace(month=1, day=1)
+    return None

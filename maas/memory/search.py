@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maas.db.queries import q
+from maas.llm.when import period
 from maas.memory.trace import Detail, Spans
 from maas.params import ParamSet
 
@@ -66,7 +67,7 @@ async def search(
         rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
     with spans.span("rank") as ranking:
         hits = [_candidate(r) for r in rows if not r["sibling"]]
-        kept = _ranked(hits, rows, params, now or datetime.now(UTC), names or [], together)
+        kept = _ranked(hits, rows, params, now or datetime.now(UTC), (query, names or []), together)
         ranking.detail = {"kept": len(kept)}
     statement.detail = arm_counts(hits, args, len(rows) - len(hits) if together else None)
     if together or not links_after(params):
@@ -82,15 +83,18 @@ def _ranked(
     rows: list[Any],
     params: ParamSet,
     now: datetime,
-    names: list[str],
+    asked: tuple[str, list[str]],
     together: bool,
 ) -> list[Candidate]:
-    """Fused, the speaker bonus added, those under the floor dropped, best first; with `together`
+    """Fused, the speaker and period bonuses added (`asked`: the query and the people it
+    names), those under the floor dropped, best first; with `together`
     the siblings that came with the search follow their hits: those of kept candidates, and
     dropped candidates that are siblings of kept ones (as sibling_memories would return them: no
     arm scores)."""
     found = fuse(hits, params, now)
+    query, names = asked
     prefer_speakers(found, names, params.num("retrieval.w_speaker"))
+    prefer_period(found, query, now, params.num("retrieval.w_period"))
     floor = params.num("retrieval.min_score")
     kept = _best_first([c for c in found if c.score >= floor])
     if not together:
@@ -203,6 +207,19 @@ def prefer_speakers(cands: list[Candidate], names: list[str], weight: float) -> 
         if c.speaker and _name(c.speaker) in wanted:
             c.score += weight
             c.components["speaker"] = weight
+
+
+def prefer_period(cands: list[Candidate], query: str, now: datetime, weight: float) -> None:
+    """A question about a time ("in October 2023", "on 13 October 2023", "last May") prefers
+    the memories whose event date lies in it (the date the archivist gave the fact)."""
+    asked = period(query, now) if weight > 0 else None
+    if asked is None:
+        return
+    start, end = asked
+    for c in cands:
+        if start <= c.when < end:
+            c.score += weight
+            c.components["period"] = weight
 
 
 def _name(text: str) -> str:
