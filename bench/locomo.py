@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import os
 import platform
 import re
@@ -43,6 +42,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from bench.harness import BenchUser, Served, running_service
+from bench.stats import mean
+from bench.stats import percentile_or_none as percentile
 
 if TYPE_CHECKING:
     from bench.locomo_judge import Judge, JudgeConfig, Judged, JudgeReport
@@ -219,21 +220,6 @@ def provenance(memories: Sequence[dict[str, Any]]) -> tuple[set[int], list[set[i
     used = {i for m in memories if m.get("used") for i in m.get("source_message_ids") or ()}
     ordered = sorted(memories, key=lambda m: int(m["rank"]))
     return used, [set(m.get("source_message_ids") or ()) for m in ordered]
-
-
-def mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Linear interpolation between order statistics (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 @dataclass
@@ -857,7 +843,7 @@ async def run_locomo(
         from bench.locomo_judge import JudgeReport, order
 
         judged = order(measured.asked.judged)
-        report.judge = JudgeReport(max(cfg.budgets), cfg.judge.model, judged)
+        report.judge = JudgeReport(max(cfg.budgets), cfg.judge.model, CATEGORIES, judged)
     return report
 
 

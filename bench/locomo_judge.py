@@ -25,7 +25,8 @@ from typing import Any
 
 import openai
 
-from bench.locomo import CATEGORIES, mean, percentile
+from bench.stats import mean
+from bench.stats import percentile_or_none as percentile
 from maas.settings import Settings
 
 READER_STAGE = "locomo-reader"  # X-MaaS-Stage of the requests, so a scripted LLM tells them apart
@@ -148,13 +149,14 @@ class Judge:
 class JudgeReport:
     budget: int
     model: str
+    categories: Sequence[int]  # J is reported per category too (bench/locomo.py CATEGORIES)
     judged: list[Judged] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """J overall and per category ("1".."4"), unparsed verdicts, tokens, latencies."""
         items = self.judged
         j: dict[str, float | None] = {"overall": mean([float(bool(x.correct)) for x in items])}
-        for cat in CATEGORIES:
+        for cat in self.categories:
             j[str(cat)] = mean([float(bool(x.correct)) for x in items if x.category == cat])
         total = [x.context_ms + x.answer_ms for x in items]
         return {
@@ -180,7 +182,7 @@ def _cell(value: float | None, digits: int) -> str:
 def render(report: JudgeReport) -> list[str]:
     s = report.summary()
     j, lat = s["j"], s["latency_ms"]
-    cats = "  ".join(f"cat{c} {_cell(j[str(c)], 3)}" for c in CATEGORIES)
+    cats = "  ".join(f"cat{c} {_cell(j[str(c)], 3)}" for c in report.categories)
     return [
         f"LLM judge (J, LoCoMo protocol, categories 1-4) @{s['budget']} tokens, model {s['model']}",
         f"J overall {_cell(j['overall'], 3)}  {cats}  ({s['questions']} questions,"

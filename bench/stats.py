@@ -24,6 +24,16 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
+def percentile_or_none(values: Sequence[float], p: float) -> float | None:
+    """`percentile`, or None for no values (a table cell left empty)."""
+    return percentile(values, p) if values else None
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """The arithmetic mean, or None for no values."""
+    return sum(values) / len(values) if values else None
+
+
 def summarize(values: Sequence[float]) -> dict[str, float]:
     """n, mean, min, p50, p95, p99, max; NaN statistics when there are no values."""
     if not values:
