@@ -48,7 +48,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.w_bm25", 1.0, 0.0, 5.0, "weight of the BM25 full-text arm in fusion"),
     ParamSpec("retrieval.w_trgm", 0.0, 0.0, 5.0, "weight of the trigram arm (0 = arm off)"),
     ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of the embedding arm in fusion"),
-    ParamSpec("retrieval.rrf_k", 20.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
+    ParamSpec("retrieval.rrf_k", 60.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
     ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
     ParamSpec("retrieval.w_speaker", 0.3, 0.0, 2.0, "bonus when the query names the speaker"),
@@ -78,7 +78,7 @@ SPECS: tuple[ParamSpec, ...] = (
     # archivist
     ParamSpec("archivist.idle_s", 600.0, 5.0, 604800.0, "idle seconds before a thread archives"),
     ParamSpec("archivist.min_fact_words", 3, 1, 20, "shortest sentence kept as a fact"),
-    ParamSpec("archivist.max_memory_words", 30, 5, 400, "longest memory cut from one turn"),
+    ParamSpec("archivist.max_memory_words", 20, 5, 400, "longest memory cut from one turn"),
     ParamSpec(
         "archivist.context_reply_words", 0, 0, 100, "a reply shorter than this quotes its prompt"
     ),
