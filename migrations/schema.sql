@@ -144,7 +144,8 @@ BEGIN
                      WHERE t.queue = p_queue AND t.user_id = w.user_id), 0) AS served
     FROM waiting w WHERE w.user_id IS NOT NULL
     ORDER BY served
-  ), candidates AS (  -- each user's first claimable runs, users in turn, until 64 are found
+  ), candidates AS MATERIALIZED (  -- each user's first claimable runs, users in turn, until 64
+    -- are found; computed once, not once per queued run
     SELECT c.id, c.place, u.served, c.created_at
     FROM turns u CROSS JOIN LATERAL (
       SELECT h.id, h.created_at, row_number() OVER (ORDER BY h.created_at) AS place
@@ -976,6 +977,8 @@ ALTER TABLE ONLY maas.users
 CREATE INDEX archive_jobs_failed_idx ON maas.archive_jobs USING btree (next_attempt_at) WHERE (status = 'failed'::text);
 
 CREATE INDEX archive_jobs_queue_idx ON maas.archive_jobs USING btree (user_id, id) WHERE (status = 'queued'::text);
+
+CREATE INDEX archive_jobs_running_idx ON maas.archive_jobs USING btree (thread_id) WHERE (status = 'running'::text);
 
 CREATE INDEX llm_calls_created_idx ON maas.llm_calls USING btree (created_at);
 

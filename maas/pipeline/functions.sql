@@ -180,7 +180,8 @@ BEGIN
                      WHERE t.queue = p_queue AND t.user_id = w.user_id), 0) AS served
     FROM waiting w WHERE w.user_id IS NOT NULL
     ORDER BY served
-  ), candidates AS (  -- each user's first claimable runs, users in turn, until 64 are found
+  ), candidates AS MATERIALIZED (  -- each user's first claimable runs, users in turn, until 64
+    -- are found; computed once, not once per queued run
     SELECT c.id, c.place, u.served, c.created_at
     FROM turns u CROSS JOIN LATERAL (
       SELECT h.id, h.created_at, row_number() OVER (ORDER BY h.created_at) AS place

@@ -168,7 +168,9 @@ SELECT llm_mode FROM maas.users WHERE id = $1
 -- The next archive job, leased to worker $2 for $1 seconds: fairly across users, as claim_run
 -- (migration 0030): the oldest claimable job of the user served least recently at the 'archive'
 -- queue (a skip scan of archive_jobs_queue_idx finds the waiting users), one job of a thread at
--- a time (its slices read from the thread's archived mark).
+-- a time (its slices read from the thread's archived mark; archive_jobs_running_idx). The
+-- candidates are MATERIALIZED: with statistics that lag a fast-growing queue the planner ran them
+-- once per queued job (1,500 queued turn jobs: 18 s per claim, and archiving stood still).
 WITH RECURSIVE waiting (user_id) AS (
   (SELECT j.user_id FROM maas.archive_jobs j WHERE j.status = 'queued'
    ORDER BY j.user_id LIMIT 1)
@@ -182,7 +184,7 @@ WITH RECURSIVE waiting (user_id) AS (
                    WHERE t.queue = 'archive' AND t.user_id = w.user_id), 0) AS served
   FROM waiting w WHERE w.user_id IS NOT NULL
   ORDER BY served
-), candidates AS (
+), candidates AS MATERIALIZED (  -- computed once, not once per queued job
   SELECT c.id, c.place, u.served
   FROM turns u CROSS JOIN LATERAL (
     SELECT j.id, row_number() OVER (ORDER BY j.id) AS place
