@@ -34,6 +34,9 @@ class ReplayConfig:
     label: str = "replay"  # prefix of the synthetic users' names
     abstain_floor: float = 1.0  # a best score below it = declining (abstention correctness)
     ingest_timeout_s: float = 600.0  # per user: every thread archived
+    # each question asked at this budget too, recorded with its budget beside the first answer
+    # (budget_recall_other: what a change does at the budget it was not tuned for); 0: not
+    other_budget: int = 0
 
 
 @dataclass
@@ -113,7 +116,8 @@ class Replay:
         # history may be shared with replays that ask other questions of it)
         self.questions = {c.conversation_id: c.questions for c in conversations}
         self.stop = stop or asyncio.Event()
-        self.answers: list[Answer] = []
+        self.answers: list[Answer] = []  # at the replay's budget
+        self.other_answers: list[Answer] = []  # at its other budget, when it has one
         self.errors: Counter[str] = Counter()
         self.turns = 0
 
@@ -171,19 +175,32 @@ class Replay:
                 break
             if q.answerable and not stored.evidence(q):
                 continue
-            try:
-                body = await self.client.context(stored.user, q.question, self.config.budget)
-            except MaasUnavailable as exc:
-                self.errors[str(exc)[:120]] += 1
+            answer = await self._asked(stored, q, arm, self.config.budget)
+            if answer is None:
                 continue
-            if body.get("status") != "READY":
-                self.errors[f"run {body.get('status')}"] += 1
-                continue
-            answer = score(stored, q, body, arm, self.config.budget)
-            await self.recorder.answer(answer)
             out.append(answer)
+            if self.config.other_budget and q.answerable:
+                other = await self._asked(stored, q, arm, self.config.other_budget)
+                self.other_answers += [other] if other is not None else []
         self.answers += out
         return out
+
+    async def _asked(
+        self, stored: Stored, q: Question, arm: str | None, budget: int
+    ) -> Answer | None:
+        """One question through /v1/context at this budget, scored and recorded (None: failed,
+        counted in `errors`)."""
+        try:
+            body = await self.client.context(stored.user, q.question, budget)
+        except MaasUnavailable as exc:
+            self.errors[str(exc)[:120]] += 1
+            return None
+        if body.get("status") != "READY":
+            self.errors[f"run {body.get('status')}"] += 1
+            return None
+        answer = score(stored, q, body, arm, budget)
+        await self.recorder.answer(answer)
+        return answer
 
     async def run(
         self, stored: list[Stored] | None = None, progress: Progress | None = None

@@ -71,9 +71,12 @@ class ReplayRequest:
     budget: int = 2000
     concurrency: int = 4
     abstain_floor: float = 1.0
+    other_budget: int = 0  # each question asked at this budget too (0: not)
 
     def config(self, label: str) -> ReplayConfig:
-        return ReplayConfig(self.budget, self.concurrency, label, self.abstain_floor)
+        return ReplayConfig(
+            self.budget, self.concurrency, label, self.abstain_floor, other_budget=self.other_budget
+        )
 
 
 @dataclass(frozen=True)

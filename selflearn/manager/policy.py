@@ -71,6 +71,7 @@ HINTS: dict[str, dict[str, int]] = {
     "retrieval_precision": _PRECISION,
     "retrieval_recall": _RECALL,
     "budget_recall": _RECALL,
+    "budget_recall_other": _RECALL,
     "recall_at_5": _RECALL,
     "recall_at_10": _RECALL,
     "recall_at_25": _RECALL,

@@ -47,6 +47,8 @@ def plan(m: CycleHost, cycle: Cycle, seed: int, questions: str) -> dict[str, Any
         "concurrency": cfg.concurrency,
         "abstain_floor": cfg.abstain_floor,
     }
+    if cycle.goal is not None and teaching.other_budget(cycle.goal, cfg):
+        out["other_budget"] = teaching.other_budget(cycle.goal, cfg)
     users = int(cycle.config.get("world_users", cfg.world_users))
     if users:
         out["world"] = {
@@ -185,6 +187,7 @@ async def _trial(
         objective(cycle.goal or {}, verdict),
         goals.violated(cycle.goal, verdict["metrics"]),
     )
+    broken += teaching.guard_breaches(cycle.goal or {}, m.settings, verdict["metrics"] or {})
     state = optuna.trial.TrialState.PRUNED if value is None or broken else None
     if state is None:
         await asyncio.to_thread(study.tell, trial, value)

@@ -70,5 +70,10 @@ class ManagerSettings(BaseSettings):
     world_sessions: int = Field(default=20, ge=1, le=200)
     world_turns: int = Field(default=400, ge=0, le=20000)
     replay_budget: int = Field(default=2000, ge=50, le=32000)
+    # A goal on budget recall at one budget must hold at the other budget `maas bench locomo`
+    # reports: its replays ask each question at other_budget too, and budget recall there is a
+    # guardrail with this non-inferiority margin (0 tokens: no such guardrail).
+    other_budget: int = Field(default=500, ge=0, le=32000)
+    other_budget_margin: float = Field(default=0.03, ge=0, le=1)
     search_questions: int = Field(default=30, ge=0, le=100000)
     abstain_floor: float = Field(default=1.0, ge=0, le=10)

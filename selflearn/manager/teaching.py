@@ -50,17 +50,43 @@ class Size:
     concurrency: int = 4
 
 
+# Budget recall at the replay's budget and at its other budget guard each other: a goal on one
+# must not ship a change that loses beyond `other_budget_margin` on the other (#16: tuned at
+# 2,000 tokens, a version fell at 500).
+OTHER_BUDGET = {"budget_recall": "budget_recall_other", "budget_recall_other": "budget_recall"}
+
+
+def other_budget(goal: dict[str, Any], cfg: ManagerSettings) -> int:
+    """The second budget a replay of this goal asks at (0: none)."""
+    wanted = goal.get("metric") in OTHER_BUDGET and cfg.other_budget != cfg.replay_budget
+    return cfg.other_budget if wanted else 0
+
+
 def guardrails_of(
     goal: dict[str, Any], cfg: ManagerSettings, replay: bool = False
 ) -> dict[str, float]:
     """Each constraint on another metric than the goal's: a guardrail, margin a share of its
     bound. In a replay, a constraint on a metric a replay does not define (an answer's) is left
-    to the dialog cycles."""
+    to the dialog cycles, and budget recall at the other budget guards a budget-recall goal."""
     guards: dict[str, float] = {}
+    if replay and other_budget(goal, cfg):
+        guards[OTHER_BUDGET[goal["metric"]]] = cfg.other_budget_margin
     for c in constraints(goal):
         if c.metric != goal["metric"] and (not replay or c.metric in REPLAY_DEFINED):
             guards.setdefault(c.metric, round(abs(c.value) * cfg.constraint_margin, 6))
     return guards
+
+
+def guard_breaches(
+    goal: dict[str, Any], cfg: ManagerSettings, metrics: dict[str, Any]
+) -> list[str]:
+    """A search trial whose variant loses more than the margin at the other budget (its point
+    estimate: a trial is a look, not a test) is not worth confirming."""
+    name = OTHER_BUDGET.get(goal.get("metric", ""), "")
+    delta = (metrics.get(name) or {}).get("delta")
+    if not other_budget(goal, cfg) or delta is None or delta >= -cfg.other_budget_margin:
+        return []
+    return [f"{name} {delta:+.4g} beyond its margin −{cfg.other_budget_margin:g}"]
 
 
 def clusters_by_size(seed: int, most: int) -> list[int]:

@@ -325,7 +325,7 @@ class Experiments:
                 if arm == "baseline" and played.baseline_from is not None:
                     run, label = played.baseline_from, None  # checked in its own experiment
                 data[arm], wrong[arm] = await replaying.arm_data(
-                    conn, run, arm, label, spec.replay.abstain_floor
+                    conn, run, arm, label, spec.replay.abstain_floor, spec.replay.budget
                 )
         problems = [f"{n} {arm} question(s) ran with another parameter version"
                     for arm, n in wrong.items() if n]  # fmt: skip

@@ -44,6 +44,11 @@ METRICS: dict[str, Metric] = {
         Metric("retrieval_precision", 1, "share of retrieved memories made from a planted fact"),
         Metric("retrieval_recall", 1, "share of a probe's planted facts some retrieved memory has"),
         Metric("budget_recall", 1, "as retrieval_recall, counting packed (used) memories only"),
+        Metric(
+            "budget_recall_other",
+            1,
+            "budget_recall at a replay's other token budget (e.g. 500 beside 2000)",
+        ),
         Metric("found_anything_rate", 1, "share of probe runs that retrieved any memory"),
         Metric("answer_accuracy", 1, "share of probes whose reply holds the expected answer"),
         Metric("abstention_correctness", 1, "share of abstention probes whose reply declines"),
@@ -69,7 +74,7 @@ METRICS: dict[str, Metric] = {
     )
 }
 # What only replayed questions (evidence ids, a packed context) define.
-REPLAY_METRICS = ("answer_in_context", *(f"recall_at_{k}" for k in KS))
+REPLAY_METRICS = ("answer_in_context", "budget_recall_other", *(f"recall_at_{k}" for k in KS))
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,8 @@ class ArmData:
     judged: dict[str, Judged] = field(default_factory=dict)
     by_thread: bool = False  # split experiments: the unit is the thread (dialog), not the episode
     asked: list[Asked] = field(default_factory=list)  # replay experiments: the questions
+    # … asked again at the replay's other budget (budget_recall_other), when it has one
+    asked_other: list[Asked] = field(default_factory=list)
     abstain_floor: float = 1.0  # replay: a best score below it counts as declining to answer
 
     @property
@@ -308,6 +315,9 @@ def _asked_values(data: ArmData) -> dict[str, dict[Unit, float]]:
         for name, value in asked_values(a, data.abstain_floor).items():
             if value is not None:
                 out[name][a.unit] = value
+    for a in data.asked_other:
+        if a.evidence:
+            out["budget_recall_other"][a.unit] = evidence_recall(a.evidence, a.retrieved, True)
     by_user: dict[Unit, list[float]] = defaultdict(list)
     clusters = {a.user_id: a.cluster for a in data.asked}
     for run in data.runs:

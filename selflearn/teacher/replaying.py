@@ -41,7 +41,8 @@ def half(question: Question, conversation: str) -> str:
 
 def request(spec: ReplaySpec) -> ReplayRequest:
     world = None if spec.world is None else WorldSpec(**spec.world)
-    return ReplayRequest(world, spec.corpus, spec.budget, spec.concurrency, spec.abstain_floor)
+    return ReplayRequest(world, spec.corpus, spec.budget, spec.concurrency, spec.abstain_floor,
+                         spec.other_budget)  # fmt: skip
 
 
 def archivist(params: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +190,10 @@ class ReplayArms:
 
 
 async def arm_data(conn: Any, emulator_run: uuid.UUID, arm: str | None, label: str | None,
-                   floor: float) -> tuple[ArmData, int]:  # fmt: skip
+                   floor: float, budget: int) -> tuple[ArmData, int]:  # fmt: skip
     """One arm's replayed questions (the sensor's retrievals and costs joined) and how many of
-    its runs used another parameter version than the arm's (`label`; those are left out)."""
+    its runs used another parameter version than the arm's (`label`; those are left out). The
+    answers at another budget than `budget` (the replay's other budget) go to `asked_other`."""
     retrieved: dict[str, list[Retrieved]] = {}
     for r in await conn.fetch(q("teacher_replay_retrievals"), emulator_run, arm):
         items = [Retrieved(u, frozenset(s)) for u, s in zip(r["used"], r["sources"], strict=True)]
@@ -201,11 +203,16 @@ async def arm_data(conn: Any, emulator_run: uuid.UUID, arm: str | None, label: s
         if label is not None and r["param_version"] != label:
             wrong += 1
             continue
-        run = str(r["run_id"])
-        data.asked.append(Asked(
-            run, str(r["user_id"]), r["conversation"], r["question_id"], r["qtype"],
-            frozenset(r["evidence"]), r["context_hit"], r["top_score"],
-            tuple(retrieved.get(run, [])),
-        ))  # fmt: skip
+        asked = _asked(r, retrieved.get(str(r["run_id"]), []))
+        if r["budget"] != budget:
+            data.asked_other.append(asked)
+            continue
+        data.asked.append(asked)
         data.runs.append(RunCost(str(r["user_id"]), None, r["latency_ms"], r["tokens"]))
     return data, wrong
+
+
+def _asked(r: Any, retrieved: list[Retrieved]) -> Asked:
+    return Asked(str(r["run_id"]), str(r["user_id"]), r["conversation"], r["question_id"],
+                 r["qtype"], frozenset(r["evidence"]), r["context_hit"], r["top_score"],
+                 tuple(retrieved))  # fmt: skip

@@ -87,6 +87,13 @@ SCHEMA: dict[str, Any] = {
                 "questions": {"enum": ["all", "search", "confirm"]},
                 "max_questions": {"type": "integer", "minimum": 0, "maximum": 100000},
                 "budget": {"type": "integer", "minimum": 50, "maximum": 32000},
+                "other_budget": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 32000,
+                    "description": "ask each question at this budget too (budget_recall_other); "
+                    "0: not",
+                },
                 "abstain_floor": {"type": "number", "minimum": 0, "maximum": 10},
                 "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
             },
@@ -126,7 +133,7 @@ class ReplaySpec:
     """Replay experiments: which conversations (a generated world of this seed and size, uploaded
     conversations by hash), which of their questions (all; or a seeded half of each
     conversation's, `search` / `confirm`, so a confirmation asks questions the search never saw),
-    at which token budget."""
+    at which token budget (and, with `other_budget`, at a second one too)."""
 
     world: dict[str, int] | None = None
     corpus: tuple[str, ...] = ()
@@ -135,6 +142,7 @@ class ReplaySpec:
     abstain_floor: float = 1.0
     concurrency: int = 4
     max_questions: int = 0  # per conversation, a seeded sample (0: every question)
+    other_budget: int = 0  # each question asked at this budget too (budget_recall_other); 0: not
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,7 @@ def _replay(raw: dict[str, Any]) -> ReplaySpec:
         float(raw.get("abstain_floor", 1.0)),
         raw.get("concurrency", 4),
         raw.get("max_questions", 0),
+        raw.get("other_budget", 0),
     )
 
 

@@ -145,9 +145,9 @@ RETURNING x.id
 
 -- name: teacher_replay_answers
 -- The replayed questions of emulator run $1 on arm $2 (null: a run without arms) that the sensor
--- recorded, with the parameter version their run used and its cost.
+-- recorded (at every budget asked), with the parameter version their run used and its cost.
 SELECT a.run_id, a.user_id, a.conversation, a.question_id, a.qtype, a.evidence, a.context_hit,
-       a.top_score, s.param_version, s.latency_ms,
+       a.top_score, a.budget, s.param_version, s.latency_ms,
        s.prompt_tokens + s.completion_tokens AS tokens
 FROM selflearn.replay_answers a
 JOIN selflearn.sensor_events s ON s.run_id = a.run_id
