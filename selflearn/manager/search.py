@@ -8,7 +8,8 @@ parameters give the same baseline answers. The first trials are screening moves,
 from the parameters in force to a seeded point of its guard range (toward the end a hint for the
 goal's metric points at, the hinted levers first); then Optuna's TPE (multivariate) proposes
 values for every lever at once, over their whole guard ranges. A trial's objective is the goal
-metric's delta in its good direction; one that breaks a goal constraint is pruned. Many looks
+metric's delta in its good direction; one that breaks a goal constraint, or (a budget-recall
+goal) loses beyond the margin at the other budget, is pruned. Many looks
 at one set of questions overfit it, so the best trial is
 then confirmed by a full experiment (both arms, interleaved user by user) on a world of another
 fresh seed (new users, new questions) and the corpus's other half: only that verdict decides.
