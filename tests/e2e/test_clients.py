@@ -5,6 +5,7 @@ key only ever sees its own memories through them."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -16,11 +17,12 @@ import httpx
 import openai
 import pytest
 
+from bench.scripted_llm import ScriptedLLM
 from maas.client import AsyncMaaS, MaaS
 from maas.client.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
-from tests.faults.conftest import fault_env
+from tests.faults.conftest import fault_env, llm_env
 
 FACT = "My cat Miso is allergic to chicken."
 QUESTION = "What is my cat allergic to?"
@@ -224,3 +226,49 @@ def test_the_sdk_example_in_the_docs_runs(
     lines = ran.stdout.splitlines()
     assert lines[0].startswith("offline ") and "NEW" in lines[1] and "COMPLETED" in ran.stdout
     assert "chicken" in lines[-1]  # the memory found by search_memories
+
+
+def test_the_three_ways_in_against_the_scripted_llm(
+    db_url: str, tmp_path: Path, servers: list[Server], scripted: ScriptedLLM
+) -> None:
+    """LLM mode, `maas serve` pointed at the scripted OpenAI-compatible server: the maas.client
+    SDK, the openai SDK and an MCP client each remember a fact and recall it; every extraction
+    and every answer came from the model (each turn archived alone: MAAS_TURN_BATCH_TURNS=1)."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    env = llm_env(scripted.base_url, MAAS_TURN_BATCH_TURNS="1")
+    server = serve(db_url, tmp_path, servers, **env)
+    with MaaS(server.url, new_key(server, "carol")) as carol:
+        told = carol.chat(FACT)
+        assert told.mode == "llm"
+        assert "chicken" in recalled(lambda: carol.chat(QUESTION).answer or "")
+
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key=new_key(server, "dave"))
+
+    def ask(text: str) -> str:
+        reply = sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
+        assert reply.model == "scripted"
+        return reply.choices[0].message.content or ""
+
+    ask(FACT)
+    assert recalled(lambda: ask(QUESTION)).startswith("According to what I remember:")
+    stream = sdk.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    assert "chicken" in "".join(c.choices[0].delta.content or "" for c in stream)
+
+    erin = new_key(server, "erin")
+
+    async def mcp() -> None:
+        import httpx2
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {erin}"}, timeout=30)
+        async with Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as c:
+            await mcp_round_trip(c)
+
+    asyncio.run(mcp())
+    stages = {r.stage for r in scripted.requests}
+    assert {"analyzer", "archivist", "responder"} <= stages
+    facts = [r for r in scripted.requests_for("archivist") if FACT in json.dumps(r.body)]
+    assert len(facts) >= 3  # the three users' facts were extracted by the model
