@@ -96,6 +96,17 @@ def objective(goal: dict[str, Any], verdict: dict[str, Any]) -> float | None:
     return None if delta is None else float(delta) * METRICS[goal["metric"]].direction
 
 
+def best_trial(trials: list[dict[str, Any]], need_params: bool = False) -> dict[str, Any] | None:
+    """The trial to confirm: the best objective among trials that broke no constraint, taking
+    first those whose own verdict was SHIP — the search's test already showed every guardrail
+    (budget recall at the other budget, say) within its margin, where a HOLD best by a hair
+    had not, and its confirmation would likely hold too."""
+    ok = [t for t in trials if t["value"] is not None and not t["violated"]]
+    ok = [t for t in ok if t["params"]] if need_params else ok
+    shipped = [t for t in ok if t.get("verdict") == "SHIP"]
+    return max(shipped or ok, key=lambda t: t["value"], default=None)
+
+
 async def _trial(
     m: CycleHost, cycle: Cycle, study: optuna.Study, space: Any, i: int
 ) -> dict[str, Any]:
@@ -149,8 +160,7 @@ async def run(m: CycleHost, cycle: Cycle) -> tuple[str, dict[str, Any]]:
             f"the parameters in force changed during the search ({cycle.state['base']} → {now}): "
             "later trials had another baseline; the confirmation compares with the new one"
         ]
-    best = max((t for t in trials if t["value"] is not None and not t["violated"]),
-               key=lambda t: t["value"], default=None)  # fmt: skip
+    best = best_trial(trials)
     if best is None or best["value"] <= 0:
         return "no improvement found", result
     return await _confirm(m, cycle, best, trials, result)

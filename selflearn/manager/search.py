@@ -28,7 +28,7 @@ import optuna
 
 from selflearn.manager import goals, policy, teaching
 from selflearn.manager.cycle import Cycle, CycleHost, decide_once
-from selflearn.manager.deep import objective, open_study
+from selflearn.manager.deep import best_trial, objective, open_study
 
 SCREEN_SHARE = 0.6  # of the trials, at most one per lever
 
@@ -136,11 +136,7 @@ async def run(m: CycleHost, cycle: Cycle) -> tuple[str, dict[str, Any]]:
         "inert": dict(policy.INERT),
         "trials": trials,
     }
-    best = max(
-        (t for t in trials if t["value"] is not None and not t["violated"] and t["params"]),
-        key=lambda t: t["value"],
-        default=None,
-    )
+    best = best_trial(trials, need_params=True)
     if best is None or best["value"] <= 0:
         return "no improvement found", result
     return await _confirm(m, cycle, best, seeds, result)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from maas.params import SPECS
-from selflearn.manager import plots, policy, reports
+from selflearn.manager import deep, plots, policy, reports
 from selflearn.manager.deep import holdout_seed, scenarios_of, storage_url
 from tests.selflearn.manager_helpers import (
     BASE,
@@ -207,3 +207,20 @@ async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
         assert froms[0] is None and len(set(froms[1:])) == 1 and froms[1] is not None
         text = (await c.get(f"{BASE}/reports/{view['id']}")).text
         assert "## Search (replayed questions)" in text and "## Confirmation (fresh seeds" in text
+
+
+def test_the_trial_confirmed_is_the_best_the_search_itself_shipped() -> None:
+    """A HOLD a hair better than a SHIP (its other-budget guardrail not shown within the margin)
+    is not the one confirmed; with no SHIP the best objective is; broken constraints and (for a
+    replay search) trials that changed nothing never are."""
+
+    def t(n: int, value: float | None, verdict: str, violated: bool = False) -> dict[str, Any]:
+        params = {"retrieval.w_vector": 2.0} if n else {}
+        return {"number": n, "value": value, "verdict": verdict, "violated": ["x"] * violated,
+                "params": params}  # fmt: skip
+
+    trials = [t(1, 0.2115, "SHIP"), t(2, 0.2119, "HOLD"), t(3, 0.5, "SHIP", violated=True)]
+    assert deep.best_trial(trials)["number"] == 1
+    assert deep.best_trial([t(2, 0.2119, "HOLD"), t(4, 0.1, "HOLD")])["number"] == 2
+    assert deep.best_trial([t(0, 0.3, "SHIP"), t(4, 0.1, "HOLD")], need_params=True)["number"] == 4
+    assert deep.best_trial([t(5, None, "INVALID")]) is None
