@@ -147,18 +147,18 @@ def test_user_b_sees_nothing_of_alice_and_admin_reads_read_only(
 ) -> None:
     console.allow(403, 404)
     with site.api("alice") as alice:
-        told = alice.post("/v1/chat", json={"message": "My locker code is 4817."}).json()
+        told = alice.post("/v1/chat", json={"message": "My locker code is 48170926."}).json()
     login(page, site, "bob", "/ui/runs")
-    assert "4817" not in page.inner_text("main")
+    assert "48170926" not in page.inner_text("main")
     resp = page.goto(f"{site.url}/ui/runs/{told['run_id']}")
-    assert resp.status == 404 and "4817" not in page.content()
+    assert resp.status == 404 and "48170926" not in page.content()
     resp = page.goto(f"{site.url}/ui/chat?thread={told['thread_id']}")
-    assert resp.status == 404 and "4817" not in page.content()
+    assert resp.status == 404 and "48170926" not in page.content()
     page.click("text=Log out")
     page.wait_for_url("**/ui/login")
 
     login(page, site, "admin", f"/ui/runs/{told['run_id']}")
-    assert page.inner_text("#run-query") == "My locker code is 4817."
+    assert page.inner_text("#run-query") == "My locker code is 48170926."
     assert "alice" in page.inner_text("#run .facts")
     page.goto(f"{site.url}/ui/runs")
     assert "alice" in page.inner_text("#run-table") and "bob" not in page.inner_text("#run-table")

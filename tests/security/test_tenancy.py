@@ -12,7 +12,9 @@ from bench.scripted_llm import ScriptedLLM
 from tests.helpers import close_and_archive
 from tests.security.conftest import BODIES, api_routes
 
-SECRETS = ("4817", "ZEBRAFISH")
+# Long enough that no id or timestamp of an export holds them by chance (a version-4 UUID
+# has a group "4xxx": "4817" was one in 4,096).
+SECRETS = ("48170926", "ZEBRAFISH")
 
 
 def llm(scripted: ScriptedLLM) -> dict[str, Any]:
@@ -22,7 +24,7 @@ def llm(scripted: ScriptedLLM) -> dict[str, Any]:
 async def objects_of(client: httpx.AsyncClient) -> dict[str, str]:
     """A user with a thread, a run, a memory (with the secrets in it)."""
     told = await client.post(
-        "/v1/chat", json={"message": "My locker code is 4817 and my word is ZEBRAFISH."}
+        "/v1/chat", json={"message": "My locker code is 48170926 and my word is ZEBRAFISH."}
     )
     body = told.json()
     memories = await close_and_archive(client, body["thread_id"])
