@@ -77,6 +77,9 @@ class Reply:
     # Never finish: after the headers, one byte (or one SSE comment) every trickle_s seconds
     # until stop() or the client goes away. Per-read timeouts never fire; a deadline must.
     trickle_s: float = 0.0
+    # Streaming only: send the role chunk and the first word, then wait for this event (or stop())
+    # before the rest, so a test can look at what the client has while the answer is unfinished.
+    hold: threading.Event | None = None
 
 
 @dataclass(frozen=True)
@@ -492,6 +495,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             _shutdown_socket(self.connection)
             return
+        if reply.hold is not None:
+            for event in events[:2]:
+                self._write_chunk(b"data: " + event + b"\n\n")
+            self.wfile.flush()
+            while not reply.hold.wait(0.05):
+                if self._owner._stopping.is_set():
+                    return
+            events = events[2:]
         data = b"".join(b"data: " + e + b"\n\n" for e in events) + b"data: [DONE]\n\n"
         self._write_chunk(data)
         self.wfile.write(b"0\r\n\r\n")

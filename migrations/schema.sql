@@ -16,7 +16,8 @@ CREATE TYPE maas.claimed_run AS (
 	params jsonb,
 	param_version text,
 	analyzer_output jsonb,
-	context_text text
+	context_text text,
+	responder_options jsonb
 );
 
 CREATE TYPE maas.run_status AS ENUM (
@@ -113,6 +114,7 @@ CREATE TABLE maas.pipeline_runs (
     completed_at timestamp with time zone,
     failed_at timestamp with time zone,
     stage_spans jsonb,
+    responder_options jsonb,
     CONSTRAINT pipeline_runs_client_type_check CHECK ((client_type = ANY (ARRAY['client'::text, 'emulator'::text, 'test-runner'::text, 'bench'::text, 'openai'::text]))),
     CONSTRAINT pipeline_runs_stop_at_check CHECK ((stop_at = ANY (ARRAY['READY'::maas.run_status, 'COMPLETED'::maas.run_status])))
 );
@@ -211,7 +213,7 @@ CREATE FUNCTION maas.claimed(r maas.pipeline_runs) RETURNS maas.claimed_run
     AS $$
   SELECT true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version, r.analyzer_output,
-         r.context_text
+         r.context_text, r.responder_options
 $$;
 
 CREATE FUNCTION maas.commit_analyze(p_run uuid, p_token uuid, p_output jsonb, p_version text, p_params jsonb, p_lease_s double precision, p_worker text, p_user uuid, p_calls jsonb) RETURNS maas.claimed_run
@@ -520,7 +522,7 @@ BEGIN
   RETURN NEW;
 END $$;
 
-CREATE FUNCTION maas.submit_run(p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text, p_client_type text, p_idempotency_key text, p_max_tokens integer, p_lease_s double precision, p_worker text, OUT run_id uuid, OUT thread_id uuid, OUT message_id bigint, OUT mode text, OUT lease_token uuid) RETURNS record
+CREATE FUNCTION maas.submit_run(p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text, p_client_type text, p_idempotency_key text, p_max_tokens integer, p_lease_s double precision, p_worker text, p_responder_options jsonb, OUT run_id uuid, OUT thread_id uuid, OUT message_id bigint, OUT mode text, OUT lease_token uuid) RETURNS record
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -549,10 +551,11 @@ BEGIN
 
   INSERT INTO maas.pipeline_runs
     (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
-     max_tokens, status, attempts, lease_token, claimed_by, claimed_until)
+     max_tokens, responder_options, status, attempts, lease_token, claimed_by, claimed_until)
   VALUES (p_run, p_user, thread_id, message_id, p_query,
           coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = p_user), p_mode),
           p_stop_at::maas.run_status, p_client_type, p_idempotency_key, p_max_tokens,
+          p_responder_options,
           CASE WHEN claimed THEN 'ANALYZING' ELSE 'NEW' END::maas.run_status,
           CASE WHEN claimed THEN 1 ELSE 0 END,
           CASE WHEN claimed THEN gen_random_uuid() END,

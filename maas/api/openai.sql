@@ -13,3 +13,7 @@ ON CONFLICT (id) DO NOTHING
 SELECT coalesce(sum(prompt_tokens), 0)::integer AS prompt,
        coalesce(sum(completion_tokens), 0)::integer AS completion
 FROM maas.llm_calls WHERE run_id = $1 AND user_id = $2
+
+-- name: openai_caller
+-- The caller of key hash $1 and its LLM mode (null = the service's); a revoked key finds nobody.
+SELECT id, llm_mode FROM maas.users WHERE api_key_hash = $1 AND revoked_at IS NULL

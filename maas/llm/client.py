@@ -22,9 +22,11 @@ from maas.llm import prompts
 from maas.llm.types import (
     Analysis,
     CallLog,
+    Delta,
     Fact,
     Facts,
     Recorder,
+    ResponderOptions,
     RespondInput,
     TranscriptLine,
 )
@@ -84,17 +86,16 @@ class OpenAIModel:
         return (await self._json_call("archivist", msgs, Facts, rec, temperature=0.0)).facts
 
     async def respond(self, data: RespondInput, params: ParamSet, rec: Recorder) -> str:
+        """The answer; a client's own system message goes first in the system prompt, MaaS's
+        (the memories quoted as data) after it, and its sampling options over MaaS's."""
         system = prompts.render("responder", context=data.context)
+        if data.options.system:
+            system = f"{data.options.system}\n\n{system}"
         msgs = [{"role": "system", "content": system}]
         msgs += [{"role": h.role, "content": h.content} for h in data.history]
         msgs.append({"role": "user", "content": data.message})
-        answer: str = await self._call(
-            "responder",
-            msgs,
-            rec,
-            temperature=params.num("llm.temperature"),
-            max_tokens=int(params["llm.max_answer_tokens"]),
-        )
+        sampling = _sampling(data.options, params)
+        answer: str = await self._call("responder", msgs, rec, on_delta=data.on_delta, **sampling)
         return answer
 
     async def _json_call(
@@ -113,6 +114,7 @@ class OpenAIModel:
         rec: Recorder,
         parse: Any = None,
         json_mode: bool = False,
+        on_delta: Delta | None = None,
         **kw: Any,
     ) -> Any:
         deadline = time.monotonic() + self.cfg.stage_deadline_s
@@ -122,7 +124,8 @@ class OpenAIModel:
             if remaining <= 0:
                 break
             try:
-                return await self._attempt(stage, msgs, rec, parse, json_mode, remaining, kw)
+                call = _Request(stage, msgs, json_mode, kw, on_delta)
+                return await self._attempt(call, rec, parse, remaining)
             except _Retry as retry:
                 last, permanent = retry.failure.message, retry.failure.permanent
                 if not retry.failure.retryable or attempt == self.cfg.max_retries:
@@ -130,37 +133,42 @@ class OpenAIModel:
                 await asyncio.sleep(min(retry.failure.delay_s, max(deadline - time.monotonic(), 0)))
         raise LLMError(f"{stage}: {last}", permanent=permanent)
 
-    async def _attempt(
-        self,
-        stage: str,
-        msgs: list[dict[str, str]],
-        rec: Recorder,
-        parse: Any,
-        json_mode: bool,
-        remaining: float,
-        kw: dict[str, Any],
-    ) -> Any:
+    async def _attempt(self, call: _Request, rec: Recorder, parse: Any, remaining: float) -> Any:
         started = time.perf_counter()
-        usage = (0, 0)
         try:
             async with asyncio.timeout(min(remaining, self.cfg.timeout_s)):
-                create: Any = self.client.chat.completions.create
-                resp = await create(
-                    model=self.cfg.model,
-                    messages=msgs,
-                    extra_headers={"X-MaaS-Stage": stage},
-                    **({"response_format": {"type": "json_object"}} if json_mode else {}),
-                    **kw,
-                )
-            usage = _usage(resp)
-            content = resp.choices[0].message.content or ""
+                content = await self._create(call)
             result = parse(content) if parse else content
         except Exception as exc:  # classified below; anything unknown is not retried
             failure = self._classify(exc)
-            await rec(self._log(stage, started, usage, failure.outcome, failure.message))
+            if call.streamed:  # the caller has part of this attempt's answer: no second one
+                failure.retryable = False
+            await rec(self._log(call.stage, started, call.usage, failure.outcome, failure.message))
             raise _Retry(failure) from exc
-        await rec(self._log(stage, started, usage, "ok", None))
+        await rec(self._log(call.stage, started, call.usage, "ok", None))
         return result
+
+    async def _create(self, call: _Request) -> str:
+        """One request: the whole reply, or (with a delta sink) the reply streamed into it."""
+        create: Any = self.client.chat.completions.create
+        json_mode = {"response_format": {"type": "json_object"}} if call.json_mode else {}
+        args = {"model": self.cfg.model, "messages": call.msgs, **json_mode, **call.kw}
+        headers = {"X-MaaS-Stage": call.stage}
+        if call.on_delta is None:
+            resp = await create(extra_headers=headers, **args)
+            call.usage = _usage(resp)
+            return str(resp.choices[0].message.content or "")
+        usage = {"include_usage": True}
+        stream = await create(extra_headers=headers, stream=True, stream_options=usage, **args)
+        pieces: list[str] = []
+        async for chunk in stream:
+            call.usage = _usage(chunk) if chunk.usage is not None else call.usage
+            piece = chunk.choices[0].delta.content if chunk.choices else None
+            if piece:
+                pieces.append(piece)
+                call.streamed = True
+                await call.on_delta(piece)
+        return "".join(pieces)
 
     def _log(
         self, stage: str, started: float, usage: tuple[int, int], outcome: str, error: str | None
@@ -187,6 +195,31 @@ class OpenAIModel:
         if isinstance(exc, ValidationError | ValueError | IndexError):
             return _Failure("invalid", f"invalid reply: {_short(str(exc))}", True, 0.0)
         return _Failure("error", f"{type(exc).__name__}: {_short(str(exc))}", False, 0.0)
+
+
+@dataclass
+class _Request:
+    """One model call's request, and what its attempts learnt (usage, tokens streamed)."""
+
+    stage: str
+    msgs: list[dict[str, str]]
+    json_mode: bool
+    kw: dict[str, Any]
+    on_delta: Delta | None
+    usage: tuple[int, int] = (0, 0)
+    streamed: bool = False
+
+
+def _sampling(options: ResponderOptions, params: ParamSet) -> dict[str, Any]:
+    """MaaS's sampling parameters, overridden by the ones the client sent; max_completion_tokens
+    (OpenAI's newer name) replaces max_tokens, as a server refuses both at once."""
+    ours: dict[str, Any] = {
+        "temperature": params.num("llm.temperature"),
+        "max_tokens": int(params["llm.max_answer_tokens"]),
+    }
+    if "max_completion_tokens" in options.sampling:
+        del ours["max_tokens"]
+    return ours | options.sampling
 
 
 class _Retry(Exception):

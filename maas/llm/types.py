@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -63,6 +63,29 @@ class CallLog:
 
 
 Recorder = Callable[[CallLog], Awaitable[None]]
+# Where the model's answer goes token by token as it arrives (a caller that streams it).
+Delta = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ResponderOptions:
+    """A client's own instructions for the answer (POST /v1/chat/completions): its system
+    message, kept ahead of MaaS's prompt with the memories, and the sampling options it sent,
+    forwarded to the model over MaaS's own (llm.temperature, llm.max_answer_tokens). Kept on the
+    run as JSON (pipeline_runs.responder_options) so whichever process answers it uses them."""
+
+    system: str = ""
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any] | None:
+        if not self.system and not self.sampling:
+            return None
+        return {"system": self.system, "sampling": self.sampling}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> ResponderOptions:
+        data = data or {}
+        return cls(str(data.get("system") or ""), dict(data.get("sampling") or {}))
 
 
 @dataclass
@@ -71,6 +94,8 @@ class RespondInput:
     memories: list[PackedMemory]
     context: str = ""  # the packed context exactly as counted against the budget
     history: list[HistoryMessage] = field(default_factory=list)
+    options: ResponderOptions = field(default_factory=ResponderOptions)
+    on_delta: Delta | None = None  # stream the answer's tokens here (the LLM's; offline: none)
 
 
 class LanguageModel(Protocol):

@@ -35,6 +35,8 @@ class Claim:
     param_version: str | None
     analyzer_output: dict[str, Any] | None
     context_text: str | None
+    # The client's system message and sampling options (ResponderOptions), or None.
+    responder_options: dict[str, Any] | None
     # The packed memories, when the assembler that packed them hands the run on itself (express
     # lane): the responder need not read them back. Not a column.
     memories: tuple[PackedMemory, ...] | None = None

@@ -99,7 +99,7 @@ CREATE OR REPLACE FUNCTION maas.claimed(r maas.pipeline_runs) RETURNS maas.claim
 LANGUAGE sql IMMUTABLE AS $$
   SELECT true, r.id, r.user_id, r.thread_id, r.message_id, r.query, r.mode, r.stop_at::text,
          r.max_tokens, r.attempts, r.lease_token, r.params, r.param_version, r.analyzer_output,
-         r.context_text
+         r.context_text, r.responder_options
 $$;
 
 -- The express lane's claim of run p_run at p_from for the stage that works at p_to, under a
@@ -244,7 +244,7 @@ END $$;
 CREATE OR REPLACE FUNCTION maas.submit_run(
   p_run uuid, p_user uuid, p_thread uuid, p_title text, p_query text, p_mode text, p_stop_at text,
   p_client_type text, p_idempotency_key text, p_max_tokens integer,
-  p_lease_s float8, p_worker text,
+  p_lease_s float8, p_worker text, p_responder_options jsonb,
   OUT run_id uuid, OUT thread_id uuid, OUT message_id bigint, OUT mode text,
   OUT lease_token uuid)
 LANGUAGE plpgsql AS $$
@@ -274,10 +274,11 @@ BEGIN
 
   INSERT INTO maas.pipeline_runs
     (id, user_id, thread_id, message_id, query, mode, stop_at, client_type, idempotency_key,
-     max_tokens, status, attempts, lease_token, claimed_by, claimed_until)
+     max_tokens, responder_options, status, attempts, lease_token, claimed_by, claimed_until)
   VALUES (p_run, p_user, thread_id, message_id, p_query,
           coalesce((SELECT u.llm_mode FROM maas.users u WHERE u.id = p_user), p_mode),
           p_stop_at::maas.run_status, p_client_type, p_idempotency_key, p_max_tokens,
+          p_responder_options,
           CASE WHEN claimed THEN 'ANALYZING' ELSE 'NEW' END::maas.run_status,
           CASE WHEN claimed THEN 1 ELSE 0 END,
           CASE WHEN claimed THEN gen_random_uuid() END,

@@ -57,6 +57,7 @@ class Submission:
     idempotency_key: str | None
     max_tokens: int | None
     claim: bool  # take the analyzer's claim in the same commit (express lane)
+    responder_options: dict[str, Any] | None = None  # the client's (claim.py, ResponderOptions)
 
 
 class RunRepository:
@@ -78,7 +79,7 @@ class RunRepository:
             return await self.pool.fetchrow(
                 q("submit_run"), s.run_id, s.key_hash, s.thread_id, s.title, s.message, s.mode,
                 s.stop_at, s.client_type, s.idempotency_key, s.max_tokens,
-                self.lease_s if s.claim else None, self.worker_id,
+                self.lease_s if s.claim else None, self.worker_id, s.responder_options,
             )  # fmt: skip
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == "MA404":

@@ -8,11 +8,12 @@
 -- nothing and no row comes back): $1 the new run's id, $3 thread (null = new), $4 title of a new
 -- thread, $5 message, $6 mode, $7 stop_at, $8 client_type, $9 idempotency key, $10 max_tokens
 -- override, $11 lease seconds of the express lane's claim (null = no claim; a run it will claim is
--- inserted at ANALYZING, migration 0027), $12 worker. Raises
+-- inserted at ANALYZING, migration 0027), $12 worker, $13 the client's responder options (the
+-- OpenAI-compatible endpoint's system message and sampling options; migration 0037). Raises
 -- MA404 (thread not the user's) or MA409 (idempotency key taken).
 SELECT s.run_id, s.thread_id, s.message_id, s.mode, s.lease_token, u.id AS user_id
 FROM maas.users u
-CROSS JOIN LATERAL maas.submit_run($1, u.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) s
+CROSS JOIN LATERAL maas.submit_run($1, u.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) s
 WHERE u.api_key_hash = $2 AND u.revoked_at IS NULL
 
 -- name: run_by_idempotency_key

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas.agents import analyzer, archivist, assembler, responder
-from maas.llm.types import Analysis, Recorder, RespondInput
+from maas.llm.types import Analysis, Recorder, ResponderOptions, RespondInput
 from maas.memory.search import Candidate, search
 from maas.memory.store import NewMemory
 from maas.memory.trace import Spans
@@ -69,7 +69,9 @@ async def assemble(
 async def respond(rt: Runtime, repo: RunRepository, run: Claim, record: Recorder) -> Answered:
     params = run.param_set()
     memories, history = await repo.responder_inputs(run, int(params["context.history_messages"]))
-    inputs = RespondInput(run.query, memories, run.context_text or "", history)
+    options = ResponderOptions.from_json(run.responder_options)
+    sink = rt.answer_streams.take(run.id)
+    inputs = RespondInput(run.query, memories, run.context_text or "", history, options, sink)
     model = rt.models.model_for(run.mode)
     return Answered(await responder.respond(model, inputs, params, record))
 

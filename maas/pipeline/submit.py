@@ -44,6 +44,11 @@ class ChatRequest:
     client_type: str = "client"
     stop_at: str = "COMPLETED"
     max_tokens: int | None = None
+    # The client's system message and sampling options for the model (the OpenAI-compatible
+    # endpoint's; ResponderOptions.to_json), and the run's id when the caller picks it (to name
+    # the run in a response whose headers go out before the run exists).
+    responder_options: dict[str, Any] | None = None
+    run_id: uuid.UUID | None = None
 
 
 async def submit(
@@ -56,7 +61,7 @@ async def submit(
         found = await _by_key(rt, repo, req)
         if found:
             return found
-    run_id = uuid.uuid4()
+    run_id = req.run_id or uuid.uuid4()
     if express:  # before the commit: its notifications (NEW, ANALYZING) must wake no worker here
         rt.signals.driving(str(run_id), rt.settings.lease_s)
     claimed = False
@@ -81,7 +86,7 @@ async def _submit_row(
     s = Submission(
         run_id, req.key_hash, req.thread_id, _title(req.message), req.message,
         rt.models.mode, req.stop_at, req.client_type, req.idempotency_key, req.max_tokens,
-        express,
+        express, req.responder_options,
     )  # fmt: skip
     try:
         row = await repo.submit(s)
@@ -109,6 +114,7 @@ def _claim(row: Any, req: ChatRequest) -> Claim:
         param_version=None,
         analyzer_output=None,
         context_text=None,
+        responder_options=req.responder_options,
     )
 
 

@@ -16,6 +16,7 @@ from maas.llm.types import LanguageModel
 from maas.params import ParamSource
 from maas.runtime.metrics import Metrics
 from maas.runtime.signals import Signals
+from maas.runtime.streams import AnswerStreams
 from maas.settings import Settings
 
 
@@ -66,6 +67,7 @@ class Runtime:
     search_pool: Any  # the assembler's searches: sessions with generic plans (GENERIC_PLANS)
     worker_id: str = field(default_factory=new_worker_id)
     metrics: Metrics = field(default_factory=Metrics)
+    answer_streams: AnswerStreams = field(default_factory=AnswerStreams)
     # Set when the process starts shutting down: workers stop claiming, waiters answer early.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Seconds of the shutdown grace period left (the whole period until shutdown begins).

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from bench.scripted_llm import ScriptedLLM
+from bench.scripted_llm import Reply, ScriptedLLM
 from maas.client import AsyncMaaS, MaaS
 from maas.client.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from tests.conftest import ADMIN_KEY
@@ -253,10 +254,7 @@ def test_the_three_ways_in_against_the_scripted_llm(
 
     ask(FACT)
     assert recalled(lambda: ask(QUESTION)).startswith("According to what I remember:")
-    stream = sdk.chat.completions.create(
-        model="m", messages=[{"role": "user", "content": QUESTION}], stream=True
-    )
-    assert "chicken" in "".join(c.choices[0].delta.content or "" for c in stream)
+    streams_the_models_tokens_as_they_come(server, sdk, scripted)
 
     erin = new_key(server, "erin")
 
@@ -272,3 +270,29 @@ def test_the_three_ways_in_against_the_scripted_llm(
     assert {"analyzer", "archivist", "responder"} <= stages
     facts = [r for r in scripted.requests_for("archivist") if FACT in json.dumps(r.body)]
     assert len(facts) >= 3  # the three users' facts were extracted by the model
+
+
+def streams_the_models_tokens_as_they_come(
+    server: Server, sdk: openai.OpenAI, scripted: ScriptedLLM
+) -> None:
+    """The scripted model sends its first word, then holds the rest: the client has that word
+    while the run is still answering; released, the rest follows and the run completes with
+    the streamed answer (archived as the thread's reply)."""
+    hold = threading.Event()
+    scripted.push(Reply("Miso must never eat chicken.", hold=hold), stage="responder")
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    run = f"/v1/runs/{raw.headers['X-MaaS-Run-Id']}"
+    api = server.client(sdk.api_key)
+    pieces = iter(raw.parse())
+    assert next(pieces).choices[0].delta.role == "assistant"
+    assert next(pieces).choices[0].delta.content == "Miso "
+    unfinished = api.get(run).json()
+    assert unfinished["status"] == "RESPONDING" and unfinished["answer"] is None
+    hold.set()
+    assert "".join(c.choices[0].delta.content or "" for c in pieces) == "must never eat chicken."
+    finished = api.get(run).json()
+    assert (
+        finished["status"] == "COMPLETED" and finished["answer"] == "Miso must never eat chicken."
+    )

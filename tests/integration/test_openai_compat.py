@@ -177,3 +177,79 @@ async def test_bad_requests_get_openai_style_errors(make_api: Any) -> None:
             await stranger.chat.completions.create(model="m", messages=ask("hi"))
         await stranger.close()
         assert denied.value.body["type"] == "authentication_error"  # type: ignore[index]
+
+
+CLIENT_SYSTEM = "You are Captain Byte, a pirate. Always answer in one sentence."
+
+
+async def test_llm_mode_keeps_the_clients_system_message_and_sampling_options(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
+    """The client's system message goes first in the model's system prompt, the memories
+    (quoted as data) after it; its sampling options reach the model over MaaS's own, streamed
+    (the model was asked to stream) or not; the run is in the inspector, its turn archived."""
+    llm = {"llm_base_url": scripted.base_url, "llm_api_key": "sk-t", "llm_model": "scripted"}
+    sampling = {"temperature": 1.3, "top_p": 0.5, "stop": ["\n\n"], "seed": 7}
+    async with make_api(turn_batch_turns=1, **llm) as api:
+        alice = await api.user("alice")
+        async with sdk(api, alice) as client:
+            await client.chat.completions.create(model="m", messages=ask(FACT))
+            await remembered(alice, FACT)
+            mine = [{"role": "system", "content": CLIENT_SYSTEM}, ask(QUESTION)[1]]
+            scripted.push("Arr, no chicken for Miso.", stage="responder")
+            await client.chat.completions.create(
+                model="m", messages=mine, max_completion_tokens=33, **sampling
+            )
+            plain = scripted.requests_for("responder")[-1].body
+            scripted.push("Arr, Miso eats no chicken.", stage="responder")
+            raw = await client.chat.completions.with_raw_response.create(
+                model="m", messages=mine, max_tokens=21, stream=True, **sampling
+            )
+            streamed = "".join([c.choices[0].delta.content or "" async for c in raw.parse()])
+            live = scripted.requests_for("responder")[-1].body
+        run_id = raw.headers["X-MaaS-Run-Id"]
+        for sent in (plain, live):
+            system = sent["messages"][0]["content"]
+            assert system.startswith(CLIENT_SYSTEM) and FACT in system
+            assert system.index(CLIENT_SYSTEM) < system.index("<memories>")
+            assert {k: sent[k] for k in sampling} == sampling
+        assert plain["max_completion_tokens"] == 33 and "max_tokens" not in plain
+        assert live["max_tokens"] == 21 and live["stream"] is True and not plain.get("stream")
+        assert streamed == "Arr, Miso eats no chicken."
+        run = (await alice.get(f"/v1/runs/{run_id}")).json()
+        assert run["status"] == "COMPLETED" and run["answer"] == streamed
+        assert run["client_type"] == "openai" and run["mode"] == "llm"
+        assert any("chicken" in m["text"] and m["used"] for m in run["memories"])
+        messages = (await alice.get(f"/v1/threads/{run['thread_id']}")).json()["messages"]
+        assert messages[-1]["role"] == "assistant" and messages[-1]["content"] == streamed
+
+
+async def test_offline_mode_ignores_the_sampling_options_and_stays_labelled(
+    make_api: Any,
+) -> None:
+    async with make_api() as api:
+        alice = await api.user("alice")
+        async with sdk(api, alice) as client:
+            await client.chat.completions.create(model="m", messages=ask(FACT))
+            await remembered(alice, FACT)
+            mine = [{"role": "system", "content": CLIENT_SYSTEM}, ask(QUESTION)[1]]
+            answer = await client.chat.completions.create(
+                model="m", messages=mine, temperature=2, max_tokens=1
+            )
+            stream = await client.chat.completions.create(
+                model="m", messages=mine, temperature=2, max_tokens=1, stream=True
+            )
+            pieces = [c.choices[0].delta.content or "" async for c in stream]
+        content = answer.choices[0].message.content or ""
+        assert content.startswith("[offline mode") and "chicken" in content
+        assert "".join(pieces) == content and len(pieces) > 4
+
+
+async def test_bad_sampling_options_get_openai_style_errors(make_api: Any) -> None:
+    async with make_api() as api:
+        alice = await api.user("alice")
+        async with sdk(api, alice) as client:
+            for bad in ({"temperature": 3}, {"n": 2}, {"stop": ["a", "b", "c", "d", "e"]}):
+                with pytest.raises(openai.BadRequestError) as caught:
+                    await client.chat.completions.create(model="m", messages=ask("hi"), **bad)
+                assert next(iter(bad)) in str(caught.value.body)
