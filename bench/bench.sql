@@ -17,10 +17,13 @@ ORDER BY m.n
 RETURNING id
 
 -- name: bench_mark_archived
--- Every thread of user $1 archived up to its last message, as after the archivist ran.
-UPDATE maas.threads t SET archived_upto = coalesce(
-  (SELECT max(m.id) FROM maas.messages m WHERE m.thread_id = t.id), 0)
-WHERE t.user_id = $1
+-- Every thread of user $1 archived (and passed, migration 0038) up to its last message, as after
+-- the archivist ran.
+UPDATE maas.threads t SET archived_upto = last.upto, consolidated_upto = last.upto
+FROM (SELECT th.id AS thread,
+             coalesce((SELECT max(m.id) FROM maas.messages m WHERE m.thread_id = th.id), 0) AS upto
+      FROM maas.threads th WHERE th.user_id = $1) last
+WHERE t.id = last.thread AND t.user_id = $1
 
 -- name: bench_archive_pending
 -- Archive jobs of user $1 not finished yet.

@@ -346,7 +346,8 @@ BEGIN
                   AND x.upto_message_id < p_last ORDER BY x.id DESC LIMIT 1)
     AND j.status = 'queued'
     AND NOT EXISTS (SELECT 1 FROM maas.archive_jobs o
-                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last)
+                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last
+                      AND o.scope = 'turn')
   RETURNING j.id INTO job;
   IF job IS NOT NULL AND turns >= p_batch THEN
     PERFORM pg_notify('maas_archive', 'queued:' || job::text);
@@ -468,7 +469,7 @@ BEGIN
   INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason, next_attempt_at)
   VALUES (NEW.thread_id, NEW.user_id, last_id, 'turn',
           now() + make_interval(secs => CASE WHEN batch > 1 THEN wait_s ELSE 0 END))
-  ON CONFLICT (thread_id, upto_message_id) DO NOTHING;
+  ON CONFLICT (thread_id, upto_message_id, scope) DO NOTHING;
   RETURN NULL;
 END $$;
 
@@ -659,6 +660,11 @@ CREATE TABLE maas.archive_jobs (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
     rounds integer DEFAULT 0 NOT NULL,
+    scope text GENERATED ALWAYS AS (
+CASE
+    WHEN (reason = 'turn'::text) THEN 'turn'::text
+    ELSE 'dialog'::text
+END) STORED NOT NULL,
     CONSTRAINT archive_jobs_reason_check CHECK ((reason = ANY (ARRAY['closed'::text, 'idle'::text, 'import'::text, 'turn'::text]))),
     CONSTRAINT archive_jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'done'::text, 'failed'::text])))
 );
@@ -890,7 +896,8 @@ CREATE TABLE maas.threads (
     closed_at timestamp with time zone,
     archived_upto bigint DEFAULT 0 NOT NULL,
     last_message_at timestamp with time zone DEFAULT now() NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    consolidated_upto bigint DEFAULT 0 NOT NULL
 );
 
 CREATE TABLE maas.users (
@@ -909,7 +916,7 @@ ALTER TABLE ONLY maas.archive_jobs
     ADD CONSTRAINT archive_jobs_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY maas.archive_jobs
-    ADD CONSTRAINT archive_jobs_thread_id_upto_message_id_key UNIQUE (thread_id, upto_message_id);
+    ADD CONSTRAINT archive_jobs_thread_upto_scope_key UNIQUE (thread_id, upto_message_id, scope);
 
 ALTER TABLE ONLY maas.claim_turns
     ADD CONSTRAINT claim_turns_pkey PRIMARY KEY (queue, user_id);

@@ -62,7 +62,9 @@ COLUMNS = tuple(n for n in Claim.__dataclass_fields__ if n not in ("memories", "
 
 @dataclass(frozen=True)
 class Job:
-    """A leased archive job: archive thread `thread_id` up to message `upto_message_id`."""
+    """A leased archive job: archive thread `thread_id` up to message `upto_message_id`; its
+    scope is `turn` (per-turn archiving) or `dialog` (the pass of a close, an idle thread or an
+    import over every message since the thread's last one: migration 0038)."""
 
     id: int
     thread_id: uuid.UUID
@@ -70,6 +72,7 @@ class Job:
     upto_message_id: int
     attempts: int
     lease_token: uuid.UUID
+    scope: str
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -83,6 +86,7 @@ class ArchiveSlice:
 
     mark: int
     messages: list[Mapping[str, Any]]
+    archived: int = 0  # the thread's archived mark (turn jobs') when the slice was read
 
     @property
     def last(self) -> int | None:

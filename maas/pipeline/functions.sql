@@ -438,9 +438,10 @@ CROSS JOIN LATERAL ROWS FROM (
 -- turn job grows to the new turn and becomes claimable once it holds maas.turn_batch_turns user
 -- turns, or maas.turn_batch_wait_s seconds after it was queued (the service's session settings,
 -- MAAS_TURN_BATCH_TURNS and MAAS_TURN_BATCH_WAIT_S). maas.turn_archive = 'off' queues nothing.
--- Nothing is archived twice: a run completes once (the guarded commit), a job's (thread, upto)
--- is unique and every slice starts at the thread's archived mark, which a close or idle job
--- starts from too. A crash loses nothing: the job commits with the run.
+-- Nothing is archived twice by turn jobs: a run completes once (the guarded commit), a turn
+-- job's (thread, upto) is unique and every slice starts at the thread's archived mark, which a
+-- dialog pass (close, idle: migration 0038) advances too; the pass itself reads the turns again
+-- and the memory store merges what they already made. A crash loses nothing: the job commits with the run.
 CREATE OR REPLACE FUNCTION maas.queue_turn_archive() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   last_id bigint;
@@ -470,7 +471,7 @@ BEGIN
   INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason, next_attempt_at)
   VALUES (NEW.thread_id, NEW.user_id, last_id, 'turn',
           now() + make_interval(secs => CASE WHEN batch > 1 THEN wait_s ELSE 0 END))
-  ON CONFLICT (thread_id, upto_message_id) DO NOTHING;
+  ON CONFLICT (thread_id, upto_message_id, scope) DO NOTHING;
   RETURN NULL;
 END $$;
 
@@ -496,7 +497,8 @@ BEGIN
                   AND x.upto_message_id < p_last ORDER BY x.id DESC LIMIT 1)
     AND j.status = 'queued'
     AND NOT EXISTS (SELECT 1 FROM maas.archive_jobs o
-                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last)
+                    WHERE o.thread_id = p_thread AND o.upto_message_id = p_last
+                      AND o.scope = 'turn')
   RETURNING j.id INTO job;
   IF job IS NOT NULL AND turns >= p_batch THEN
     PERFORM pg_notify('maas_archive', 'queued:' || job::text);

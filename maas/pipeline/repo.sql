@@ -207,32 +207,35 @@ WITH RECURSIVE waiting (user_id) AS (
   SET status = 'running', attempts = j.attempts + 1, lease_token = gen_random_uuid(),
       claimed_by = $2, claimed_until = now() + make_interval(secs => $1)
   FROM next WHERE j.id = next.id
-  RETURNING j.id, j.thread_id, j.user_id, j.upto_message_id, j.attempts, j.lease_token
+  RETURNING j.id, j.thread_id, j.user_id, j.upto_message_id, j.attempts, j.lease_token, j.scope
 )
 SELECT c.*, maas.take_turn('archive', c.user_id) AS turn FROM claimed c
 
 -- name: archive_slice
--- The next slice of thread $1 to archive, up to message $2: its unarchived messages in order, at
--- most $3 of them and no more characters than $4 (but at least one message); each row also
--- carries the thread's archived mark the slice starts from (`mark`). With nothing left, one row
--- with the mark and no message (id null).
-SELECT t.archived_upto AS mark, m.id, m.role, m.speaker, m.content, m.created_at
-FROM maas.threads t
+-- The next slice of thread $1 to archive, up to message $2, for a job of scope $5: its messages
+-- after the thread's mark of that scope (archived_upto for a turn job, consolidated_upto for a
+-- dialog pass: migration 0038) in order, at most $3 of them and no more characters than $4 (but
+-- at least one message); each row also carries the mark the slice starts from (`mark`) and the
+-- archived mark (`archived`). With nothing left, one row with the marks and no message (id null).
+SELECT t.mark, t.archived, m.id, m.role, m.speaker, m.content, m.created_at
+FROM (SELECT th.id, CASE WHEN $5 = 'turn' THEN th.archived_upto ELSE th.consolidated_upto END
+               AS mark, th.archived_upto AS archived
+      FROM maas.threads th WHERE th.id = $1) t
 LEFT JOIN LATERAL (
   SELECT s.id, s.role, s.speaker, s.content, s.created_at
   FROM (SELECT x.id, x.role, x.speaker, x.content, x.created_at,
                sum(length(x.content)) OVER (ORDER BY x.id) - length(x.content) AS before
         FROM maas.messages x
-        WHERE x.thread_id = t.id AND x.id > t.archived_upto AND x.id <= $2
+        WHERE x.thread_id = t.id AND x.id > t.mark AND x.id <= $2
         ORDER BY x.id LIMIT $3) s
   WHERE s.before < $4) m ON true
-WHERE t.id = $1
 ORDER BY m.id
 
 -- name: finish_archive_slice
 -- $1 job, $2 lease token, $3 memories the slice created, $4 the slice's last message (null: none
--- was left), $5 the archived mark the slice started from. Advances the thread's mark to the
--- slice's end; the job is done when that reaches its last message, else it goes back to the
+-- was left), $5 the mark the slice started from (of the job's scope, as archive_slice). Advances
+-- the thread's mark of that scope to the slice's end (a dialog pass also the archived mark: what
+-- it archived no turn job needs to); the job is done when that reaches its last message, else it goes back to the
 -- queue for its next slice (attempts and rounds start again: it made progress). Nothing happens,
 -- and nothing comes back, when the lease was lost or the mark moved meanwhile (another job of the
 -- thread archived it). The thread row is locked first (`locked`, which `done` waits for), the
@@ -240,7 +243,9 @@ ORDER BY m.id
 -- thread wait on the job's row while it held the thread, and the two deadlocked (seen in CI).
 WITH locked AS MATERIALIZED (
   SELECT th.id FROM maas.threads th JOIN maas.archive_jobs j ON j.thread_id = th.id
-  WHERE j.id = $1 AND th.archived_upto = $5 FOR NO KEY UPDATE OF th),
+  WHERE j.id = $1
+    AND CASE WHEN j.scope = 'turn' THEN th.archived_upto ELSE th.consolidated_upto END = $5
+  FOR NO KEY UPDATE OF th),
 done AS (
   UPDATE maas.archive_jobs j
   SET status = CASE WHEN coalesce($4, j.upto_message_id) >= j.upto_message_id
@@ -253,8 +258,11 @@ done AS (
       next_attempt_at = now(), lease_token = NULL, claimed_by = NULL, claimed_until = NULL
   WHERE j.id = $1 AND j.status = 'running' AND j.lease_token = $2
     AND EXISTS (SELECT 1 FROM locked)
-  RETURNING j.thread_id)
-UPDATE maas.threads t SET archived_upto = greatest(t.archived_upto, coalesce($4, $5))
+  RETURNING j.thread_id, j.scope)
+UPDATE maas.threads t
+SET archived_upto = greatest(t.archived_upto, coalesce($4, $5)),
+    consolidated_upto = CASE WHEN done.scope = 'turn' THEN t.consolidated_upto
+                             ELSE greatest(t.consolidated_upto, coalesce($4, $5)) END
 FROM done WHERE t.id = done.thread_id
 RETURNING t.id
 
@@ -298,17 +306,17 @@ WHERE status = 'failed' AND next_attempt_at <= now()
 RETURNING id
 
 -- name: queue_archive_job
--- Archive thread $1 of user $2 up to its latest message, for reason $3; nothing new = no job.
--- When a job of the same range exists already, it is the one returned: a per-turn job queued or
--- running (a turn job still waiting for its batch, LLM mode, becomes due now), or a failed one,
--- queued again (closing again retries it). So the caller can wait for the job that archives
--- the thread, whoever queued it.
+-- The dialog pass (migration 0038) of thread $1 of user $2 up to its latest message, for reason
+-- $3 (closed, import): every message since the thread's last pass, including those per-turn
+-- archiving already archived; nothing new since the last pass = no job. When a pass of the same
+-- range exists already, it is the one returned: queued or running, or a failed one, queued again
+-- (closing again retries it). So the caller can wait for the job that archives the thread.
 INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason)
 SELECT t.id, t.user_id, last.id, $3
 FROM maas.threads t
 CROSS JOIN LATERAL (SELECT max(id) AS id FROM maas.messages WHERE thread_id = t.id) last
-WHERE t.id = $1 AND t.user_id = $2 AND last.id > t.archived_upto
-ON CONFLICT (thread_id, upto_message_id) DO UPDATE
+WHERE t.id = $1 AND t.user_id = $2 AND last.id > t.consolidated_upto
+ON CONFLICT (thread_id, upto_message_id, scope) DO UPDATE
 SET status = CASE WHEN archive_jobs.status = 'failed' THEN 'queued' ELSE archive_jobs.status END,
     attempts = CASE WHEN archive_jobs.status = 'failed' THEN 0 ELSE archive_jobs.attempts END,
     rounds = CASE WHEN archive_jobs.status = 'failed' THEN 0 ELSE archive_jobs.rounds END,
@@ -320,14 +328,14 @@ WHERE archive_jobs.status <> 'done'
 RETURNING id
 
 -- name: queue_idle_threads
--- Open threads idle for $1 seconds with unarchived messages get a job.
+-- Open threads idle for $1 seconds with messages since their last dialog pass get one.
 INSERT INTO maas.archive_jobs (thread_id, user_id, upto_message_id, reason)
 SELECT t.id, t.user_id, last.id, 'idle'
 FROM maas.threads t
 CROSS JOIN LATERAL (SELECT max(id) AS id FROM maas.messages WHERE thread_id = t.id) last
 WHERE t.closed_at IS NULL AND t.last_message_at < now() - make_interval(secs => $1)
-  AND last.id > t.archived_upto
-ON CONFLICT (thread_id, upto_message_id) DO NOTHING
+  AND last.id > t.consolidated_upto
+ON CONFLICT (thread_id, upto_message_id, scope) DO NOTHING
 RETURNING id
 
 -- name: delete_memory

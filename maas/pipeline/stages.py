@@ -127,6 +127,16 @@ class SliceArchived:
     semantic_dedup: float | None = None  # archivist.semantic_dedup; None = off
 
 
+def turn_archived(memory: NewMemory, archived: int) -> bool:
+    """Is this a fact of one message that per-turn archiving already archived? A dialog pass
+    does not write it again: what that message alone holds was made from it already (a repeat
+    would only merge into it), and a memory the user deleted since stays deleted. Facts drawn
+    from several turns (the pass's consolidation) and from messages no turn job reached are
+    written: merged into what they repeat, superseding a changed value, or new."""
+    sources = set(memory.source_message_ids)
+    return len(sources) == 1 and max(sources) <= archived
+
+
 async def archive(rt: Runtime, repo: RunRepository, job: Job, record: Recorder) -> SliceArchived:
     """The job's next slice (MAAS_ARCHIVE_SLICE_MESSAGES / _CHARS): however big an import, an
     attempt extracts and embeds a bounded amount, the embedding stopped at the stage deadline."""
@@ -138,5 +148,7 @@ async def archive(rt: Runtime, repo: RunRepository, job: Job, record: Recorder) 
     dialog = archivist.Dialog(job.user_id, job.thread_id, part.messages)
     model, embedder = rt.models.model_for(mode), rt.models.embedder_for(mode)
     memories = await archivist.archive(model, embedder, dialog, params, record, deadline)
+    if job.scope == "dialog":
+        memories = [m for m in memories if not turn_archived(m, part.archived)]
     trigram = params.num("archivist.dedupe_similarity")
     return SliceArchived(part, memories, trigram, params.semantic_dedup())

@@ -3,12 +3,13 @@ later close, a replayed request or a second pass creates nothing twice."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 
 from bench.scripted_llm import Reply, ScriptedLLM
-from tests.helpers import close_and_archive, eventually
+from tests.helpers import eventually
 
 FACT = "My cat Miso is allergic to chicken."
 
@@ -55,20 +56,94 @@ async def test_a_fact_told_in_one_thread_is_used_in_another_without_a_close(make
         assert job["reason"] == "turn" and job["status"] == "done"
 
 
+async def passed(api: Any, reason: str = "closed") -> Any:
+    """The thread's dialog pass (migration 0038), once it is done."""
+
+    async def done() -> Any:
+        found = [j for j in await jobs(api) if j["reason"] == reason]
+        return found[0] if found and found[0]["status"] == "done" else None
+
+    return await eventually(done)
+
+
+async def stored_rows(api: Any) -> list[tuple[str, bool, tuple[int, ...]]]:
+    """Every memory row (superseded ones too): text, still valid, provenance."""
+    rows = await api.service.runtime.pool.fetch(
+        "SELECT text, valid_to IS NULL AS valid, source_message_ids FROM maas.memories ORDER BY id"
+    )
+    return [(r["text"], r["valid"], tuple(r["source_message_ids"])) for r in rows]
+
+
 async def test_closing_after_per_turn_archiving_stores_no_second_copy(make_api: Any) -> None:
+    """The close runs its dialog pass over the thread's turns; what per-turn archiving stored is
+    not stored again, the changed value stays superseded, a deleted memory stays deleted."""
     async with make_api(rate_limit_per_min=0) as api:
         alice = await api.user("alice")
-        first = (await alice.post("/v1/chat", json={"message": FACT})).json()
+        first = (await alice.post("/v1/chat", json={"message": "I live in Porto."})).json()
         thread_id = first["thread_id"]
-        body = {"message": "My sister Maria teaches piano in Berlin.", "thread_id": thread_id}
-        await alice.post("/v1/chat", json=body)
+        for said in (FACT, "My sister Maria teaches piano in Berlin.", "I moved to Lisbon."):
+            await alice.post("/v1/chat", json={"message": said, "thread_id": thread_id})
         await archived(alice, thread_id)
-        before = sorted((m["id"], tuple(m["source_message_ids"])) for m in await memories(alice))
-        assert len(before) == 2
-        await close_and_archive(alice, thread_id)
-        after = sorted((m["id"], tuple(m["source_message_ids"])) for m in await memories(alice))
-        assert after == before
-        assert [j["reason"] for j in await jobs(api)] == ["turn", "turn"]  # the close had none
+        [maria] = [m for m in await memories(alice) if "Maria" in m["text"]]
+        assert (await alice.delete(f"/v1/memories/{maria['id']}")).status_code == 200
+        before = await stored_rows(api)
+        assert [(text, valid) for text, valid, _ in before] == [
+            ("User: I live in Porto.", False),  # superseded by the move, per turn
+            (f"User: {FACT}", True),
+            ("User: I moved to Lisbon.", True),
+        ]
+        await alice.post(f"/v1/threads/{thread_id}/close")
+        job = await passed(api)
+        assert job["scope"] == "dialog" and job["memories_created"] == 0
+        assert await stored_rows(api) == before
+        assert [j["reason"] for j in await jobs(api)] == ["turn"] * 4 + ["closed"]
+        assert (await alice.post(f"/v1/threads/{thread_id}/close")).json()["archive_job_id"] is None
+
+
+async def test_the_close_pass_consolidates_the_turns_it_reads_together(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
+    """LLM mode, each turn archived alone; the close's pass gives the model both turns at once.
+    A fact it draws from both is stored with both as provenance, a changed home it sees across
+    them supersedes the old one, and a fact of one turn that per-turn archiving stored (said
+    again by the pass) is not stored twice."""
+    llm = {"llm_base_url": scripted.base_url, "llm_api_key": "sk-test", "llm_model": "scripted"}
+    async with make_api(turn_batch_turns=1, **llm) as api:
+        alice = await api.user("alice")
+        said = [
+            "I live in Porto with my cat Miso.",
+            "I moved to Lisbon. She is allergic to chicken.",
+        ]
+        home = {"text": "Alice lives in Porto", "slot": "home", "source": [1]}
+        scripted.push(Reply(content=json.dumps({"facts": [home]})), stage="archivist")
+        thread_id = (await alice.post("/v1/chat", json={"message": said[0]})).json()["thread_id"]
+        await archived(alice, thread_id)
+        await alice.post("/v1/chat", json={"message": said[1], "thread_id": thread_id})
+        per_turn = await archived(alice, thread_id)
+        u1, u2 = [m["id"] for m in per_turn["messages"] if m["role"] == "user"]
+        assert await stored_rows(api) == [
+            ("Alice lives in Porto", True, (u1,)),
+            ("I moved to Lisbon.", True, (u2,)),
+            ("She is allergic to chicken.", True, (u2,)),
+        ]
+        facts = [
+            {"text": "I moved to Lisbon.", "source": [3]},  # turn 2's own: stored already
+            {"text": "Alice moved from Porto to Lisbon", "slot": "home", "source": [1, 3]},
+            {"text": "Alice's cat Miso is allergic to chicken", "source": [1, 3]},
+        ]
+        scripted.push(Reply(content=json.dumps({"facts": facts})), stage="archivist")
+        await alice.post(f"/v1/threads/{thread_id}/close")
+        job = await passed(api)
+        transcript = scripted.requests_for("archivist")[-1].body["messages"][-1]["content"]
+        assert said[0] in transcript and said[1] in transcript  # the whole thread, together
+        assert await stored_rows(api) == [
+            ("Alice lives in Porto", False, (u1,)),
+            ("I moved to Lisbon.", True, (u2,)),
+            ("She is allergic to chicken.", True, (u2,)),
+            ("Alice moved from Porto to Lisbon", True, (u1, u2)),
+            ("Alice's cat Miso is allergic to chicken", True, (u1, u2)),
+        ]
+        assert job["memories_created"] == 2
 
 
 async def test_a_replayed_request_archives_its_turn_once(make_api: Any) -> None:
