@@ -232,15 +232,13 @@ LEFT JOIN LATERAL (
 ORDER BY m.id
 
 -- name: finish_archive_slice
--- $1 job, $2 lease token, $3 memories the slice created, $4 the slice's last message (null: none
--- was left), $5 the mark the slice started from (of the job's scope, as archive_slice). Advances
--- the thread's mark of that scope to the slice's end (a dialog pass also the archived mark: what
--- it archived no turn job needs to); the job is done when that reaches its last message, else it goes back to the
--- queue for its next slice (attempts and rounds start again: it made progress). Nothing happens,
--- and nothing comes back, when the lease was lost or the mark moved meanwhile (another job of the
--- thread archived it). The thread row is locked first (`locked`, which `done` waits for), the
--- order closing a thread takes (close, then queue a job): job-then-thread let a close of the same
--- thread wait on the job's row while it held the thread, and the two deadlocked (seen in CI).
+-- $1 job, $2 lease token, $3 memories made, $4 the slice's last message (null: none was left),
+-- $5 the mark (archived_upto, or a dialog pass's consolidated_upto) the slice started from.
+-- Advances that mark (a pass's also archived_upto) to the slice's end; the job is done when it
+-- reaches its last message, else queued for its next slice (attempts and rounds start again).
+-- Nothing happens, nothing comes back, when the lease was lost or the mark moved meanwhile.
+-- The thread row is locked first (`locked`, which `done` waits for), the order a close takes
+-- (close, then queue a job): the other order deadlocked with a close (seen in CI).
 WITH locked AS MATERIALIZED (
   SELECT th.id FROM maas.threads th JOIN maas.archive_jobs j ON j.thread_id = th.id
   WHERE j.id = $1

@@ -45,8 +45,10 @@ def memories(dsn: str) -> list[str]:
     return [r["text"] for r in sql(dsn, "SELECT text FROM maas.memories ORDER BY id")]
 
 
-def job(dsn: str) -> Any:
-    return sql(dsn, "SELECT * FROM maas.archive_jobs ORDER BY id")[0]
+def job(dsn: str, reason: str | None = None) -> Any:
+    """The first archive job (of that reason)."""
+    query = "SELECT * FROM maas.archive_jobs WHERE reason = coalesce($1, reason) ORDER BY id"
+    return sql(dsn, query, reason)[0]
 
 
 async def hold_thread_then_kill(dsn: str, thread_id: str, server: Any) -> None:
@@ -79,36 +81,40 @@ async def hold_thread_then_kill(dsn: str, thread_id: str, server: Any) -> None:
 def test_crash_between_memory_writes_and_job_completion(
     db_url: str, fleet: Fleet, scripted: ScriptedLLM
 ) -> None:
-    env = fault_env(db_url, **llm_env(scripted.base_url))
+    # The turn's job waits for its batch all along: the close's dialog pass archives the turn.
+    env = fault_env(db_url, MAAS_TURN_BATCH_WAIT_S="3600", **llm_env(scripted.base_url))
     server = fleet.start(env)
     alice = new_user(server)
     chat = alice.post("/v1/chat", json={"message": FACTS}).json()
     wait_status(alice, chat["run_id"], {"COMPLETED"})
     scripted.push(Reply(delay_s=1.0), stage="archivist")  # time to take the lock first
     assert alice.post(f"/v1/threads/{chat['thread_id']}/close").status_code == 200
-    wait_for(lambda: job(db_url)["status"] == "running", 10, "archive job claimed")
+    wait_for(lambda: job(db_url, "closed")["status"] == "running", 10, "archive job claimed")
     asyncio.run(hold_thread_then_kill(db_url, chat["thread_id"], server))
 
     # The killed transaction left nothing: no memory, the job still leased, nothing archived.
     assert memories(db_url) == []
-    assert job(db_url)["status"] == "running"
+    assert job(db_url, "closed")["status"] == "running"
     assert sql(db_url, "SELECT archived_upto FROM maas.threads")[0][0] == 0
 
     server.start()  # the lease runs out, the job is requeued and replayed
-    wait_for(lambda: job(db_url)["status"] == "done", LEASE_S + 10, "replayed job done")
+    closed = lambda: job(db_url, "closed")  # noqa: E731
+    wait_for(lambda: closed()["status"] == "done", LEASE_S + 10, "replayed job done")
     assert set(memories(db_url)) == EXPECTED and len(memories(db_url)) == 3
-    assert job(db_url)["memories_created"] == 3 and job(db_url)["attempts"] == 2
+    assert closed()["memories_created"] == 3 and closed()["attempts"] == 2
     assert len(scripted.requests_for("archivist")) == 2
 
     # A second replay of the same messages (as after a crash right after the commit) adds none.
-    sql(db_url, "UPDATE maas.threads SET archived_upto = 0")
+    sql(db_url, "UPDATE maas.threads SET archived_upto = 0, consolidated_upto = 0")
     sql(
-        db_url, "UPDATE maas.archive_jobs SET status = 'queued', attempts = 0, memories_created = 0"
+        db_url,
+        "UPDATE maas.archive_jobs SET status = 'queued', attempts = 0, memories_created = 0"
+        " WHERE reason = 'closed'",
     )
     sql(db_url, "SELECT pg_notify('maas_archive', 'queued:0')")
     wait_for(lambda: len(scripted.requests_for("archivist")) == 3, 10, "third archivist call")
-    wait_for(lambda: job(db_url)["status"] == "done", 10, "second replay done")
-    assert len(memories(db_url)) == 3 and job(db_url)["memories_created"] == 0
+    wait_for(lambda: closed()["status"] == "done", 10, "second replay done")
+    assert len(memories(db_url)) == 3 and closed()["memories_created"] == 0
     listed = alice.get("/v1/memories").json()["memories"]
     assert {m["text"] for m in listed} == EXPECTED
 
@@ -132,7 +138,8 @@ def test_crash_in_a_per_turn_archive_job_stores_each_fact_once(
     wait_for(lambda: job(db_url)["status"] == "done", LEASE_S + 10, "replayed turn job done")
     assert set(memories(db_url)) == EXPECTED and len(memories(db_url)) == 3
     assert job(db_url)["attempts"] == 2
-    # Closing the thread afterwards queues nothing: the turn is archived already.
+    # Closing the thread afterwards runs its dialog pass, which stores nothing again.
     assert alice.post(f"/v1/threads/{chat['thread_id']}/close").status_code == 200
-    assert len(sql(db_url, "SELECT id FROM maas.archive_jobs")) == 1
-    assert len(memories(db_url)) == 3
+    wait_for(lambda: job(db_url, "closed")["status"] == "done", 10, "the close's pass done")
+    assert len(sql(db_url, "SELECT id FROM maas.archive_jobs")) == 2
+    assert len(memories(db_url)) == 3 and job(db_url, "closed")["memories_created"] == 0
