@@ -66,6 +66,10 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "retrieval.neighbor_decay", 0.0, 0.0, 1.0, "score of the turn a hit replies to (0 = off)"
     ),
+    ParamSpec(
+        "retrieval.diversity", 1.0, 0.0, 5.0, "penalty on word overlap with memories above (MMR)"
+    ),
+    ParamSpec("retrieval.part_lead", 3, 0, 50, "each named person's best memories packed first"),
     ParamSpec("retrieval.include_superseded", False, False, True, "also search closed facts"),
     # context
     ParamSpec("context.max_tokens", 1500, 50, 32000, "token budget of the packed memories"),

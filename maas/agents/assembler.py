@@ -9,6 +9,8 @@ from typing import Any
 from maas.llm.embed import Embedder
 from maas.llm.types import Analysis
 from maas.memory.budget import Packed, pack
+from maas.memory.diversity import diversify
+from maas.memory.parts import MAX_PARTS, lead_with, people_parts
 from maas.memory.search import Candidate
 from maas.memory.trace import Spans
 from maas.params import ParamSet
@@ -38,6 +40,13 @@ def search_terms(analysis: Analysis) -> list[str]:
     return [t for t in seen if t]
 
 
+def sub_questions(analysis: Analysis, params: ParamSet) -> list[str]:
+    """The analyzer's sub-questions worth a search each: two or more (one is the question), and
+    only while parts lead the packing (retrieval.part_lead)."""
+    parts = [p.strip() for p in analysis.parts if p.strip()][:MAX_PARTS]
+    return parts if len(parts) >= 2 and int(params["retrieval.part_lead"]) > 0 else []
+
+
 async def assemble(
     search: Search,
     embedder: Embedder | None,
@@ -48,11 +57,20 @@ async def assemble(
     token_encoding: str,
 ) -> Assembled:
     spans = Spans()
-    embedding = await _embed(embedder, query, spans)
+    asked = sub_questions(analysis, params)
+    vectors = await _embed(embedder, [query, *asked], spans)
     with spans.span("search") as searching:
         terms = search_terms(analysis)
-        found = await search(query, terms, embedding, params, analysis.entities, spans)
+        found = await search(query, terms, vectors[0], params, analysis.entities, spans)
         searching.detail = {"candidates": len(found)}
+    parts = [
+        await _search_part(search, (n, part), vector, analysis, params, spans)
+        for n, (part, vector) in enumerate(zip(asked, vectors[1:], strict=True), start=1)
+    ]
+    with spans.span("prioritise"):
+        found = diversify(found, params.num("retrieval.diversity"))
+        parts = parts or people_parts(found, analysis.entities)
+        found = lead_with(parts, found, int(params["retrieval.part_lead"]))
     budget = max_tokens or int(params["context.max_tokens"])
     with spans.span("pack") as packing:
         packed = pack(found, budget, bool(params["context.include_dates"]), token_encoding)
@@ -60,9 +78,29 @@ async def assemble(
     return Assembled(found, packed, spans.as_json())
 
 
-async def _embed(embedder: Embedder | None, query: str, spans: Spans) -> list[float] | None:
-    """The query's embedding (none without an embedder: the vector arm is off)."""
+async def _search_part(
+    search: Search,
+    numbered: tuple[int, str],
+    vector: list[float] | None,
+    analysis: Analysis,
+    params: ParamSet,
+    spans: Spans,
+) -> list[Candidate]:
+    """Sub-question n's own search: its words, and the question's entities it names."""
+    n, part = numbered
+    names = [e for e in analysis.entities if e.lower() in part.lower()]
+    with spans.span(f"search part {n}") as searching:
+        found = await search(part, [e.lower() for e in names], vector, params, names, spans)
+        searching.detail = {"candidates": len(found)}
+    return diversify(found, params.num("retrieval.diversity"))
+
+
+async def _embed(
+    embedder: Embedder | None, texts: list[str], spans: Spans
+) -> list[list[float] | None]:
+    """The embeddings of the query and its parts in one call (none without an embedder: the
+    vector arm is off)."""
     if embedder is None:
-        return None
+        return [None] * len(texts)
     with spans.span("embed query"):
-        return (await embedder.embed([query]))[0]
+        return list(await embedder.embed(texts))

@@ -16,6 +16,9 @@ class Analysis(BaseModel):
     keywords: list[str] = Field(default_factory=list, max_length=64)
     entities: list[str] = Field(default_factory=list, max_length=64)
     time_expressions: list[str] = Field(default_factory=list, max_length=64)
+    # sub-questions of a question about several things at once, each searched on its own
+    # (an LLM analyzer's; offline has none)
+    parts: list[str] = Field(default_factory=list, max_length=64)
 
 
 class Fact(BaseModel):

@@ -200,11 +200,11 @@ def _linked(c: Candidate, links: dict[int, tuple[Candidate, float]]) -> Candidat
 
 
 def prefer_speakers(cands: list[Candidate], names: list[str], weight: float) -> None:
-    wanted = {_name(n) for n in names if n.strip()}
+    wanted = {person(n) for n in names if n.strip()}
     if weight <= 0 or not wanted:
         return
     for c in cands:
-        if c.speaker and _name(c.speaker) in wanted:
+        if c.speaker and person(c.speaker) in wanted:
             c.score += weight
             c.components["speaker"] = weight
 
@@ -222,7 +222,7 @@ def prefer_period(cands: list[Candidate], query: str, now: datetime, weight: flo
             c.components["period"] = weight
 
 
-def _name(text: str) -> str:
+def person(text: str) -> str:
     """'Caroline's' and 'caroline' name the same person."""
     low = text.strip().lower()
     return low[:-2] if low.endswith(("'s", "’s")) else low

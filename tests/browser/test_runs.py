@@ -77,9 +77,10 @@ def test_the_inspector_nests_the_assembler_parts_under_its_bar(site: Site, page:
     rows = page.locator("#timeline svg.chart g.row")
     kinds = rows.evaluate_all("gs => gs.map(g => [g.dataset.status, g.dataset.part || null])")
     at = kinds.index(["ASSEMBLING", None])
-    parts = ["embed query", "search", "wait for a connection", "search statement", "rank", "pack"]
-    assert [p for _, p in kinds[at + 1 : at + 7]] == parts, kinds
-    assert kinds[at + 7][1] is None  # then the statuses go on
+    parts = ["embed query", "search", "wait for a connection", "search statement", "rank"]
+    parts += ["prioritise", "pack"]
+    assert [p for _, p in kinds[at + 1 : at + 8]] == parts, kinds
+    assert kinds[at + 8][1] is None  # then the statuses go on
 
     def box(row: Any) -> tuple[float, float]:
         bar = row.locator("rect.bar")
@@ -87,7 +88,7 @@ def test_the_inspector_nests_the_assembler_parts_under_its_bar(site: Site, page:
         return x, x + width
 
     start, end = box(rows.nth(at))
-    for i in range(at + 1, at + 7):  # inside the stage's bar (1.5: a tiny part's least width)
+    for i in range(at + 1, at + 8):  # inside the stage's bar (1.5: a tiny part's least width)
         left, right = box(rows.nth(i))
         assert start - 0.01 <= left and right <= end + 1.5, (kinds[i], start, end, left, right)
     indent = [float(rows.nth(at + i).locator("text.label").get_attribute("x")) for i in (1, 3)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -136,3 +137,42 @@ async def test_the_responder_sees_the_thread_history_on_both_lanes(
             history = [(m["role"], m["content"]) for m in messages[1:-1]]
             assert history == turns[: 2 * i][-6:]
             assert messages[-1]["content"] == turns[2 * i][1]
+
+
+async def test_each_sub_question_of_the_analyzer_is_searched_and_packed(
+    make_api: Any, scripted: ScriptedLLM
+) -> None:
+    """A question about two things: the analyzer's parts are searched one by one, and each
+    part's best memory heads the packing (the question's own words find neither: on the code
+    before, nothing was packed)."""
+    async with make_api(**llm(scripted)) as api:
+        alice = await api.user()
+        thread = (await alice.post("/v1/threads", json={"title": "garage"})).json()["thread_id"]
+        said = [
+            "I bought my red car in March 2015.",
+            "I bought my green kayak in June 2019.",
+            *(f"My neighbour number {i} waters the roses on Sundays." for i in range(12)),
+        ]
+        resp = await alice.post(
+            f"/v1/threads/{thread}/messages",
+            json={"messages": [{"role": "user", "text": t} for t in said]},
+        )
+        assert resp.status_code == 201
+        await close_and_archive(alice, thread)
+        analysis = {
+            "keywords": ["which", "first"],
+            "entities": [],
+            "time_expressions": [],
+            "parts": ["When did I buy my car?", "When did I buy my kayak?"],
+        }
+        scripted.push(json.dumps(analysis), stage="analyzer")
+        body = (
+            await alice.post("/v1/context", json={"query": "Which came first?", "max_tokens": 60})
+        ).json()
+        assert body["status"] == "READY"
+        assert "red car in March 2015" in body["context"]
+        assert "green kayak in June 2019" in body["context"]
+        firsts = sorted(body["memories"], key=lambda m: m["rank"])[:2]
+        assert {m["text"] for m in firsts} == {said[0], said[1]}
+        prompt = scripted.requests_for("analyzer")[-1].body["messages"][0]["content"]
+        assert '"parts"' in prompt

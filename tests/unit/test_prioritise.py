@@ -1,0 +1,65 @@
+"""Packing order after the search (issue 22): repeats give way to memories that add something,
+and each person a question names gets a share of the budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from maas.memory.diversity import content_bits, diversify, jaccard
+from maas.memory.parts import lead_with, people_parts
+from maas.memory.search import Candidate
+
+T0 = datetime(2023, 5, 8, tzinfo=UTC)
+
+
+def cand(i: int, text: str, score: float, speaker: str | None = None) -> Candidate:
+    return Candidate(i, text, 0.5, None, T0, [i], score=score, speaker=speaker)
+
+
+def ids(cands: list[Candidate]) -> list[int]:
+    return [c.id for c in cands]
+
+
+def test_a_rewording_of_a_picked_memory_gives_way_to_a_new_event() -> None:
+    ranked = [
+        cand(1, "Melanie: we went camping in the mountains with the kids", 1.0),
+        cand(2, "Melanie: camping in the mountains with the kids was great", 0.95),
+        cand(3, "Melanie: I signed up for a pottery class yesterday", 0.9),
+    ]
+    assert ids(diversify(ranked, 0.5)) == [1, 3, 2]
+    assert ids(diversify(ranked, 0.0)) == [1, 2, 3]  # off: the search's order
+
+
+def test_overlap_is_over_content_words_only() -> None:
+    a, b, c = content_bits(["I love the beach", "the beach I love", "and I a the"])
+    assert jaccard(a, b) == 1.0
+    assert c == 0 and jaccard(a, c) == 0.0  # stopwords only: nothing to share
+
+
+def test_each_named_person_gets_their_best_memories_first() -> None:
+    ranked = [
+        cand(1, "Nate: I love turtles", 1.0, "Nate"),
+        cand(2, "Nate: turtles are calming", 0.9, "Nate"),
+        cand(3, "Nate: my turtles eat fruit", 0.8, "Nate"),
+        cand(4, "Joanna: turtles remind me of strength", 0.5, "Joanna"),
+        cand(5, "Joanna: I hike on weekends", 0.4, "Joanna"),
+    ]
+    assert ids(by_parts(ranked, ["Nate", "Joanna's"], 1)) == [1, 4, 2, 3, 5]
+    assert ids(by_parts(ranked, ["Nate", "Joanna"], 2)) == [1, 4, 2, 5, 3]
+
+
+def by_parts(ranked: list[Candidate], names: list[str], lead: int) -> list[Candidate]:
+    return lead_with(people_parts(ranked, names), ranked, lead)
+
+
+def test_sub_questions_found_apart_lead_and_their_own_finds_follow() -> None:
+    main = [cand(1, "a", 1.0), cand(2, "b", 0.9), cand(3, "c", 0.8)]
+    first, second = [cand(3, "c", 2.0), cand(1, "a", 1.0)], [cand(7, "g", 1.5), cand(8, "h", 1)]
+    assert ids(lead_with([first, second], main, 1)) == [3, 7, 1, 2, 8]
+
+
+def test_one_person_or_none_leaves_the_order_alone() -> None:
+    ranked = [cand(1, "Nate: a", 1.0, "Nate"), cand(2, "Joanna: b", 0.5, "Joanna")]
+    assert ids(by_parts(ranked, ["Nate"], 3)) == [1, 2]
+    assert ids(by_parts(ranked, ["Nate", "Paris"], 3)) == [1, 2]  # Paris said nothing
+    assert ids(by_parts(ranked, ["Nate", "Joanna"], 0)) == [1, 2]  # off
