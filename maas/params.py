@@ -48,7 +48,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.w_bm25", 1.0, 0.0, 5.0, "weight of the BM25 full-text arm in fusion"),
     ParamSpec("retrieval.w_trgm", 0.0, 0.0, 5.0, "weight of the trigram arm (0 = arm off)"),
     ParamSpec("retrieval.w_vector", 1.0, 0.0, 5.0, "weight of the embedding arm in fusion"),
-    ParamSpec("retrieval.rrf_k", 60.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
+    ParamSpec("retrieval.rrf_k", 20.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
     ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
     ParamSpec("retrieval.w_speaker", 0.3, 0.0, 2.0, "bonus when the query names the speaker"),
@@ -61,7 +61,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.trgm_threshold", 0.3, 0.05, 1.0, "minimum trigram word similarity"),
     ParamSpec("retrieval.min_score", 0.05, 0.0, 5.0, "score below which a memory is dropped"),
     ParamSpec(
-        "retrieval.sibling_decay", 0.6, 0.0, 1.0, "score of a hit's sibling chunks (0 = off)"
+        "retrieval.sibling_decay", 0.3, 0.0, 1.0, "score of a hit's sibling chunks (0 = off)"
     ),
     ParamSpec(
         "retrieval.neighbor_decay", 0.0, 0.0, 1.0, "score of the turn a hit replies to (0 = off)"
