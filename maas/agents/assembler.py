@@ -67,11 +67,11 @@ async def assemble(
         await _search_part(search, (n, part), vector, analysis, params, spans)
         for n, (part, vector) in enumerate(zip(asked, vectors[1:], strict=True), start=1)
     ]
+    budget = max_tokens or int(params["context.max_tokens"])
     with spans.span("prioritise"):
-        found = diversify(found, params.num("retrieval.diversity"))
+        found = diversify(found, params.num("retrieval.diversity"), budget)
         parts = parts or people_parts(found, analysis.entities)
         found = lead_with(parts, found, int(params["retrieval.part_lead"]))
-    budget = max_tokens or int(params["context.max_tokens"])
     with spans.span("pack") as packing:
         packed = pack(found, budget, bool(params["context.include_dates"]), token_encoding)
         packing.detail = {"packed": len(packed.used_ids), "tokens": packed.tokens}
@@ -92,7 +92,7 @@ async def _search_part(
     with spans.span(f"search part {n}") as searching:
         found = await search(part, [e.lower() for e in names], vector, params, names, spans)
         searching.detail = {"candidates": len(found)}
-    return diversify(found, params.num("retrieval.diversity"))
+    return found
 
 
 async def _embed(

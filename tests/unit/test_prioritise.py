@@ -26,8 +26,8 @@ def test_a_rewording_of_a_picked_memory_gives_way_to_a_new_event() -> None:
         cand(2, "Melanie: camping in the mountains with the kids was great", 0.95),
         cand(3, "Melanie: I signed up for a pottery class yesterday", 0.9),
     ]
-    assert ids(diversify(ranked, 0.5)) == [1, 3, 2]
-    assert ids(diversify(ranked, 0.0)) == [1, 2, 3]  # off: the search's order
+    assert ids(diversify(ranked, 0.5, 1000)) == [1, 3, 2]
+    assert ids(diversify(ranked, 0.0, 1000)) == [1, 2, 3]  # off: the search's order
 
 
 def test_overlap_is_over_content_words_only() -> None:
@@ -63,3 +63,16 @@ def test_one_person_or_none_leaves_the_order_alone() -> None:
     assert ids(by_parts(ranked, ["Nate"], 3)) == [1, 2]
     assert ids(by_parts(ranked, ["Nate", "Paris"], 3)) == [1, 2]  # Paris said nothing
     assert ids(by_parts(ranked, ["Nate", "Joanna"], 0)) == [1, 2]  # off
+
+
+def test_only_the_head_that_could_be_packed_is_reordered() -> None:
+    """Beyond twice the budget in line tokens the order stays the search's (the picking is
+    quadratic; ~600 candidates reach the assembler)."""
+    texts = ["camping trip mountains", "camping trip mountains kids", "pottery class", "painting"]
+    texts += ["camping trip mountains"] * 6
+    ranked = [cand(i, text, 1.0 - i / 100) for i, text in enumerate(texts)]
+    for c in ranked:
+        c.line_tokens = 10
+    out = ids(diversify(ranked, 1.0, 20))  # the head: 4 lines of 10 tokens
+    assert out[:4] == [0, 2, 3, 1]
+    assert out[4:] == [4, 5, 6, 7, 8, 9]
