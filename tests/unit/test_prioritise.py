@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from maas.memory.diversity import content_bits, diversify, jaccard
+from maas.memory.diversity import diversify, overlaps
 from maas.memory.parts import lead_with, people_parts
 from maas.memory.search import Candidate
 
@@ -31,9 +31,10 @@ def test_a_rewording_of_a_picked_memory_gives_way_to_a_new_event() -> None:
 
 
 def test_overlap_is_over_content_words_only() -> None:
-    a, b, c = content_bits(["I love the beach", "the beach I love", "and I a the"])
-    assert jaccard(a, b) == 1.0
-    assert c == 0 and jaccard(a, c) == 0.0  # stopwords only: nothing to share
+    similar = overlaps(["I love the beach", "the beach I love", "and I a the", "beach party"])
+    assert similar[0, 1] == 1.0
+    assert similar[0, 2] == 0.0 and similar[2, 2] == 0.0  # stopwords only: nothing to share
+    assert abs(similar[0, 3] - 1 / 3) < 1e-6  # {love, beach} vs {beach, party}
 
 
 def test_each_named_person_gets_their_best_memories_first() -> None:
@@ -66,13 +67,13 @@ def test_one_person_or_none_leaves_the_order_alone() -> None:
 
 
 def test_only_the_head_that_could_be_packed_is_reordered() -> None:
-    """Beyond twice the budget in line tokens the order stays the search's (the picking is
-    quadratic; ~600 candidates reach the assembler)."""
+    """Only the budget's worth is picked, from twice the budget in line tokens; beyond, the
+    order stays the search's (~600 candidates reach the assembler)."""
     texts = ["camping trip mountains", "camping trip mountains kids", "pottery class", "painting"]
     texts += ["camping trip mountains"] * 6
     ranked = [cand(i, text, 1.0 - i / 100) for i, text in enumerate(texts)]
     for c in ranked:
         c.line_tokens = 10
     out = ids(diversify(ranked, 1.0, 20))  # the head: 4 lines of 10 tokens
-    assert out[:4] == [0, 2, 3, 1]
+    assert out[:4] == [0, 2, 1, 3]  # two picks fill the budget; the rewording gave way
     assert out[4:] == [4, 5, 6, 7, 8, 9]
