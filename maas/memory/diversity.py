@@ -38,7 +38,8 @@ def overlaps(texts: list[str]) -> np.ndarray:
     inter = x @ x.T
     sizes = x.sum(axis=1)
     union = sizes[:, None] + sizes[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    jaccard: np.ndarray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return jaccard
 
 
 def line_cost(c: Candidate) -> float:
