@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from maas.memory.diversity import diversify, overlaps
+from maas.memory.diversity import Overlaps, diversify
 from maas.memory.parts import lead_with, people_parts
 from maas.memory.search import Candidate
 
@@ -31,10 +31,10 @@ def test_a_rewording_of_a_picked_memory_gives_way_to_a_new_event() -> None:
 
 
 def test_overlap_is_over_content_words_only() -> None:
-    similar = overlaps(["I love the beach", "the beach I love", "and I a the", "beach party"])
-    assert similar[0, 1] == 1.0
-    assert similar[0, 2] == 0.0 and similar[2, 2] == 0.0  # stopwords only: nothing to share
-    assert abs(similar[0, 3] - 1 / 3) < 1e-6  # {love, beach} vs {beach, party}
+    similar = Overlaps(["I love the beach", "the beach I love", "and I a the", "beach party"])
+    assert similar.row(0)[1] == 1.0 and similar.row(0)[0] == 1.0
+    assert similar.row(0)[2] == 0.0 and similar.row(2)[2] == 0.0  # stopwords only: nothing shared
+    assert abs(similar.row(3)[0] - 1 / 3) < 1e-9  # {love, beach} vs {beach, party}
 
 
 def test_each_named_person_gets_their_best_memories_first() -> None:
