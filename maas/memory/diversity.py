@@ -25,7 +25,7 @@ REACH = 2  # the head diversified: this many budgets of line tokens
 TOKENS_PER_CHAR = 0.25  # a line's tokens when the memory has none stored (English text)
 
 
-@lru_cache(maxsize=16_384)  # a user's memories come back query after query (~1 KB each)
+@lru_cache(maxsize=4_096)  # a user's memories come back query after query (~1 KB each)
 def content_words(text: str) -> frozenset[str]:
     """Lowercase words of 3+ characters that are not stopwords."""
     return frozenset(w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in STOPWORDS)
