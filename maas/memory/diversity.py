@@ -41,9 +41,11 @@ class Overlaps:
         sets = [content_words(t) for t in texts]
         seen = Counter(w for words in sets for w in words)
         shared = {w: i for i, w in enumerate(w for w, n in seen.items() if n > 1)}
+        cells = [(r, shared[w]) for r, words in enumerate(sets) for w in words if w in shared]
         self.words = np.zeros((len(texts), max(len(shared), 1)), dtype=np.float64)
-        for r, words in enumerate(sets):
-            self.words[r, [shared[w] for w in words if w in shared]] = 1
+        if cells:
+            rows, cols = zip(*cells, strict=True)
+            self.words[list(rows), list(cols)] = 1.0
         self.sizes = np.array([len(words) for words in sets], dtype=np.float64)
 
     def row(self, i: int) -> np.ndarray:
@@ -80,15 +82,15 @@ def diversify(ranked: list[Candidate], weight: float, budget: int) -> list[Candi
         return ranked
     similar = Overlaps([c.text for c in head])
     score = np.array([c.score for c in head])
-    gain = score.copy()  # score - weight * greatest overlap with a pick so far
-    picked = np.zeros(len(head), dtype=bool)
+    gain = score.copy()  # score - weight * greatest overlap with a pick so far; -inf: picked
     order: list[int] = []
     filled = 0.0
     while filled < budget and len(order) < len(head):
-        best = int(np.argmax(np.where(picked, -np.inf, gain)))
-        picked[best] = True
+        best = int(np.argmax(gain))
         order.append(best)
         filled += line_cost(head[best])
-        gain = np.minimum(gain, score - weight * similar.row(best))
-    order += [i for i in range(len(head)) if not picked[i]]
+        np.minimum(gain, score - weight * similar.row(best), out=gain)
+        gain[best] = -np.inf
+    picked = set(order)
+    order += [i for i in range(len(head)) if i not in picked]
     return [head[i] for i in order] + ranked[len(head) :]

@@ -19,8 +19,13 @@ MAX_PARTS = 4  # sub-questions searched: each is one more search statement
 def people_parts(ranked: list[Candidate], names: list[str]) -> list[list[Candidate]]:
     """Each named person's memories among `ranked`, best first (a person with none: no part)."""
     wanted = list(dict.fromkeys(person(n) for n in names if n.strip()))
-    parts = [[c for c in ranked if c.speaker and person(c.speaker) == w] for w in wanted]
-    return [p for p in parts if p]
+    if len(wanted) < 2:  # one part is the ranking itself (most questions name one person)
+        return []
+    parts: dict[str, list[Candidate]] = {w: [] for w in wanted}
+    for c in ranked:
+        if c.speaker and (who := person(c.speaker)) in parts:
+            parts[who].append(c)
+    return [p for p in parts.values() if p]
 
 
 def lead_with(parts: list[list[Candidate]], ranked: list[Candidate], lead: int) -> list[Candidate]:
