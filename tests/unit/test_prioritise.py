@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from maas.memory.diversity import Overlaps, diversify
+from maas.memory.diversity import MAX_PICKS, Overlaps, diversify
 from maas.memory.parts import lead_with, people_parts
 from maas.memory.search import Candidate
 
@@ -77,3 +77,17 @@ def test_only_the_head_that_could_be_packed_is_reordered() -> None:
     out = ids(diversify(ranked, 1.0, 20))  # the head: 4 lines of 10 tokens
     assert out[:4] == [0, 2, 1, 3]  # two picks fill the budget; the rewording gave way
     assert out[4:] == [4, 5, 6, 7, 8, 9]
+
+
+def test_at_most_max_picks_are_picked_then_the_search_order_follows() -> None:
+    """The cap that keeps the picking off the event loop's back: rewordings past MAX_PICKS are
+    not pushed down any more."""
+    texts = [f"Nate: turtles calm me {i}" if i % 2 else f"Nate: saw city{i}x" for i in range(60)]
+    ranked = [cand(i, text, 1.0 - i / 1000) for i, text in enumerate(texts)]
+    for c in ranked:
+        c.line_tokens = 1
+    out = ids(diversify(ranked, 1.0, 1000))
+    picked = out[:MAX_PICKS]
+    assert sum(i % 2 == 0 for i in picked) > MAX_PICKS // 2 + 2  # the distinct events come first
+    rest = out[MAX_PICKS:]
+    assert rest == sorted(rest)  # then the search's order
