@@ -39,20 +39,20 @@ def content_words(text: str) -> frozenset[str]:
 
 class Overlaps:
     """The Jaccard index of texts' content words, a row at a time: one row per pick is all the
-    picking needs, over the words two texts share. A row is a matrix-vector product, which
-    OpenBLAS runs on one thread at these sizes; the whole matrix at once ran on two threads whose
-    idle spinning cost 4 ms of CPU per call beside the database (0.9 ms on one thread)."""
+    picking needs, over the words two texts share. Integer arithmetic, so numpy runs it in its own
+    loop and never wakes OpenBLAS's thread pool in the service process (a float product of the
+    whole matrix ran on two spinning OpenBLAS threads: 4 ms of CPU a call beside the database)."""
 
     def __init__(self, texts: list[str]) -> None:
         sets = [content_words(t) for t in texts]
         seen = Counter(w for words in sets for w in words)
         shared = {w: i for i, w in enumerate(w for w, n in seen.items() if n > 1)}
         cells = [(r, shared[w]) for r, words in enumerate(sets) for w in words if w in shared]
-        self.words = np.zeros((len(texts), max(len(shared), 1)), dtype=np.float64)
+        self.words = np.zeros((len(texts), max(len(shared), 1)), dtype=np.int32)
         if cells:
             rows, cols = zip(*cells, strict=True)
-            self.words[list(rows), list(cols)] = 1.0
-        self.sizes = np.array([len(words) for words in sets], dtype=np.float64)
+            self.words[list(rows), list(cols)] = 1
+        self.sizes = np.array([len(words) for words in sets], dtype=np.int32)
 
     def row(self, i: int) -> np.ndarray:
         """Text i's overlap with every text (0 where both have no content word)."""
