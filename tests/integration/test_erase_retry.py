@@ -12,13 +12,15 @@ import asyncpg
 import pytest
 
 from maas.api import users
-from tests.helpers import eventually
+from tests.helpers import eventually, turn_archived
 
-# The erase transaction blocked by a lock (deleting the user waits for a row of its runs).
+# The erase transaction blocked by the test's own in-flight work ($1, its backend pid): deleting
+# the user waits for a row of its runs. Blocked by anything else (the per-turn archivist's key share
+# on the user row), the erase does not yet hold the user row, so no cycle could be closed.
 ERASE_WAITS = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock'
-  AND query LIKE '%DELETE FROM maas.users%'
+  AND query LIKE '%DELETE FROM maas.users%' AND $1 = ANY(pg_blocking_pids(pid))
 """
 DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 
@@ -45,7 +47,7 @@ async def close_the_cycle(
     """Once the erase waits for the runs `work` holds, `work` asks for the user row the erase is
     deleting: a cycle Postgres breaks by aborting the erase. The request is made in a savepoint
     and given back once granted, so the next erase attempt meets the same cycle."""
-    await eventually(lambda: _erase_waits(admin), timeout=30)
+    await eventually(lambda: _erase_waits(admin, work.get_server_pid()), timeout=30)
     async with work.transaction():  # a savepoint
         await work.execute("SELECT 1 FROM maas.users WHERE id = $1 FOR KEY SHARE", user_id)
         raise _GiveBack()
@@ -55,15 +57,16 @@ class _GiveBack(Exception):
     pass
 
 
-async def _erase_waits(admin: asyncpg.Connection) -> bool:
+async def _erase_waits(admin: asyncpg.Connection, work_pid: int) -> bool:
     await admin.execute("SELECT pg_stat_clear_snapshot()")
-    return bool(await admin.fetchval(ERASE_WAITS))
+    return bool(await admin.fetchval(ERASE_WAITS, work_pid))
 
 
 async def _chatting_user(api: Any) -> Any:
     alice = await api.user()
     resp = await alice.post("/v1/chat", json={"message": "I keep bees in Porto."})
     assert resp.status_code == 200, resp.text
+    await turn_archived(alice, resp.json()["thread_id"])  # no archivist in the way of the cycle
     return await api.service.runtime.pool.fetchval("SELECT id FROM maas.users WHERE name = 'alice'")
 
 
