@@ -86,6 +86,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "archivist.context_reply_words", 0, 0, 100, "a reply shorter than this quotes its prompt"
     ),
+    ParamSpec(
+        "archivist.context_mix", 0.45, 0.0, 1.0, "weight of the turn before, in a memory's vector"
+    ),
     ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
     ParamSpec(
         "archivist.semantic_dedup", 0.95, 0.85, 1.0, "embedding cosine = same fact (1 = off)"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from maas.llm.embed import Embedder
+from maas.llm.embed import Embedder, normalize
 from maas.llm.types import Fact, LanguageModel, Recorder, TranscriptLine
 from maas.memory import store
 from maas.params import ParamSet
@@ -44,9 +44,13 @@ async def archive(
         for i, r in enumerate(rows, start=1)
     ]
     facts = await model.extract_facts(lines, params, record) if lines else []
-    mapped = [_memory(dialog, f) for f in facts]
+    mapped = [m for m in (_memory(dialog, f) for f in facts) if m is not None]
+    mix = params.num("archivist.context_mix")
+    before: list[Mapping[str, Any] | None] = [None] * len(mapped)
+    if mix > 0:
+        before = _turns_before(rows, mapped)
     async with asyncio.timeout_at(deadline):
-        return await _embed(embedder, [m for m in mapped if m is not None])
+        return await _embed(embedder, mapped, before, mix)
 
 
 def _memory(dialog: Dialog, fact: Fact) -> store.NewMemory | None:
@@ -69,13 +73,63 @@ def _memory(dialog: Dialog, fact: Fact) -> store.NewMemory | None:
     )
 
 
+CONTEXT_WORDS = 40  # of the turn before, embedded (its last 40 or first 24 did no better)
+
+
+def _turns_before(
+    rows: list[Mapping[str, Any]], memories: list[store.NewMemory]
+) -> list[Mapping[str, Any] | None]:
+    """Per memory, the message before its first source in this slice when another speaker said
+    it (what a reply answers: "They make me think of strength" is about the turtles just named);
+    None when there is none in the slice."""
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    found: list[Mapping[str, Any] | None] = []
+    for m in memories:
+        i = index.get(m.source_message_ids[0], 0)
+        prev = rows[i - 1] if i > 0 else None
+        found.append(None if prev is None or _who(prev) == _who(rows[i]) else prev)
+    return found
+
+
+def _who(row: Mapping[str, Any]) -> tuple[Any, Any]:
+    return row["role"], row["speaker"]
+
+
 async def _embed(
-    embedder: Embedder | None, memories: list[store.NewMemory]
+    embedder: Embedder | None,
+    memories: list[store.NewMemory],
+    before: list[Mapping[str, Any] | None],
+    mix: float,
 ) -> list[store.NewMemory]:
+    """Each memory's vector; with `mix` > 0 moved toward the turn before it (weight `mix`), so a
+    reply is found by what it answers. The memory's text, its tokens and its words are its own."""
     if embedder is None or not memories:
         return memories
-    vectors = await embedder.embed([m.text for m in memories])
+    own = await embedder.embed([m.text for m in memories])
+    context = await _contexts(embedder, before)
     return [
-        store.NewMemory(**{**m.__dict__, "embedding": v})
-        for m, v in zip(memories, vectors, strict=True)
+        store.NewMemory(
+            **{**m.__dict__, "embedding": _mixed(v, None if b is None else context[b["id"]], mix)}
+        )
+        for m, v, b in zip(memories, own, before, strict=True)
     ]
+
+
+async def _contexts(
+    embedder: Embedder, before: list[Mapping[str, Any] | None]
+) -> dict[int, list[float]]:
+    """The vector of each turn before, by message id: its first CONTEXT_WORDS words embedded.
+    (Summing the vectors of that turn's own memories instead saves the embedding, ingest 24 -> 42
+    turns/s on LoCoMo dev, but loses the questions a turn asks, which hold no fact: budget recall
+    @500 0.815 -> 0.799.)"""
+    wanted = list({r["id"]: r for r in before if r is not None}.values())
+    texts = [" ".join(str(r["content"]).split()[:CONTEXT_WORDS]) for r in wanted]
+    vectors = await embedder.embed(texts) if texts else []
+    return {r["id"]: v for r, v in zip(wanted, vectors, strict=True)}
+
+
+def _mixed(own: list[float], context: list[float] | None, mix: float) -> list[float]:
+    """normalise(own + mix * context); own alone without a context."""
+    if context is None:
+        return own
+    return normalize([a + mix * c for a, c in zip(own, context, strict=True)])

@@ -10,8 +10,9 @@ memories, not the ~600 candidates of three arms and their siblings) and picks at
 (or until the picks fill the budget); the rest keeps the search's order behind. On LoCoMo dev the
 cap keeps the gain at 500 tokens (budget recall +0.008, answer-in-context +0.013 over no
 diversity) and gives up the +0.010 answer-in-context at 2,000 that picking through the whole head
-bought, at ~2 ms a call. (Chat throughput under load fell with either form in `maas bench
-pipeline`, more than this CPU explains: docs/performance.md, Session 8.)
+bought, at ~2 ms a call. (The chat throughput drop seen in `maas bench pipeline` with float
+overlap rows, which woke OpenBLAS's threads, is gone with integer rows: docs/performance.md,
+Sessions 8 and 9.)
 """
 
 from __future__ import annotations
