@@ -104,7 +104,9 @@ async def test_a_1mb_import_is_archived_completely_after_a_timed_out_slice_with_
     again queues the failed job again, and every imported message ends up in a memory's
     provenance, every memory with its vector. (That service cuts memories of up to 400 words,
     the parameter's maximum: 1 MB is ~170k words, ~40 CPU seconds of embedding either way, but
-    ~400 memories to write instead of ~8,500; docs/performance.md times the default.)"""
+    ~400 memories to write instead of ~8,500; docs/performance.md times the default. Nor does it
+    embed each turn's context for archivist.context_mix (~30 s more here): what is tested is
+    that everything is archived, not how the vectors lean.)"""
     await LocalEmbedder().embed(["the model loads once per process"])
     seen: list[int] = []
 
@@ -132,7 +134,7 @@ async def test_a_1mb_import_is_archived_completely_after_a_timed_out_slice_with_
         assert await eventually(lambda: no_encoding_for(1.0), timeout=10)  # one batch at most
         assert await pool.fetchval("SELECT count(*) FROM maas.memories") == 0
 
-    long_memories = BuiltinParams({"archivist.max_memory_words": 400})
+    long_memories = BuiltinParams({"archivist.max_memory_words": 400, "archivist.context_mix": 0})
     async with running_api(settings_for(db_url, tmp_path, embedder="local"), long_memories) as api:
         pool = api.service.runtime.pool
         resp = await api.client.post(f"/v1/threads/{thread}/close", headers=auth)
