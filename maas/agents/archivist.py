@@ -73,7 +73,7 @@ def _memory(dialog: Dialog, fact: Fact) -> store.NewMemory | None:
     )
 
 
-CONTEXT_WORDS = 40  # of the turn before, embedded (its last 40 or first 24 did no better)
+CONTEXT_WORDS = 40  # of the turn before, embedded (its last 40 or last 24 words did no better)
 
 
 def _turns_before(
