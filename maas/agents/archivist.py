@@ -8,7 +8,7 @@ what it returns through the repository.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,16 +35,19 @@ async def archive(
     params: ParamSet,
     record: Recorder,
     deadline: float,
+    keep: Callable[[store.NewMemory], bool] | None = None,
 ) -> list[store.NewMemory]:
     """The facts of the dialog as memories, embedded; the embedding stops at `deadline` (the
-    event loop's clock) between batches."""
+    event loop's clock) between batches. `keep`: which memories to return (the others are not
+    embedded: a dialog pass drops what per-turn archiving already stored)."""
     rows = dialog.messages
     lines = [
         TranscriptLine(i, r["role"], r["speaker"], r["content"], r["created_at"])
         for i, r in enumerate(rows, start=1)
     ]
     facts = await model.extract_facts(lines, params, record) if lines else []
-    mapped = [m for m in (_memory(dialog, f) for f in facts) if m is not None]
+    made = (_memory(dialog, f) for f in facts)
+    mapped = [m for m in made if m is not None and (keep is None or keep(m))]
     mix = params.num("archivist.context_mix")
     before: list[Mapping[str, Any] | None] = [None] * len(mapped)
     if mix > 0:

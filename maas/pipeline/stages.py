@@ -147,8 +147,7 @@ async def archive(rt: Runtime, repo: RunRepository, job: Job, record: Recorder) 
     mode = await repo.user_llm_mode(job.user_id)
     dialog = archivist.Dialog(job.user_id, job.thread_id, part.messages)
     model, embedder = rt.models.model_for(mode), rt.models.embedder_for(mode)
-    memories = await archivist.archive(model, embedder, dialog, params, record, deadline)
-    if job.scope == "dialog":
-        memories = [m for m in memories if not turn_archived(m, part.archived)]
+    keep = None if job.scope == "turn" else lambda m: not turn_archived(m, part.archived)
+    memories = await archivist.archive(model, embedder, dialog, params, record, deadline, keep)
     trigram = params.num("archivist.dedupe_similarity")
     return SliceArchived(part, memories, trigram, params.semantic_dedup())
