@@ -90,7 +90,7 @@ def test_catastrophic_regex_neither_freezes_the_service_nor_fails_the_suite(
         if detail["status"] != "running":
             break
         answered_while_running += 1
-        time.sleep(0.05)
+        time.sleep(0.25)  # under mallory's rate limit however long the run takes
     assert detail["status"] == "passed", detail
     checks = {c["name"]: c["passed"] for s in detail["steps"] for c in s["checks"]}
     assert checks["memory_not_stored"] and checks["memory_stored"]

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
+from tests.helpers import pause
 
 LEASE_S = 2.0  # L
 POLL_S = 0.3  # P
@@ -66,14 +67,15 @@ def sql(dsn: str, query: str, *args: Any) -> list[Any]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
     while True:
         result = check()
         if result:
             return result
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - start
+        if waited > timeout:
             raise AssertionError(f"{what}: not within {timeout}s (last: {result!r})")
-        time.sleep(0.05)
+        time.sleep(pause(waited))
 
 
 def wait_status(client: httpx.Client, run_id: str, wanted: set[str], timeout: float = 30) -> Any:

@@ -21,7 +21,9 @@ RUNS = "/v1/selflearn/emulator/runs"
 
 async def finished(client: httpx.AsyncClient, run_id: str, timeout: float = 90) -> dict[str, Any]:
     async def ended() -> dict[str, Any] | None:
-        view: dict[str, Any] = (await client.get(f"{RUNS}/{run_id}", headers=ADMIN)).json()
+        resp = await client.get(f"{RUNS}/{run_id}", headers=ADMIN)
+        assert resp.status_code == 200, resp.text
+        view: dict[str, Any] = resp.json()
         return None if view["status"] == "running" else view
 
     result: dict[str, Any] = await eventually(ended, timeout)
