@@ -1,4 +1,4 @@
-"""Archivist: a piece of a finished (closed or idle) dialog becomes memories with provenance.
+"""Archivist: a piece of a dialog (a turn, or a closed or idle thread) becomes memories.
 
 A plain function from the messages to the memories they hold: it reads and writes nothing. The
 archive job's runner hands it one bounded slice per claim (maas/pipeline/stages.py) and commits
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maas.llm.embed import Embedder, normalize
+from maas.llm.offline import OFFLINE_LABEL
 from maas.llm.types import Fact, LanguageModel, Recorder, TranscriptLine
 from maas.memory import store
 from maas.params import ParamSet
@@ -21,11 +22,13 @@ from maas.params import ParamSet
 @dataclass(frozen=True)
 class Dialog:
     """Messages of one thread to archive, in order (each: id, role, speaker, content,
-    created_at), and whose they are."""
+    created_at), and whose they are; `before`: the thread's message just before them (a chat's
+    per-turn slice starts with the user's answer to the reply before it), context only."""
 
     user_id: Any
     thread_id: Any
     messages: list[Mapping[str, Any]]
+    before: Mapping[str, Any] | None = None
 
 
 async def archive(
@@ -51,7 +54,7 @@ async def archive(
     mix = params.num("archivist.context_mix")
     before: list[Mapping[str, Any] | None] = [None] * len(mapped)
     if mix > 0:
-        before = _turns_before(rows, mapped)
+        before = _turns_before(rows, mapped, dialog.before)
     async with asyncio.timeout_at(deadline):
         return await _embed(embedder, mapped, before, mix)
 
@@ -80,18 +83,28 @@ CONTEXT_WORDS = 40  # of the turn before, embedded (its last 40 or last 24 words
 
 
 def _turns_before(
-    rows: list[Mapping[str, Any]], memories: list[store.NewMemory]
+    rows: list[Mapping[str, Any]],
+    memories: list[store.NewMemory],
+    first: Mapping[str, Any] | None = None,
 ) -> list[Mapping[str, Any] | None]:
-    """Per memory, the message before its first source in this slice when another speaker said
-    it (what a reply answers: "They make me think of strength" is about the turtles just named);
-    None when there is none in the slice."""
+    """Per memory, the message before its first source when another speaker said it (what a
+    reply answers: "They make me think of strength" is about the turtles just named): in this
+    slice, or `first` (the thread's message before the slice) for the slice's first message.
+    None when there is none, or when it is an offline answer (MaaS quoting memories back)."""
     index = {r["id"]: i for i, r in enumerate(rows)}
     found: list[Mapping[str, Any] | None] = []
     for m in memories:
-        i = index.get(m.source_message_ids[0], 0)
-        prev = rows[i - 1] if i > 0 else None
-        found.append(None if prev is None or _who(prev) == _who(rows[i]) else prev)
+        i = index.get(m.source_message_ids[0])
+        prev = None if i is None else rows[i - 1] if i > 0 else first
+        if prev is None or i is None or _who(prev) == _who(rows[i]) or _quotes_memories(prev):
+            prev = None
+        found.append(prev)
     return found
+
+
+def _quotes_memories(row: Mapping[str, Any]) -> bool:
+    """An offline reply lists the memories a question found: context of nothing said."""
+    return row["role"] == "assistant" and str(row["content"]).startswith(OFFLINE_LABEL)
 
 
 def _who(row: Mapping[str, Any]) -> tuple[Any, Any]:

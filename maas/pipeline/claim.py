@@ -87,6 +87,7 @@ class ArchiveSlice:
     mark: int
     messages: list[Mapping[str, Any]]
     archived: int = 0  # the thread's archived mark (turn jobs') when the slice was read
+    before: Mapping[str, Any] | None = None  # the thread's message before the slice, if any
 
     @property
     def last(self) -> int | None:

@@ -193,13 +193,18 @@ class RunRepository:
 
     async def archive_slice(self, job: Job, max_messages: int, max_chars: int) -> ArchiveSlice:
         """The job's next slice: at most `max_messages` messages and `max_chars` characters (at
-        least one message) after the thread's mark of the job's scope, up to its last message."""
+        least one message) after the thread's mark of the job's scope, up to its last message,
+        and the message the slice follows (context for the archivist)."""
         found = await self.pool.fetch(
             q("archive_slice"), job.thread_id, job.upto_message_id, max_messages, max_chars,
             job.scope,
         )  # fmt: skip
         mark, archived = (found[0]["mark"], found[0]["archived"]) if found else (0, 0)
-        return ArchiveSlice(mark, [r for r in found if r["id"] is not None], archived)
+        messages = [r for r in found if r["id"] is not None]
+        before = (
+            await self.pool.fetchrow(q("message_before"), job.thread_id, mark) if messages else None
+        )
+        return ArchiveSlice(mark, messages, archived, before)
 
     async def user_llm_mode(self, user_id: Any) -> str | None:
         """The mode the user is pinned to (a test run's throwaway user); None: the configured."""

@@ -231,6 +231,15 @@ LEFT JOIN LATERAL (
   WHERE s.before < $4) m ON true
 ORDER BY m.id
 
+-- name: message_before
+-- The message of thread $1 a slice starting after mark $2 follows (the one with id $2 or the
+-- closest before it): what the slice's first message may answer (archivist.context_mix).
+SELECT m.id, m.role, m.speaker, m.content, m.created_at
+FROM maas.messages m
+WHERE m.thread_id = $1 AND m.id <= $2
+ORDER BY m.id DESC
+LIMIT 1
+
 -- name: finish_archive_slice
 -- $1 job, $2 lease token, $3 memories made, $4 the slice's last message (null: none was left),
 -- $5 the mark (archived_upto, or a dialog pass's consolidated_upto) the slice started from.

@@ -49,3 +49,31 @@ async def test_the_local_model_loads_while_the_service_starts(make_api: Any) -> 
     embed._shared_model.cache_clear()
     async with make_api(embedder="local"):
         assert embed._shared_model.cache_info().currsize == 1
+
+
+async def test_a_reply_archived_alone_still_leans_toward_the_turn_it_answers(
+    make_api: Any,
+) -> None:
+    """archivist.context_mix across a slice boundary: with one message per slice (as a chat's
+    per-turn archiving has it), the reply's vector still moves toward the turn before it."""
+    turns = [
+        {"role": "other", "speaker": "Nate", "text": "I adopted three turtles at the pet store."},
+        {"role": "user", "speaker": "Joanna", "text": "They make me think of strength and hope."},
+    ]
+    async with make_api(embedder="local", archive_slice_messages=1) as api:
+        joanna = await api.user()
+        thread = (await joanna.post("/v1/threads", json={"title": "pets"})).json()["thread_id"]
+        resp = await joanna.post(f"/v1/threads/{thread}/messages", json={"messages": turns})
+        assert resp.status_code == 201, resp.text
+        await close_and_archive(joanna, thread)
+        stored = await api.service.runtime.pool.fetchval(
+            "SELECT embedding::text FROM maas.memories WHERE text LIKE 'Joanna:%'"
+        )
+    vector = [float(x) for x in stored.strip("[]").split(",")]
+    own, asked = await LocalEmbedder().embed(["Joanna: " + turns[1]["text"], turns[0]["text"]])
+
+    def cos(u: list[float], v: list[float]) -> float:
+        return sum(x * y for x, y in zip(u, v, strict=True))
+
+    assert cos(vector, asked) > cos(own, asked) + 0.1  # it leans toward the turtles
+    assert cos(vector, own) > 0.85  # and stays mostly its own

@@ -10,7 +10,7 @@ from typing import Any
 from pytest import approx
 
 from maas.agents.archivist import Dialog, archive
-from maas.llm.offline import OfflineModel
+from maas.llm.offline import OFFLINE_LABEL, OfflineModel
 from maas.params import ParamSet, validate
 
 AT = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -100,3 +100,29 @@ async def test_a_reply_leans_toward_the_turn_it_answers_by_the_mix() -> None:
 async def test_off_embeds_nothing_but_the_memories() -> None:
     plain, embedder = await _archived(0.0)
     assert sorted(embedder.seen) == sorted(m.text for m in plain.values())
+
+
+async def _first_of_slice(before: dict[str, Any] | None) -> tuple[list[float], list[float]]:
+    """The vector of the memory of a slice's one message ("a per-turn slice"), with `before` as
+    the thread's message before the slice, and its vector alone."""
+
+    async def record(call: object) -> None:
+        return None
+
+    reply = _row(2, "Joanna", "They make me think of strength and perseverance in hard times.")
+    params = ParamSet("test", validate({"archivist.context_mix": 0.5}))
+    deadline = asyncio.get_running_loop().time() + 30
+    dialog = Dialog("u", "t", [reply], before)
+    (made,) = await archive(OfflineModel(), WordAxes(), dialog, params, record, deadline)
+    return made.embedding or [], _axes(made.text)
+
+
+async def test_a_slices_first_message_leans_toward_the_message_before_the_slice() -> None:
+    asked = {**_row(1, "", "Which pets did you adopt this weekend? Turtles?"), "role": "assistant"}
+    mixed, own = await _first_of_slice(asked)
+    assert mixed == approx(_lean(own, _axes(asked["content"]), 0.5)) and mixed[0] > 0.3
+    # not toward an offline answer (MaaS quoting memories back), nor toward one's own turn
+    quoted = {**asked, "content": f"{OFFLINE_LABEL} From memory:\n1. Nate: turtles"}
+    assert (await _first_of_slice(quoted))[0] == own
+    assert (await _first_of_slice(_row(1, "Joanna", "I love turtles.")))[0] == own
+    assert (await _first_of_slice(None))[0] == own
