@@ -88,6 +88,22 @@ def _add_locomo(bench: Any) -> None:
         help="also answer each question from the packed context with the configured LLM"
         " (MAAS_LLM_*) and score it with an LLM judge: J per category (METRICS.md §8)",
     )
+    locomo.add_argument(
+        "--snapshot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the ingested database in DIR (embedded Postgres, or on MAAS_DATABASE_URL's"
+        " server) for --replay",
+    )
+    locomo.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="ask the questions on a copy of DIR's snapshot instead of ingesting again (other"
+        " retrieval --params; archivist parameters and the embedder are the snapshot's)",
+    )
     locomo.set_defaults(func=cmd_bench_locomo)
 
 

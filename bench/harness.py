@@ -165,11 +165,15 @@ async def serving(settings: Settings) -> AsyncIterator[Served]:
 
 @asynccontextmanager
 async def running_service(
-    server_uri: str | None = None, template: str | None = None, **overrides: Any
+    server_uri: str | None = None,
+    template: str | None = None,
+    keep_as: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Served]:
-    """The real service on a fresh database, torn down (database dropped) at the end."""
+    """The real service on a fresh database, torn down (database dropped, or kept under the name
+    `keep_as` when nothing failed) at the end."""
     with tempfile.TemporaryDirectory(prefix="maas-bench-", ignore_cleanup_errors=True) as tmp:
-        async with fresh_database(Path(tmp), server_uri, template) as db:
+        async with fresh_database(Path(tmp), server_uri, template, keep_as) as db:
             if template:
                 overrides.setdefault("migrate_on_start", False)
             async with serving(bench_settings(db.dsn, Path(tmp), **overrides)) as served:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -41,7 +42,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from bench import locomo_snapshot as snap
 from bench.harness import BenchUser, Served, running_service
+from bench.locomo_snapshot import SnapshotArgs
 from bench.stats import mean
 from bench.stats import percentile_or_none as percentile
 
@@ -699,6 +702,7 @@ class LocomoConfig:
     progress: bool = True
     params: dict[str, Any] = field(default_factory=dict)  # overrides, as MAAS_PARAMS
     judge: JudgeConfig | None = None  # --judge: reader and judge LLM
+    snapshot: SnapshotArgs | None = None  # --snapshot DIR (save) or --replay DIR
 
 
 @dataclass
@@ -742,6 +746,7 @@ class Measured:
     health: dict[str, Any] = field(default_factory=dict)
     param_version: str | None = None
     memories: dict[str, int] = field(default_factory=dict)  # conversation id -> memories
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # for a snapshot's manifest
     near_dup_rate: float | None = None
     semantic_dup_rate: float | None = None  # None without embeddings
 
@@ -762,29 +767,64 @@ async def _service_facts(svc: Served, ingested: Sequence[Ingested], out: Measure
 
 
 async def measure(
-    svc: Served, conversations: Sequence[Conversation], cfg: LocomoConfig
+    svc: Served,
+    conversations: Sequence[Conversation],
+    cfg: LocomoConfig,
+    snapshot: dict[str, Any] | None = None,
 ) -> Measured:
-    """Ingest every conversation, wait for the archivist, ask every question, gather stats."""
-    async with user_clients(svc, conversations) as ingested:
-        threads = sum(1 for c in conversations for s in c.sessions if s.turns)
-        turns = sum(len(c.turns) for c in conversations)
+    """Ingest every conversation, wait for the archivist, ask every question, gather stats;
+    with a `snapshot` manifest (a replay) the database holds them already: ask and gather."""
+    clients = user_clients(svc, conversations) if snapshot is None else replayed(svc, snapshot)
+    async with clients as ingested:
         t0 = time.perf_counter()
-        for ing in ingested:
-            await import_conversation(ing)
-        progress = Progress("archived threads", threads, cfg.progress)
-        await wait_archived(svc, ingested, cfg.archive_timeout_s, progress)
+        if snapshot is None:
+            ingest = await _ingest(svc, ingested, cfg)
+        else:
+            ingest = {**snapshot["ingest"], "replayed": True}
+            snap.check_embedder(snapshot, _ok(await ingested[0].http.get("/health"), "health"))
         t1 = time.perf_counter()
         total = sum(len(c.scored_questions()) for c in conversations)
         progress = Progress("questions", total, cfg.progress)
         async with _judge(cfg) as judge:
             asked = await ask_all(svc, ingested, cfg.budgets, cfg.concurrency, progress, judge)
         t2 = time.perf_counter()
-        ingest = {"turns": turns, "threads": threads, "seconds": t1 - t0}
-        ingest["turns_per_s"] = turns / (t1 - t0)
         out = Measured(asked, ingest, {"ingest": t1 - t0, "questions": t2 - t1})
         await _service_facts(svc, ingested, out)
+        out.users = {i.conversation.conversation_id: _user_json(i) for i in ingested}
         out.phases_s["stats"] = time.perf_counter() - t2
     return out
+
+
+async def _ingest(svc: Served, ingested: Sequence[Ingested], cfg: LocomoConfig) -> dict[str, Any]:
+    conversations = [i.conversation for i in ingested]
+    threads = sum(1 for c in conversations for s in c.sessions if s.turns)
+    turns = sum(len(c.turns) for c in conversations)
+    t0 = time.perf_counter()
+    for ing in ingested:
+        await import_conversation(ing)
+    progress = Progress("archived threads", threads, cfg.progress)
+    await wait_archived(svc, ingested, cfg.archive_timeout_s, progress)
+    seconds = time.perf_counter() - t0
+    return {"turns": turns, "threads": threads, "seconds": seconds, "turns_per_s": turns / seconds}
+
+
+def _user_json(ing: Ingested) -> dict[str, Any]:
+    user = ing.user
+    return {"user_id": user.user_id, "name": user.name, "api_key": user.api_key,
+            "message_ids": ing.message_ids}  # fmt: skip
+
+
+@asynccontextmanager
+async def replayed(svc: Served, manifest: dict[str, Any]) -> AsyncIterator[list[Ingested]]:
+    """The snapshot's users, in the conversations' order, with their message ids."""
+    async with AsyncExitStack() as stack:
+        out = []
+        for conv in manifest["conversations"]:
+            u = manifest["users"][conv.conversation_id]
+            http = await stack.enter_async_context(svc.client(u["api_key"]))
+            user = BenchUser(u["user_id"], u["name"], u["api_key"])
+            out.append(Ingested(conv, user, http, dict(u["message_ids"])))
+        yield out
 
 
 @asynccontextmanager
@@ -815,15 +855,24 @@ async def run_locomo(
     server_uri: str | None = None,
     template: str | None = None,
 ) -> LocomoReport:
-    """The whole benchmark: BM25 baseline, then the service on a fresh database."""
+    """The whole benchmark: BM25 baseline, then the service on a fresh database (with
+    `cfg.snapshot`: kept as a snapshot afterwards, or copied from one and not ingested)."""
     started = time.perf_counter()
     bm25 = baseline(conversations, cfg.budgets)
     baseline_s = time.perf_counter() - started
-    async with running_service(
-        server_uri, template, embedder=cfg.embedder, params=cfg.params
-    ) as svc:
-        measured = await measure(svc, conversations, cfg)
-        stopping = time.perf_counter()
+    async with snap.place(cfg.snapshot, server_uri, template) as where:
+        manifest = where.manifest and {**where.manifest, "conversations": conversations}
+        async with running_service(
+            where.server_uri, where.template, where.keep_as, embedder=cfg.embedder,
+            params=cfg.params, migrate_on_start=True,
+        ) as svc:  # fmt: skip
+            measured = await measure(svc, conversations, cfg, manifest)
+            stopping = time.perf_counter()
+        if where.keep_as is not None and cfg.snapshot is not None:
+            embedder = measured.health.get("embedder")
+            made = snap.Ingested(fingerprint(conversations), embedder, cfg.params,
+                                 measured.ingest, measured.users)  # fmt: skip
+            await snap.keep(cfg.snapshot.directory, where, made)
     elapsed = time.perf_counter() - started
     shutdown = elapsed - (stopping - started)
     startup = elapsed - baseline_s - shutdown - sum(measured.phases_s.values())  # + users
@@ -836,6 +885,9 @@ async def run_locomo(
     }
     if cfg.params:
         config["params"] = dict(cfg.params)
+    if cfg.snapshot is not None:
+        config["snapshot"] = {"directory": str(cfg.snapshot.directory),
+                              "replayed": cfg.snapshot.replay}  # fmt: skip
     extras = _extras_json(conversations, measured, bm25)
     extras |= {"phases_s": phases, "machine": _machine(), "elapsed_s": elapsed}
     report = LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
@@ -978,7 +1030,8 @@ def _extras(report: LocomoReport) -> list[str]:
         f" (embedding cosine >= {SEMANTIC_DUP_SIMILARITY})",
         f"ingest                  {x['ingest_turns_per_s']:.1f} turns/s"
         f" ({x['ingest']['turns']} turns, {x['ingest']['threads']} threads,"
-        f" {x['ingest']['seconds']:.1f} s to archived)",
+        f" {x['ingest']['seconds']:.1f} s to archived)"
+        + (" when the snapshot was made (replayed)" if x["ingest"].get("replayed") else ""),
         f"/v1/context latency     p50 {_cell(lat['p50'], 0)} ms, p95 {_cell(lat['p95'], 0)} ms"
         f" ({lat['calls']} calls, {x['context_failures']} failed)",
         "server stages p50       "
@@ -987,12 +1040,20 @@ def _extras(report: LocomoReport) -> list[str]:
         f" skipped (no evidence turn found), {x['evidence_ids_missing']} evidence ids not found",
         f"config                  mode {c['llm_mode']}, embedder {c['embedder']},"
         f" param version {c['param_version']}"
-        + (f" ({json.dumps(c['params'], sort_keys=True)})" if c.get("params") else ""),
+        + (f" ({json.dumps(c['params'], sort_keys=True)})" if c.get("params") else "")
+        + _snapshot_note(c.get("snapshot")),
         f"machine                 {m['cpu_count']} CPUs, {m['platform']}, Python {m['python']}",
         f"elapsed                 {x['elapsed_s']:.1f} s ("
         + ", ".join(f"{k} {v:.1f} s" for k, v in x["phases_s"].items())
         + ")",
     ]
+
+
+def _snapshot_note(snapshot: dict[str, Any] | None) -> str:
+    if snapshot is None:
+        return ""
+    verb = "replayed from" if snapshot["replayed"] else "snapshot kept in"
+    return f", {verb} {snapshot['directory']}"
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1027,6 +1088,31 @@ def load_params(path: Path | None) -> dict[str, Any]:
     return raw
 
 
+def fingerprint(conversations: Sequence[Conversation]) -> str:
+    """What a snapshot ingested: every conversation's turns and questions (ids and texts)."""
+    digest = hashlib.sha256()
+    for conv in conversations:
+        digest.update(conv.conversation_id.encode())
+        for turn in conv.turns:
+            digest.update(f"\0{turn.turn_id}\0{turn.speaker}\0{turn.text}".encode())
+        for q in conv.scored_questions():
+            digest.update(f"\0{q.question_id}\0{q.question}".encode())
+    return digest.hexdigest()
+
+
+def _snapshot_args(
+    args: argparse.Namespace, conversations: Sequence[Conversation], params: dict[str, Any]
+) -> SnapshotArgs | None:
+    """--snapshot DIR or --replay DIR (not both); a replay's snapshot checked before it starts."""
+    save, replay = getattr(args, "snapshot", None), getattr(args, "replay", None)
+    if save is not None and replay is not None:
+        raise ValueError("--snapshot and --replay: one or the other (make a snapshot, then replay)")
+    if replay is not None:
+        snap.check_replay(snap.read_manifest(replay), fingerprint(conversations), params)
+        return SnapshotArgs(replay, replay=True)
+    return None if save is None else SnapshotArgs(save, replay=False)
+
+
 def main(args: argparse.Namespace) -> int:
     """`maas bench locomo` (arguments are defined in bench.cli)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -1034,6 +1120,7 @@ def main(args: argparse.Namespace) -> int:
         budgets = parse_budgets(str(args.budgets))
         conversations = load_conversations(args.data, args.limit_conversations)
         params = load_params(getattr(args, "params", None))
+        snapshot = _snapshot_args(args, conversations, params)
     except (ValueError, OSError) as exc:
         print(f"maas bench locomo: {exc}", file=sys.stderr)
         return 2
@@ -1053,6 +1140,7 @@ def main(args: argparse.Namespace) -> int:
         archive_timeout_s=args.archive_timeout,
         params=params,
         judge=judge,
+        snapshot=snapshot,
     )
     try:
         report = asyncio.run(run_locomo(conversations, cfg))
