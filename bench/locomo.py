@@ -849,18 +849,13 @@ def _machine() -> dict[str, Any]:
     }
 
 
-async def run_locomo(
-    conversations: Sequence[Conversation],
-    cfg: LocomoConfig,
-    server_uri: str | None = None,
-    template: str | None = None,
-) -> LocomoReport:
+async def run_locomo(conversations: Sequence[Conversation], cfg: LocomoConfig) -> LocomoReport:
     """The whole benchmark: BM25 baseline, then the service on a fresh database (with
     `cfg.snapshot`: kept as a snapshot afterwards, or copied from one and not ingested)."""
     started = time.perf_counter()
     bm25 = baseline(conversations, cfg.budgets)
     baseline_s = time.perf_counter() - started
-    async with snap.place(cfg.snapshot, server_uri, template) as where:
+    async with snap.place(cfg.snapshot) as where:
         manifest = where.manifest and {**where.manifest, "conversations": conversations}
         async with running_service(
             where.server_uri, where.template, where.keep_as, embedder=cfg.embedder,

@@ -68,11 +68,15 @@ def check_replay(manifest: dict[str, Any], fingerprint: str, params: dict[str, A
             "--replay: the snapshot ingested other conversations than --data (and"
             " --limit-conversations) give; make it again with --snapshot"
         )
-    ingest_only = sorted(k for k in params if k.startswith(INGEST_ONLY))
+    made_with = manifest.get("params") or {}
+    ingest_only = sorted(
+        k for k in params if k.startswith(INGEST_ONLY) and params[k] != made_with.get(k)
+    )
     if ingest_only:
         raise ValueError(
             f"--replay: {', '.join(ingest_only)} act when memories are written, which a replay"
-            " does not do; make a snapshot with them (--snapshot DIR --params FILE)"
+            " does not do, and the snapshot was made with other values; make a snapshot with"
+            " them (--snapshot DIR --params FILE)"
         )
 
 
@@ -136,11 +140,10 @@ class Place:
 
 
 @asynccontextmanager
-async def place(
-    args: SnapshotArgs | None, server_uri: str | None, template: str | None
-) -> AsyncIterator[Place]:
+async def place(args: SnapshotArgs | None) -> AsyncIterator[Place]:
+    """Without a snapshot, a fresh database on the usual server (harness.running_service)."""
     if args is None:
-        yield Place(server_uri, template)
+        yield Place(None, None)
         return
     async with snapshot_server(args.directory) as uri:
         if args.replay:

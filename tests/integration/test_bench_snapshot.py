@@ -90,6 +90,18 @@ def test_a_replay_refuses_what_it_cannot_honour(
     archivist.write_text(json.dumps({"archivist.max_memory_words": 30}))
     assert cli([*base, "--data", str(MINI), "--replay", str(snap), "--params", str(archivist)]) == 2
     assert "archivist.max_memory_words act when memories are written" in capsys.readouterr().err
+    # the values the snapshot was made with are no change
+    made_with = tmp_path / "made_with.json"
+    made_with.write_text(json.dumps({"archivist.max_memory_words": 30}))
+    assert (
+        cli([*base, "--data", str(MINI), "--snapshot", str(snap), "--params", str(made_with)]) == 0
+    )
+    both_params = tmp_path / "both.json"
+    both_params.write_text(json.dumps({"archivist.max_memory_words": 30, "retrieval.rrf_k": 30}))
+    assert (
+        cli([*base, "--data", str(MINI), "--replay", str(snap), "--params", str(both_params)]) == 0
+    )
+    capsys.readouterr()
 
     other = tmp_path / "other"
     other.mkdir()
