@@ -205,7 +205,14 @@ class Service:
         if self._drain_started is None:
             self._drain_started = time.monotonic()
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        if not self._stop.is_set():  # logged on the loop, not in the signal handler
+            log.info(
+                "draining: no new work is claimed; in-flight work has %.0f s", self.grace_left()
+            )
+        self._stop.set()
 
     @property
     def draining(self) -> bool:

@@ -60,7 +60,7 @@ def test_sigterm_finishes_or_releases_in_flight_work_within_grace(
         assert server.proc is not None
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_for(lambda: "draining:" in server.log.read_text(), 10, "the drain began")
         owner = run_row(db_url, slow)
         late = sql(
             db_url,

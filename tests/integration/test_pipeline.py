@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.helpers import close_and_archive
+from tests.helpers import close_and_archive, eventually
 
 ALL = ["NEW", "ANALYZING", "ANALYZED", "ASSEMBLING", "READY", "RESPONDING", "COMPLETED"]
 
@@ -271,7 +271,8 @@ async def test_express_runs_pass_new_analyzed_and_ready_without_waking_anyone(
             queued = await alice.post("/v1/chat?wait=false", json={"message": "Jam on toast."})
             worked = queued.json()["run_id"]
             await alice.get(f"/v1/runs/{worked}/events")  # returns once the run has ended
-            await asyncio.sleep(0.3)  # the last notifications are on their way
+            # the last notifications may still be on their way
+            await eventually(lambda: _completed_heard(heard, [express["run_id"], worked]), 10)
             for run_id in (express["run_id"], worked):
                 history = (await alice.get(f"/v1/runs/{run_id}")).json()["history"]
                 assert [e["status"] for e in history] == ALL
@@ -289,3 +290,7 @@ async def test_express_runs_pass_new_analyzed_and_ready_without_waking_anyone(
         assert len(links) == 2 and all(r["id"] == r["run_id"] for r in links)
     finally:
         await listener.close()
+
+
+async def _completed_heard(heard: list[str], run_ids: list[str]) -> bool:
+    return all(any(h.startswith("COMPLETED") and h.endswith(r) for h in heard) for r in run_ids)
