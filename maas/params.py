@@ -51,6 +51,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.rrf_k", 20.0, 1.0, 1000.0, "reciprocal-rank constant: higher = flatter"),
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
     ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
+    ParamSpec(
+        "retrieval.w_context_terms", 0.3, 0.0, 1.0, "BM25 weight of a word of the turn before"
+    ),
     ParamSpec("retrieval.w_speaker", 0.3, 0.0, 2.0, "bonus when the query names the speaker"),
     ParamSpec(
         "retrieval.w_period", 0.3, 0.0, 2.0, "bonus when a memory is dated in the asked period"
@@ -88,6 +91,9 @@ SPECS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "archivist.context_mix", 0.45, 0.0, 1.0, "weight of the turn before, in a memory's vector"
+    ),
+    ParamSpec(
+        "archivist.context_terms", 15, 0, 100, "words of the turn before searched with a memory"
     ),
     ParamSpec("archivist.dedupe_similarity", 0.9, 0.5, 1.0, "trigram similarity = near duplicate"),
     ParamSpec(

@@ -59,9 +59,14 @@ CREATE FUNCTION maas.add_memory_terms() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid)
-  SELECT n.user_id, u.lexeme, n.id, cardinality(u.positions), length(n.search), n.valid_to IS NULL
+  INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid, context)
+  SELECT n.user_id, u.lexeme, n.id, cardinality(u.positions), length(n.search),
+         n.valid_to IS NULL, false
   FROM new_rows n CROSS JOIN LATERAL unnest(n.search) AS u(lexeme, positions, weights)
+  UNION ALL
+  SELECT n.user_id, c.lexeme, n.id, 1, length(n.search), n.valid_to IS NULL, true
+  FROM new_rows n CROSS JOIN LATERAL unnest(tsvector_to_array(n.context_search)) AS c(lexeme)
+  WHERE c.lexeme <> ALL (tsvector_to_array(n.search))
   ORDER BY 1, 2, 3;  -- one lock order for concurrent writers
   RETURN NULL;
 END $$;
@@ -372,6 +377,12 @@ CREATE FUNCTION maas.log_llm_calls(p_run uuid, p_job bigint, p_user uuid, p_call
   SELECT p_run, p_job, p_user, c.* FROM maas.llm_call_rows(p_calls) c
 $$;
 
+CREATE FUNCTION maas.memory_lexemes(p_search tsvector, p_context tsvector) RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  SELECT tsvector_to_array(p_search) || coalesce(tsvector_to_array(p_context), '{}')
+$$;
+
 CREATE FUNCTION maas.memory_speaker() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -498,7 +509,8 @@ CREATE FUNCTION maas.remove_memory_terms() RETURNS trigger
     AS $$
 BEGIN
   DELETE FROM maas.memory_terms t
-  USING (SELECT o.user_id, o.id, unnest(tsvector_to_array(o.search)) AS lexeme FROM old_rows o) d
+  USING (SELECT o.user_id, o.id, unnest(maas.memory_lexemes(o.search, o.context_search)) AS lexeme
+         FROM old_rows o) d
   WHERE t.user_id = d.user_id AND t.lexeme = d.lexeme AND t.memory_id = d.id;
   RETURN NULL;
 END $$;
@@ -621,17 +633,24 @@ CREATE FUNCTION maas.update_memory_terms() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-  IF NEW.search IS DISTINCT FROM OLD.search THEN
+  IF NEW.search IS DISTINCT FROM OLD.search
+     OR NEW.context_search IS DISTINCT FROM OLD.context_search THEN
     DELETE FROM maas.memory_terms
-    WHERE user_id = OLD.user_id AND lexeme = ANY (tsvector_to_array(OLD.search))
+    WHERE user_id = OLD.user_id
+      AND lexeme = ANY (maas.memory_lexemes(OLD.search, OLD.context_search))
       AND memory_id = OLD.id;
-    INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid)
+    INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid, context)
     SELECT NEW.user_id, u.lexeme, NEW.id, cardinality(u.positions), length(NEW.search),
-           NEW.valid_to IS NULL
-    FROM unnest(NEW.search) AS u(lexeme, positions, weights);
+           NEW.valid_to IS NULL, false
+    FROM unnest(NEW.search) AS u(lexeme, positions, weights)
+    UNION ALL
+    SELECT NEW.user_id, c.lexeme, NEW.id, 1, length(NEW.search), NEW.valid_to IS NULL, true
+    FROM unnest(tsvector_to_array(NEW.context_search)) AS c(lexeme)
+    WHERE c.lexeme <> ALL (tsvector_to_array(NEW.search));
   ELSIF (NEW.valid_to IS NULL) IS DISTINCT FROM (OLD.valid_to IS NULL) THEN
     UPDATE maas.memory_terms SET valid = NEW.valid_to IS NULL
-    WHERE user_id = NEW.user_id AND lexeme = ANY (tsvector_to_array(NEW.search))
+    WHERE user_id = NEW.user_id
+      AND lexeme = ANY (maas.memory_lexemes(NEW.search, NEW.context_search))
       AND memory_id = NEW.id;
   END IF;
   RETURN NULL;
@@ -735,6 +754,7 @@ CREATE TABLE maas.memories (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     line_tokens integer,
     speaker text,
+    context_search tsvector,
     CONSTRAINT memories_importance_check CHECK (((importance >= (0)::double precision) AND (importance <= (1)::double precision)))
 );
 
@@ -764,7 +784,8 @@ CREATE TABLE maas.memory_terms (
     memory_id bigint NOT NULL,
     tf integer NOT NULL,
     doclen integer NOT NULL,
-    valid boolean NOT NULL
+    valid boolean NOT NULL,
+    context boolean DEFAULT false NOT NULL
 );
 
 CREATE TABLE maas.messages (
@@ -937,7 +958,7 @@ ALTER TABLE ONLY maas.memory_stats
     ADD CONSTRAINT memory_stats_pkey PRIMARY KEY (user_id);
 
 ALTER TABLE ONLY maas.memory_terms
-    ADD CONSTRAINT memory_terms_pkey PRIMARY KEY (user_id, lexeme, memory_id) INCLUDE (tf, doclen, valid);
+    ADD CONSTRAINT memory_terms_pkey PRIMARY KEY (user_id, lexeme, memory_id) INCLUDE (tf, doclen, valid, context);
 
 ALTER TABLE ONLY maas.messages
     ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
@@ -1070,7 +1091,7 @@ CREATE TRIGGER memories_terms_delete AFTER DELETE ON maas.memories REFERENCING O
 
 CREATE TRIGGER memories_terms_insert AFTER INSERT ON maas.memories REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION maas.add_memory_terms();
 
-CREATE TRIGGER memories_terms_update AFTER UPDATE OF valid_to, text ON maas.memories FOR EACH ROW EXECUTE FUNCTION maas.update_memory_terms();
+CREATE TRIGGER memories_terms_update AFTER UPDATE OF valid_to, text, context_search ON maas.memories FOR EACH ROW EXECUTE FUNCTION maas.update_memory_terms();
 
 CREATE TRIGGER runs_notify AFTER INSERT OR UPDATE OF status ON maas.pipeline_runs FOR EACH ROW EXECUTE FUNCTION maas.notify_run_status();
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from maas.llm.embed import Embedder, normalize
@@ -52,11 +52,27 @@ async def archive(
     made = (_memory(dialog, f) for f in facts)
     mapped = [m for m in made if m is not None and (keep is None or keep(m))]
     mix = params.num("archivist.context_mix")
+    words = int(params["archivist.context_terms"])
     before: list[Mapping[str, Any] | None] = [None] * len(mapped)
-    if mix > 0:
+    if mix > 0 or words > 0:
         before = _turns_before(rows, mapped, dialog.before)
+    if words > 0:
+        mapped = [_with_terms(m, b, words) for m, b in zip(mapped, before, strict=True)]
+    if mix <= 0:
+        before = [None] * len(mapped)
     async with asyncio.timeout_at(deadline):
         return await _embed(embedder, mapped, before, mix)
+
+
+def _with_terms(
+    memory: store.NewMemory, before: Mapping[str, Any] | None, words: int
+) -> store.NewMemory:
+    """The first `words` words of the turn before, searched by BM25 beside the memory's own (at
+    retrieval.w_context_terms of a term): "turtles" finds the reply "They make me think of
+    strength" in the full-text arm too."""
+    if before is None:
+        return memory
+    return replace(memory, context=" ".join(str(before["content"]).split()[:words]))
 
 
 def _memory(dialog: Dialog, fact: Fact) -> store.NewMemory | None:

@@ -65,5 +65,6 @@ SELECT to_jsonb(t) FROM maas.claim_turns t WHERE t.user_id = $1 ORDER BY t.queue
 SELECT to_jsonb(s) FROM maas.memory_stats s WHERE s.user_id = $1
 
 -- name: export_memory_terms
--- The search postings derived from the memories (lexeme, term frequency, length, validity).
+-- The search postings derived from the memories (lexeme, term frequency, length, validity, and
+-- `context`: a word of the turn the memory answers, migration 0039).
 SELECT to_jsonb(t) FROM maas.memory_terms t WHERE t.user_id = $1 ORDER BY t.memory_id, t.lexeme

@@ -50,11 +50,18 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- A memory's postings: its own lexemes, and those of its context (migration 0039) that its own
+-- text lacks, flagged `context`, each counted once (tf 1).
 CREATE OR REPLACE FUNCTION maas.add_memory_terms() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid)
-  SELECT n.user_id, u.lexeme, n.id, cardinality(u.positions), length(n.search), n.valid_to IS NULL
+  INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid, context)
+  SELECT n.user_id, u.lexeme, n.id, cardinality(u.positions), length(n.search),
+         n.valid_to IS NULL, false
   FROM new_rows n CROSS JOIN LATERAL unnest(n.search) AS u(lexeme, positions, weights)
+  UNION ALL
+  SELECT n.user_id, c.lexeme, n.id, 1, length(n.search), n.valid_to IS NULL, true
+  FROM new_rows n CROSS JOIN LATERAL unnest(tsvector_to_array(n.context_search)) AS c(lexeme)
+  WHERE c.lexeme <> ALL (tsvector_to_array(n.search))
   ORDER BY 1, 2, 3;  -- one lock order for concurrent writers
   RETURN NULL;
 END $$;
@@ -62,26 +69,40 @@ END $$;
 CREATE OR REPLACE FUNCTION maas.remove_memory_terms() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM maas.memory_terms t
-  USING (SELECT o.user_id, o.id, unnest(tsvector_to_array(o.search)) AS lexeme FROM old_rows o) d
+  USING (SELECT o.user_id, o.id, unnest(maas.memory_lexemes(o.search, o.context_search)) AS lexeme
+         FROM old_rows o) d
   WHERE t.user_id = d.user_id AND t.lexeme = d.lexeme AND t.memory_id = d.id;
   RETURN NULL;
 END $$;
+
+-- Every lexeme a memory has postings for: its own and its context's.
+CREATE OR REPLACE FUNCTION maas.memory_lexemes(p_search tsvector, p_context tsvector)
+RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT tsvector_to_array(p_search) || coalesce(tsvector_to_array(p_context), '{}')
+$$;
 
 -- Updates come one memory at a time (supersession, reopening); the text never changes in
 -- practice, but if it does the postings are rebuilt.
 CREATE OR REPLACE FUNCTION maas.update_memory_terms() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.search IS DISTINCT FROM OLD.search THEN
+  IF NEW.search IS DISTINCT FROM OLD.search
+     OR NEW.context_search IS DISTINCT FROM OLD.context_search THEN
     DELETE FROM maas.memory_terms
-    WHERE user_id = OLD.user_id AND lexeme = ANY (tsvector_to_array(OLD.search))
+    WHERE user_id = OLD.user_id
+      AND lexeme = ANY (maas.memory_lexemes(OLD.search, OLD.context_search))
       AND memory_id = OLD.id;
-    INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid)
+    INSERT INTO maas.memory_terms (user_id, lexeme, memory_id, tf, doclen, valid, context)
     SELECT NEW.user_id, u.lexeme, NEW.id, cardinality(u.positions), length(NEW.search),
-           NEW.valid_to IS NULL
-    FROM unnest(NEW.search) AS u(lexeme, positions, weights);
+           NEW.valid_to IS NULL, false
+    FROM unnest(NEW.search) AS u(lexeme, positions, weights)
+    UNION ALL
+    SELECT NEW.user_id, c.lexeme, NEW.id, 1, length(NEW.search), NEW.valid_to IS NULL, true
+    FROM unnest(tsvector_to_array(NEW.context_search)) AS c(lexeme)
+    WHERE c.lexeme <> ALL (tsvector_to_array(NEW.search));
   ELSIF (NEW.valid_to IS NULL) IS DISTINCT FROM (OLD.valid_to IS NULL) THEN
     UPDATE maas.memory_terms SET valid = NEW.valid_to IS NULL
-    WHERE user_id = NEW.user_id AND lexeme = ANY (tsvector_to_array(NEW.search))
+    WHERE user_id = NEW.user_id
+      AND lexeme = ANY (maas.memory_lexemes(NEW.search, NEW.context_search))
       AND memory_id = NEW.id;
   END IF;
   RETURN NULL;

@@ -17,7 +17,8 @@ SELECT set_config('pg_trgm.word_similarity_threshold', $1::text, true),
 -- Candidates of user $1 from three arms, each capped at $5 and each with its own score:
 --   bm25: Okapi BM25 (k1 $7, b $8) of the lexemes of query text $2 (English stemming); postings,
 --         document frequencies and lengths come from the memory_terms index alone, corpus stats
---         from memory_stats;
+--         from memory_stats; a context posting (the words of the turn a memory answers,
+--         migration 0039) counts as $10 of a term (0: not at all);
 --   trgm: trigram word similarity of any keyword in $3 (threshold set per transaction);
 --   vec:  cosine similarity to embedding $4 (null = arm off).
 -- $6 = also search closed (superseded) facts. The assembler fuses the arms. `speaker` is who said
@@ -35,7 +36,8 @@ q AS (SELECT unnest(tsvector_to_array(to_tsvector('english', $2))) AS l),
 df AS MATERIALIZED (
   SELECT q.l, c.n FROM q CROSS JOIN LATERAL (
     SELECT count(*)::float8 AS n FROM maas.memory_terms p
-    WHERE p.user_id = $1 AND p.lexeme = q.l AND ($6 OR p.valid) OFFSET 0) c
+    WHERE p.user_id = $1 AND p.lexeme = q.l AND ($6 OR p.valid)
+      AND (NOT p.context OR $10::float8 > 0) OFFSET 0) c
   WHERE c.n > 0),
 idf AS (
   SELECT df.l, ln(1 + (stats.docs - df.n + 0.5) / (df.n + 0.5)) AS w FROM df CROSS JOIN stats),
@@ -43,8 +45,10 @@ bm25 AS (
   SELECT p.memory_id AS id,
          sum(i.w * (p.tf * ($7 + 1)) / (p.tf + $7 * (1 - $8 + $8 * p.doclen / stats.avgdl))) AS r
   FROM idf i CROSS JOIN stats CROSS JOIN LATERAL (
-    SELECT p.memory_id, p.tf, p.doclen FROM maas.memory_terms p
-    WHERE p.user_id = $1 AND p.lexeme = i.l AND ($6 OR p.valid) OFFSET 0) p
+    SELECT p.memory_id, CASE WHEN p.context THEN $10::float8 ELSE p.tf END AS tf, p.doclen
+    FROM maas.memory_terms p
+    WHERE p.user_id = $1 AND p.lexeme = i.l AND ($6 OR p.valid)
+      AND (NOT p.context OR $10::float8 > 0) OFFSET 0) p
   -- equal scores (short memories sharing one term) are common at the cut: the earlier-written
   -- memory first, so the candidate set does not depend on the plan
   GROUP BY p.memory_id ORDER BY r DESC, p.memory_id LIMIT $5),
@@ -122,12 +126,14 @@ WHERE id = $1
 -- name: upsert_memory
 -- One memory per (user, fact): a replay only unions provenance. $1 user, $2 text, $3 kind,
 -- $4 slot, $5 fact key, $6 embedding (text form or null), $7 importance, $8 event time,
--- $9 source message ids, $10 source thread, $11 the tokens of its packed line (migration 0026).
+-- $9 source message ids, $10 source thread, $11 the tokens of its packed line (migration 0026),
+-- $12 the words of the turn it answers (null: none; searched beside its own, migration 0039).
 -- Returns the id and whether it is new.
 INSERT INTO maas.memories
   (user_id, text, kind, slot, fact_key, embedding, importance, event_time, valid_from,
-   source_message_ids, source_thread_id, line_tokens)
-VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10, $11)
+   source_message_ids, source_thread_id, line_tokens, context_search)
+VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10, $11,
+        to_tsvector('english', $12::text))
 ON CONFLICT (user_id, fact_key) DO UPDATE
 SET source_message_ids = ARRAY(
       SELECT DISTINCT unnest(maas.memories.source_message_ids || excluded.source_message_ids)

@@ -62,6 +62,7 @@ async def search(
         params.num("retrieval.bm25_k1"),
         params.num("retrieval.bm25_b"),
         together,
+        params.num("retrieval.w_context_terms"),
     )
     with spans.span("search statement") as statement:
         rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))

@@ -32,6 +32,7 @@ class NewMemory:
     source_message_ids: list[int]
     source_thread_id: Any
     embedding: list[float] | None = None
+    context: str | None = None  # words of the turn it answers, searched beside its own
 
 
 async def write(conn: Any, mem: NewMemory, semantic_min: float | None = None) -> bool:
@@ -69,6 +70,7 @@ async def write(conn: Any, mem: NewMemory, semantic_min: float | None = None) ->
         mem.source_message_ids,
         mem.source_thread_id,
         stored_line_tokens(mem.text),
+        mem.context,
     )
     if row["created"] and mem.slot:
         await conn.fetch(q("supersede_slot"), mem.user_id, mem.slot, row["id"])

@@ -126,3 +126,22 @@ async def test_a_slices_first_message_leans_toward_the_message_before_the_slice(
     assert (await _first_of_slice(quoted))[0] == own
     assert (await _first_of_slice(_row(1, "Joanna", "I love turtles.")))[0] == own
     assert (await _first_of_slice(None))[0] == own
+
+
+async def test_a_reply_carries_the_first_words_of_the_turn_before_as_search_terms() -> None:
+    async def record(call: object) -> None:
+        return None
+
+    async def made(values: dict[str, Any]) -> dict[int, Any]:
+        params = ParamSet("test", validate({"archivist.context_mix": 0.0, **values}))
+        deadline = asyncio.get_running_loop().time() + 30
+        out = await archive(OfflineModel(), None, DIALOG, params, record, deadline)
+        return {m.source_message_ids[0] - 100: m for m in out}
+
+    terms = await made({"archivist.context_terms": 4})
+    assert terms[2].context == "I adopted three turtles"  # Nate's turn, its first four words
+    assert terms[5].context == "Do your bees get"  # the question before Joanna's answer
+    assert terms[1].context is None and terms[3].context is None  # none, or her own turn
+    assert "turtles" not in terms[2].text and terms[2].embedding is None  # no embedder here
+    off = await made({"archivist.context_terms": 0})
+    assert all(m.context is None for m in off.values())
