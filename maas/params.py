@@ -52,7 +52,7 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("retrieval.bm25_k1", 1.2, 0.0, 3.0, "BM25 term-frequency saturation"),
     ParamSpec("retrieval.bm25_b", 0.75, 0.0, 1.0, "BM25 length normalisation"),
     ParamSpec(
-        "retrieval.w_context_terms", 0.3, 0.0, 1.0, "BM25 weight of a word of the turn before"
+        "retrieval.w_context_terms", 0.15, 0.0, 1.0, "BM25 weight of a word of the turn before"
     ),
     ParamSpec("retrieval.w_speaker", 0.3, 0.0, 2.0, "bonus when the query names the speaker"),
     ParamSpec(
