@@ -56,7 +56,7 @@ from maas.db.pool import GENERIC_PLANS, connect
 from maas.db.queries import q
 from maas.llm.offline import entities, keywords
 from maas.llm.types import Analysis
-from maas.memory.search import siblings_in_search, trigram_terms
+from maas.memory.search import statement_args
 from maas.params import ParamSet, defaults
 
 WARMUP = 10
@@ -201,17 +201,7 @@ def search_args(user_id: str, question: str, params: ParamSet) -> list[Any]:
     """The assembler's search_memories arguments for an offline analysis of `question`."""
     found = keywords(question, int(params["llm.analyzer_max_keywords"]))
     terms = search_terms(Analysis(keywords=found, entities=entities(question)))
-    return [
-        user_id,
-        " ".join([question, *terms]),
-        trigram_terms(terms, params),
-        None,
-        int(params["retrieval.candidate_limit"]),
-        bool(params["retrieval.include_superseded"]),
-        params.num("retrieval.bm25_k1"),
-        params.num("retrieval.bm25_b"),
-        siblings_in_search(params),
-    ]
+    return list(statement_args(user_id, question, terms, None, params))
 
 
 async def bare_search(dsn: str, user_id: str, questions: Sequence[str]) -> list[float]:

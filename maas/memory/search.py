@@ -52,18 +52,7 @@ async def search(
     search statement's and the ranking's times (the run inspector's nested bars)."""
     spans = spans or Spans()
     together = siblings_in_search(params)
-    args = (
-        user_id,
-        " ".join([query, *keywords]),
-        trigram_terms(keywords, params),
-        vector_text(embedding),
-        int(params["retrieval.candidate_limit"]),
-        bool(params["retrieval.include_superseded"]),
-        params.num("retrieval.bm25_k1"),
-        params.num("retrieval.bm25_b"),
-        together,
-        params.num("retrieval.w_context_terms"),
-    )
+    args = statement_args(user_id, query, keywords, embedding, params)
     with spans.span("search statement") as statement:
         rows = await _search_rows(conn, args, params.num("retrieval.trgm_threshold"))
     with spans.span("rank") as ranking:
@@ -126,6 +115,24 @@ def arm_counts(hits: list[Candidate], args: tuple[Any, ...], siblings: int | Non
     if siblings is not None:
         counts["siblings"] = siblings
     return counts
+
+
+def statement_args(
+    user_id: Any, query: str, keywords: list[str], embedding: list[float] | None, params: ParamSet
+) -> tuple[Any, ...]:
+    """search_memories' arguments ($1 … $10, memory.sql) for a query and its keywords."""
+    return (
+        user_id,
+        " ".join([query, *keywords]),
+        trigram_terms(keywords, params),
+        vector_text(embedding),
+        int(params["retrieval.candidate_limit"]),
+        bool(params["retrieval.include_superseded"]),
+        params.num("retrieval.bm25_k1"),
+        params.num("retrieval.bm25_b"),
+        siblings_in_search(params),
+        params.num("retrieval.w_context_terms"),
+    )
 
 
 def siblings_in_search(params: ParamSet) -> bool:

@@ -32,7 +32,9 @@ async def _found(client: httpx.AsyncClient, query: str) -> dict[str, Any]:
     return {m["text"]: m for m in ctx["memories"]}
 
 
-async def test_a_reply_is_found_by_a_word_of_the_turn_it_answers(db_url: str, tmp_path: Any) -> None:
+async def test_a_reply_is_found_by_a_word_of_the_turn_it_answers(
+    db_url: str, tmp_path: Any
+) -> None:
     async with running_api(settings_for(db_url, tmp_path)) as api:  # no embedder: BM25 only
         joanna = await api.user()
         await _told(joanna)
