@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.database import admin_sql
+from bench.database import admin_sql, with_database
 from maas.db.embedded import start_embedded, stop_embedded
+from maas.db.pool import connect
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -148,9 +149,23 @@ async def place(args: SnapshotArgs | None) -> AsyncIterator[Place]:
     async with snapshot_server(args.directory) as uri:
         if args.replay:
             manifest = read_manifest(args.directory)
+            await _exists(uri, manifest["database"], args.directory)
             yield Place(uri, manifest["database"], manifest=manifest)
         else:
             yield Place(uri, None, keep_as=new_database_name())
+
+
+async def _exists(server_uri: str, database: str, directory: Path) -> None:
+    conn = await connect(with_database(server_uri, "postgres"))
+    try:
+        found = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+    finally:
+        await conn.close()
+    if found is None:  # the data directory was replaced, or another MAAS_DATABASE_URL is set
+        raise RuntimeError(
+            f"--replay {directory}: the snapshot's database {database} is not on this server;"
+            " make it again with --snapshot"
+        )
 
 
 async def keep(directory: Path, where: Place, ingested: Ingested) -> None:

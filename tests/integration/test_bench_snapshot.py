@@ -117,6 +117,14 @@ def test_a_replay_refuses_what_it_cannot_honour(
     assert cli([*base, "--data", str(other), "--replay", str(snap)]) == 2
     assert "ingested other conversations" in capsys.readouterr().err
 
+    # a manifest whose database is gone (another server, a new data directory) says so
+    manifest = json.loads((snap / "manifest.json").read_text())
+    (snap / "manifest.json").write_text(
+        json.dumps({**manifest, "database": "maas_locomo_snapshot_000000000000"})
+    )
+    assert cli([*base, "--data", str(MINI), "--replay", str(snap)]) == 1
+    assert "is not on this server" in capsys.readouterr().err
+
     both = ["--snapshot", str(tmp_path / "s2"), "--replay", str(snap)]
     assert cli([*base, "--data", str(MINI), *both]) == 2
     assert "one or the other" in capsys.readouterr().err
