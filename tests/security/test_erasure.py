@@ -127,7 +127,9 @@ async def test_a_deleted_memory_leaves_no_copy_in_contexts_or_answers(make_api: 
     made from still holds it (the conversation, erased with the account)."""
     async with make_api() as api:
         alice = await api.user()
-        told = await alice.post("/v1/chat", json={"message": "My locker code is 4817, ZEBRAFISH."})
+        told = await alice.post(
+            "/v1/chat", json={"message": "My locker code is 48170926, ZEBRAFISH."}
+        )
         [memory] = await close_and_archive(alice, told.json()["thread_id"])
         asked = (await alice.post("/v1/chat", json={"message": "What is my locker code?"})).json()
         assert "ZEBRAFISH" in asked["answer"]
@@ -151,7 +153,7 @@ async def test_a_deleted_memory_leaves_no_copy_in_contexts_or_answers(make_api: 
         said = [m for m in export["messages"] if "ZEBRAFISH" in m["content"]]
         assert [m["role"] for m in said] == ["user"]
         run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
-        assert "[deleted memory]" in run["answer"] and "4817" not in repr(run)
+        assert "[deleted memory]" in run["answer"] and "48170926" not in repr(run)
 
 
 async def test_a_run_keeps_a_deleted_memorys_row_without_its_text(make_api: Any) -> None:
@@ -160,7 +162,7 @@ async def test_a_run_keeps_a_deleted_memorys_row_without_its_text(make_api: Any)
     `deleted: true`; its text and provenance went with it."""
     async with make_api() as api:
         alice = await api.user()
-        for fact in ("My locker code is 4817, ZEBRAFISH.", "My locker is next to the sauna."):
+        for fact in ("My locker code is 48170926, ZEBRAFISH.", "My locker is next to the sauna."):
             told = await alice.post("/v1/chat", json={"message": fact})
             await close_and_archive(alice, told.json()["thread_id"])
         asked = (await alice.post("/v1/chat", json={"message": "Where is my locker?"})).json()
@@ -175,7 +177,7 @@ async def test_a_run_keeps_a_deleted_memorys_row_without_its_text(make_api: Any)
     same = ("id", "rank", "score", "components", "used", "tokens")
     assert {k: kept[k] for k in same} == {k: gone[k] for k in same}
     assert (kept["text"], kept["source_message_ids"], kept["source_thread_id"]) == (None, [], None)
-    assert kept["event_time"] is None and "4817" not in repr(run["memories"])
+    assert kept["event_time"] is None and "48170926" not in repr(run["memories"])
     assert [m for m in after if not m["deleted"]] == [m for m in before if m["id"] != gone["id"]]
     parsed = Run.model_validate(run)  # the SDK's model of the reply reads it
     assert [m.deleted for m in parsed.memories] == [m["deleted"] for m in after]

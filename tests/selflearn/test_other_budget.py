@@ -13,8 +13,10 @@ from tests.selflearn.manager_helpers import BASE, activate, ended, goal, managed
 # On a small BM25-only world: a candidate pool of 5 leaves the large budget half empty; the
 # variant fetches the whole pool and lets the trigram arm weigh three times BM25, which fills
 # the large budget (recall up) but puts fuzzy matches first at the small one (recall down).
-POOR_POOL = {"retrieval.candidate_limit": 5}
-WIDE_FUZZY = {"retrieval.candidate_limit": 200, "retrieval.w_trgm": 3.0}
+# BM25 by the memories' own words only (no context terms): the effects stay the sizes designed.
+POOR_POOL = {"retrieval.candidate_limit": 5, "retrieval.w_context_terms": 0.0}
+WIDE_FUZZY = {"retrieval.candidate_limit": 200, "retrieval.w_trgm": 3.0,
+              "retrieval.w_context_terms": 0.0}  # fmt: skip
 # 7 users: 7 clusters, a sure effect reaches 1/128 < α/2 (Holm's first step with one guardrail
 # at the goal's first α share, 0.030)
 SMALL = {"world_users": 7, "world_sessions": 4, "world_turns": 40, "min_sample": 2,
