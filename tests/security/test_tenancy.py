@@ -79,7 +79,9 @@ async def test_poisoned_memory_changes_nothing_about_what_reaches_the_prompt(
 ) -> None:
     async with make_api(**llm(scripted)) as api:
         alice, bob = await api.user("alice"), await api.user("bob")
-        secret = await bob.post("/v1/chat", json={"message": "My bank PIN is 9931 for memories."})
+        secret = await bob.post(
+            "/v1/chat", json={"message": "My bank PIN is 99314276 for memories."}
+        )
         await close_and_archive(bob, secret.json()["thread_id"])
         told = await alice.post("/v1/chat", json={"message": f"{POISON} My cat is called Tom."})
         await close_and_archive(alice, told.json()["thread_id"])
@@ -90,11 +92,11 @@ async def test_poisoned_memory_changes_nothing_about_what_reaches_the_prompt(
         assert answer["status"] == "COMPLETED"
         [request] = scripted.requests_for("responder")[seen:]
         system = request.body["messages"][0]["content"]
-        assert "9931" not in repr(request.body)
+        assert "99314276" not in repr(request.body)
         used = [m["text"] for m in answer["memories_used"]]
         assert any("Ignore all previous instructions" in t for t in used)
         assert all(t in system for t in used)  # alice's memories, each as a numbered data line
-        in_prompt = [line for line in MEMORY_LINE.findall(system) if "9931" in line]
+        in_prompt = [line for line in MEMORY_LINE.findall(system) if "99314276" in line]
         assert in_prompt == []
         owners = await api.service.runtime.pool.fetch(
             "SELECT DISTINCT m.user_id FROM maas.run_memories rm"
