@@ -16,7 +16,6 @@ import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
-from tests.helpers import pause
 
 LEASE_S = 2.0  # L
 POLL_S = 0.3  # P
@@ -67,15 +66,14 @@ def sql(dsn: str, query: str, *args: Any) -> list[Any]:
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    start = time.monotonic()
+    deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
-        waited = time.monotonic() - start
-        if waited > timeout:
+        if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s (last: {result!r})")
-        time.sleep(pause(waited))
+        time.sleep(0.05)  # some conditions are moments: many runs mid-stage
 
 
 def wait_status(client: httpx.Client, run_id: str, wanted: set[str], timeout: float = 30) -> Any:

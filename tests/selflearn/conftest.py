@@ -31,6 +31,7 @@ async def running(
         # (tests/selflearn/test_monitor.py tests the control with its own settings).
         auto_rollback_control_share=0.0,
     )
+    overrides.setdefault("rate_limit_per_min", 0)  # the tests poll the admin API freely
     app = create_app(
         settings_for(db_url, tmp_path, **overrides),
         extensions=[lambda h: extend(h, learn)],

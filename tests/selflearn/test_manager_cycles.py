@@ -72,7 +72,10 @@ async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: 
         assert time.monotonic() - began < 20 * 60
         roles = [x["role"] for x in view["experiments"]]
         assert roles == ["trial"] * 8 + ["confirm"], view
-        assert view["outcome"] == "proposed"  # a deep search's best waits for a person
+        confirm = view["experiments"][-1]["experiment_id"]
+        verdict = (await c.get(f"{BASE}/experiments/{confirm}/verdict")).json()
+        # a deep search's best waits for a person
+        assert view["outcome"] == "proposed", (verdict["verdict"], verdict["reasons"])
         facts = (await c.get(f"{BASE}/reports/{view['id']}", params={"format": "json"})).json()
         assert [t["number"] for t in facts["trials"]] == list(range(8))
         assert view["experiments"][-1]["verdict"] == "SHIP"
