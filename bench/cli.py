@@ -1,4 +1,4 @@
-"""`maas bench pipeline|locomo|load`, registered through the `maas.commands` entry point."""
+"""`maas bench pipeline|locomo|compare|load`, registered through the `maas.commands` entry point."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def cmd_bench_locomo(args: argparse.Namespace) -> int:
 
     code: int = run_locomo(args)
     return code
+
+
+def cmd_bench_compare(args: argparse.Namespace) -> int:
+    from bench.locomo_compare import main as run_compare
+
+    if not 0 < args.alpha < 1:
+        print("maas bench compare: --alpha must be between 0 and 1", file=sys.stderr)
+        return 2
+    return run_compare(args.before, args.after, args.alpha, args.json)
 
 
 def cmd_bench_load(args: argparse.Namespace) -> int:
@@ -107,6 +116,21 @@ def _add_locomo(bench: Any) -> None:
     locomo.set_defaults(func=cmd_bench_locomo)
 
 
+def _add_compare(bench: Any) -> None:
+    compare = bench.add_parser(
+        "compare",
+        help="two `maas bench locomo --json` runs, question by question: what changed beyond"
+        " noise (exact sign test per cell, Holm across the table)",
+    )
+    compare.add_argument("before", type=Path, help="`maas bench locomo --json` file")
+    compare.add_argument("after", type=Path, help="`maas bench locomo --json` file")
+    compare.add_argument(
+        "--alpha", type=float, default=0.05, help="family-wise error of the verdicts"
+    )
+    compare.add_argument("--json", type=Path, default=None)
+    compare.set_defaults(func=cmd_bench_compare)
+
+
 def _add_load(bench: Any) -> None:
     load = bench.add_parser("load", help="many users and dialogs at once through the HTTP API")
     load.add_argument("--users", type=int, default=10)
@@ -130,4 +154,5 @@ def register(sub: Any) -> None:
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="suite", required=True)
     _add_pipeline(bench)
     _add_locomo(bench)
+    _add_compare(bench)
     _add_load(bench)
