@@ -156,6 +156,8 @@ def compare(before: dict[str, Asked], after: dict[str, Asked]) -> list[Cell]:
                 ]
                 if pairs:
                     cells.append(cell(metric, budget, group, pairs))
+    if not cells:
+        raise CompareError("the runs measured no budget in common (see --budgets)")
     adjusted = holm([c.p for c in cells])
     return [_with_holm(c, p) for c, p in zip(cells, adjusted, strict=True)]
 

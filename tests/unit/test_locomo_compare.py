@@ -173,6 +173,9 @@ def test_files_that_do_not_compare_exit_2_with_a_message(
     assert "not a `maas bench locomo --json` file" in capsys.readouterr().err
     with pytest.raises(CompareError):
         load_run(tmp_path / "missing.json")
+    at_1000 = {"q1": Asked(1, {m: {"1000": 1.0} for m in ("budget_recall", "answer_in_context")})}
+    with pytest.raises(CompareError, match="no budget in common"):
+        compare(run({"q1": (1, 1.0)}), at_1000)
 
 
 def test_maas_bench_compare_runs_from_the_command_line(
