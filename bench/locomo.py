@@ -270,6 +270,35 @@ def summarize(scores: Sequence[Scores]) -> dict[str, dict[str, dict[str, float |
     return out
 
 
+def per_conversation(
+    conversations: Sequence[Conversation], scores: Sequence[Scores], budget: int
+) -> dict[str, dict[str, float | int | None]]:
+    """Each conversation's figures at `budget`: a handful of conversations makes a category's
+    figure swing (multi-hop answer-in-context 0.18-0.74 across the five dev conversations), so
+    the table shows the spread behind its means."""
+    conv_of = {q.question_id: c.conversation_id for c in conversations for q in c.questions}
+    out: dict[str, dict[str, float | int | None]] = {}
+    for conv in dict.fromkeys(conv_of.values()):
+        mine = [s for s in scores if conv_of.get(s.question_id) == conv]
+        multi = [
+            s.answer_in_context[budget]
+            for s in mine
+            if s.category == 1 and budget in s.answer_in_context
+        ]
+        out[conv] = {
+            "questions": len(mine),
+            "budget_recall": mean(
+                [s.budget_recall[budget] for s in mine if budget in s.budget_recall]
+            ),
+            "answer_in_context": mean(
+                [s.answer_in_context[budget] for s in mine if budget in s.answer_in_context]
+            ),
+            "multi_hop_questions": len(multi),
+            "multi_hop_answer_in_context": mean(multi),
+        }
+    return out
+
+
 def score_context(
     question: Question, evidence: AbstractSet[int], responses: dict[int, dict[str, Any]]
 ) -> Scores:
@@ -884,6 +913,11 @@ async def run_locomo(conversations: Sequence[Conversation], cfg: LocomoConfig) -
         config["snapshot"] = {"directory": str(cfg.snapshot.directory),
                               "replayed": cfg.snapshot.replay}  # fmt: skip
     extras = _extras_json(conversations, measured, bm25)
+    top = max(cfg.budgets)
+    extras["per_conversation"] = {
+        "budget": top,
+        "conversations": per_conversation(conversations, measured.asked.scores, top),
+    }
     extras |= {"phases_s": phases, "machine": _machine(), "elapsed_s": elapsed}
     report = LocomoReport(tuple(cfg.budgets), measured.asked.scores, bm25, config, extras)
     if cfg.judge is not None:
@@ -1033,6 +1067,7 @@ def _extras(report: LocomoReport) -> list[str]:
         + ", ".join(f"{k} {_cell(v, 0)} ms" for k, v in x["context_stage_ms_p50"].items()),
         f"questions               {x['questions']} scored, {x['questions_skipped_no_evidence']}"
         f" skipped (no evidence turn found), {x['evidence_ids_missing']} evidence ids not found",
+        *_per_conversation_lines(x.get("per_conversation")),
         f"config                  mode {c['llm_mode']}, embedder {c['embedder']},"
         f" param version {c['param_version']}"
         + (f" ({json.dumps(c['params'], sort_keys=True)})" if c.get("params") else "")
@@ -1042,6 +1077,23 @@ def _extras(report: LocomoReport) -> list[str]:
         + ", ".join(f"{k} {v:.1f} s" for k, v in x["phases_s"].items())
         + ")",
     ]
+
+
+def _per_conversation_lines(per: dict[str, Any] | None) -> list[str]:
+    """One line per conversation: budget recall, answer-in-context and multi-hop
+    answer-in-context at the largest budget."""
+    if not per:
+        return []
+    lines = []
+    for n, (conv, f) in enumerate(per["conversations"].items()):
+        label = f"per conversation @{per['budget']}" if n == 0 else ""
+        lines.append(
+            f"{label:<24}{conv}: budget recall {_cell(f['budget_recall'], 3)},"
+            f" answer-in-context {_cell(f['answer_in_context'], 3)} ({f['questions']}),"
+            f" multi-hop {_cell(f['multi_hop_answer_in_context'], 3)}"
+            f" ({f['multi_hop_questions']})"
+        )
+    return lines
 
 
 def _snapshot_note(snapshot: dict[str, Any] | None) -> str:

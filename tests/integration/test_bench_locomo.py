@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from bench.locomo import (
     normalize_locomo,
     pack_turns,
     parse_budgets,
+    per_conversation,
     percentile,
     provenance,
     recall_at_k,
@@ -140,6 +142,31 @@ def test_aggregate_and_summarize_average_over_questions() -> None:
     }
     assert summary["recall_at_k"]["5"]["overall"] == 0.5
     assert summary["context_tokens"]["500"]["overall"] == 200.0
+
+
+def test_per_conversation_figures_keep_conversations_apart() -> None:
+    mini = load_conversations(MINI)[0]
+    other = replace(
+        mini,
+        conversation_id="other",
+        questions=tuple(replace(q, question_id=f"x{q.question_id}") for q in mini.questions[:2]),
+    )
+    first, multi = mini.questions[0].question_id, mini.questions[3].question_id  # cat 4, cat 1
+    scores = [
+        Scores(first, 4, {2000: 1.0}, {2000: 1.0}),
+        Scores(multi, 1, {2000: 0.5}, {2000: 0.0}),
+        Scores(f"x{first}", 4, {2000: 0.0}, {2000: 0.0}),
+    ]
+    per = per_conversation([mini, other], scores, 2000)
+    assert per["mini-1"] == {
+        "questions": 2,
+        "budget_recall": 0.75,
+        "answer_in_context": 0.5,
+        "multi_hop_questions": 1,
+        "multi_hop_answer_in_context": 0.0,
+    }
+    assert per["other"]["budget_recall"] == 0.0
+    assert per["other"]["multi_hop_answer_in_context"] is None  # no multi-hop question asked
 
 
 def test_percentile_interpolates() -> None:
@@ -303,6 +330,11 @@ def test_bench_locomo_end_to_end_on_the_mini_conversation(
 
     by_id = {q["question_id"]: q for q in extras["per_question"]}
     assert len(by_id) == 7
+    per = extras["per_conversation"]
+    assert per["budget"] == 2000 and set(per["conversations"]) == {"mini-1"}
+    assert per["conversations"]["mini-1"]["questions"] == 7
+    assert per["conversations"]["mini-1"]["multi_hop_questions"] == 1
+    assert "per conversation @2000  mini-1: budget recall" in printed
     # A single evidence turn holding an exact-phrase fact is found by both systems.
     tortoise = by_id["mini-1:q000"]
     assert tortoise["maas"]["budget_recall"]["2000"] == 1.0
