@@ -7,7 +7,8 @@ Decision rule, per cell (a metric at a budget, over all questions or one categor
 questions both runs asked are paired; those whose value changed vote up or down, and an exact
 two-sided sign test gives the chance of a split at least that lopsided when a change is as likely
 to go either way (the null: no effect, only the churn of a second ingest or a reordered tie).
-The cells of one comparison are many (2 metrics x budgets x 5 groups), so the verdicts use Holm's
+The cells of one comparison are many (2 metrics x budgets x 5 groups, and J at the judge's budget
+when both runs were judged), so the verdicts use Holm's
 step-down adjustment: the chance of any false "up" or "down" in the table is at most `alpha`
 (5 % by default) whatever the cells' correlation. The exact test keeps each cell's error at or
 under its level; it ignores by how much a question moved (a budget recall of 1/2 → 1 is one up
@@ -77,15 +78,23 @@ class CompareError(ValueError):
 
 
 def load_run(path: Path) -> dict[str, Asked]:
-    """question id -> MaaS's values, from a `maas bench locomo --json` file."""
+    """question id -> MaaS's values, from a `maas bench locomo --json` file; with `--judge`,
+    also the LLM judge's label as metric "judge" at its budget (1 correct, 0 wrong or
+    unreadable, as J counts it)."""
     try:
-        rows = json.loads(path.read_text())["extras"]["per_question"]
+        data = json.loads(path.read_text())
+        rows = data["extras"]["per_question"]
+        asked = {
+            str(r["question_id"]): Asked(int(r["category"]), {m: r["maas"][m] for m in METRICS})
+            for r in rows
+        }
+        judge = data.get("judge")
+        for r in judge["per_question"] if judge else ():
+            if (mine := asked.get(str(r["question_id"]))) is not None:
+                mine.values["judge"] = {str(judge["budget"]): float(bool(r["correct"]))}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{path}: not a `maas bench locomo --json` file ({exc})") from exc
-    return {
-        str(r["question_id"]): Asked(int(r["category"]), {m: r["maas"][m] for m in METRICS})
-        for r in rows
-    }
+    return asked
 
 
 @lru_cache(maxsize=4096)
@@ -145,8 +154,9 @@ def compare(before: dict[str, Asked], after: dict[str, Asked]) -> list[Cell]:
     common = [q for q in before if q in after]
     if not common:
         raise CompareError("the runs have no question in common (other conversations?)")
+    judged = all("judge" in run[q].values for run in (before, after) for q in common)
     cells: list[Cell] = []
-    for metric in METRICS:
+    for metric in (*METRICS, "judge") if judged else METRICS:
         for budget in budgets(before, after, metric):
             for group in ("overall", *map(str, CATEGORIES)):
                 pairs = [
@@ -170,7 +180,11 @@ def _group(c: Cell) -> str:
     return c.group if c.group == "overall" else f"cat{c.group}"
 
 
-LABELS = {"budget_recall": "budget recall", "answer_in_context": "answer-in-context"}
+LABELS = {
+    "budget_recall": "budget recall",
+    "answer_in_context": "answer-in-context",
+    "judge": "J (LLM judge)",
+}
 
 
 def render(cells: Sequence[Cell], alpha: float, unmatched: int) -> str:

@@ -187,3 +187,25 @@ def test_maas_bench_compare_runs_from_the_command_line(
     assert "down: budget recall@500 overall, budget recall@500 cat2," in capsys.readouterr().out
     assert maas_main(["bench", "compare", str(run_a), str(run_b), "--alpha", "2"]) == 2
     assert "--alpha must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_judged_runs_compare_j_too(tmp_path: Path) -> None:
+    values = {f"q{i}": (1, 1.0) for i in range(12)}
+
+    def judged(path: Path, correct: bool) -> Path:
+        per_question_file(path, values)
+        data = json.loads(path.read_text())
+        data["judge"] = {
+            "budget": 2000,
+            "per_question": [{"question_id": q, "correct": correct} for q in values],
+        }
+        path.write_text(json.dumps(data))
+        return path
+
+    before = load_run(judged(tmp_path / "a.json", False))
+    after = load_run(judged(tmp_path / "b.json", True))
+    said = verdicts(compare(before, after))
+    assert said[("judge", "2000", "1")] == "up" and said[("judge", "2000", "overall")] == "up"
+    assert said[("budget_recall", "2000", "1")] == "noise"
+    plain = load_run(per_question_file(tmp_path / "c.json", values))
+    assert not any(k[0] == "judge" for k in verdicts(compare(plain, after)))  # one run unjudged
