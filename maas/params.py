@@ -78,6 +78,13 @@ SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("context.max_tokens", 1500, 50, 32000, "token budget of the packed memories"),
     ParamSpec("context.history_messages", 6, 0, 50, "recent thread messages shown to responder"),
     ParamSpec("context.include_dates", True, False, True, "prefix each memory with its date"),
+    ParamSpec(
+        "context.group_speakers",
+        True,
+        False,
+        True,
+        "one header per speaker a day, not a name a line",
+    ),
     # llm
     ParamSpec("llm.temperature", 0.2, 0.0, 2.0, "sampling temperature of responder"),
     ParamSpec("llm.max_answer_tokens", 512, 16, 8192, "maximum tokens of an answer"),

@@ -91,3 +91,62 @@ def test_the_packer_takes_a_stored_count_in_its_encoding_only() -> None:
     other = pack(cands, 100, False, "o200k_base")  # stored counts are cl100k_base's: ignored
     assert other.used_ids == {1, 2}
     assert other.line_tokens[1] == count_tokens("99. short memory\n", "o200k_base")
+
+
+SPEAKERS = ["Ana", "Bo Li", "J.R.", "Émile", "O'Neil", " Bob", "x:y", "7even", "", None, "Ann\nB"]
+
+
+def _spoken(rng: random.Random, n: int) -> list[Candidate]:
+    """Memories whose text mostly begins with their speaker's name, awkward names and texts."""
+    base = datetime(2023, 5, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        who = rng.choice(SPEAKERS)
+        body = "".join(rng.choice(AWKWARD) for _ in range(rng.randint(1, 2)))
+        text = f"{who}: {body}" if who is not None and rng.random() < 0.8 else body
+        when = base + timedelta(days=rng.randint(0, 3), minutes=i)
+        out.append(Candidate(i + 1, text, 0.5, when, base, [i], speaker=who, score=rng.random()))
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_grouped_by_speaker_the_total_is_still_what_tiktoken_counts(encoding: str) -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        cands = _spoken(rng, rng.randint(1, 40))
+        packed = pack(cands, rng.choice([30, 120, 400, 5000]), True, encoding, True)
+        assert packed.tokens == count_tokens(packed.text, encoding), packed.text
+
+
+def test_a_speaker_heads_their_lines_once_a_day_and_the_budget_buys_more() -> None:
+    day1, day2 = datetime(2023, 5, 8, 9, tzinfo=UTC), datetime(2023, 5, 9, 9, tzinfo=UTC)
+    said = [
+        ("Melanie: I love camping with the kids.", "Melanie", day1),
+        ("Caroline: I went to a support group.", "Caroline", day1),
+        ('Melanie (to Caroline\'s "How was it?"): It was great.', "Melanie", day1),
+        ("Melanie: We went to the beach.", "Melanie", day1),
+        ("Melanie: Pottery is my new thing.", "Melanie", day2),
+    ]
+    cands = [
+        Candidate(i, text, 0.5, when, when, [i], speaker=who, score=1 - i / 10)
+        for i, (text, who, when) in enumerate(said)
+    ]
+    packed = pack(cands, 500, True, "cl100k_base", True)
+    assert packed.text == (
+        "8 May 2023:\n"
+        '1. Melanie (to Caroline\'s "How was it?"): It was great.\n'  # not "Melanie: ...": whole
+        "Melanie:\n"
+        "2. I love camping with the kids.\n"
+        "3. We went to the beach.\n"
+        "Caroline:\n"
+        "4. I went to a support group.\n"
+        "9 May 2023:\n"
+        "Melanie:\n"
+        "5. Pottery is my new thing."
+    )
+    assert [m.text for m in packed.memories] == [text for text, _, _ in said]  # whole, by score
+    one_speaker = [replace(c, text=f"Melanie: fact number {c.id}", speaker="Melanie") for c in
+                   _cands(random.Random(3), 60, dated=True)]  # fmt: skip
+    whole = pack(one_speaker, 150, True, "cl100k_base")
+    heads = pack(one_speaker, 150, True, "cl100k_base", True)
+    assert len(heads.used_ids) > len(whole.used_ids) and heads.tokens <= 150
