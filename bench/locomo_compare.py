@@ -29,7 +29,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -169,11 +169,7 @@ def compare(before: dict[str, Asked], after: dict[str, Asked]) -> list[Cell]:
     if not cells:
         raise CompareError("the runs measured no budget in common (see --budgets)")
     adjusted = holm([c.p for c in cells])
-    return [_with_holm(c, p) for c, p in zip(cells, adjusted, strict=True)]
-
-
-def _with_holm(c: Cell, p_holm: float) -> Cell:
-    return Cell(**{**c.__dict__, "p_holm": p_holm})
+    return [replace(c, p_holm=p) for c, p in zip(cells, adjusted, strict=True)]
 
 
 def _group(c: Cell) -> str:
@@ -228,7 +224,7 @@ def summary(cells: Sequence[Cell], alpha: float, unmatched: int) -> str:
 
 
 def to_json(cells: Sequence[Cell], alpha: float) -> list[dict[str, Any]]:
-    return [{**c.__dict__, "diff": c.diff, "verdict": c.verdict(alpha)} for c in cells]
+    return [{**asdict(c), "diff": c.diff, "verdict": c.verdict(alpha)} for c in cells]
 
 
 def main(before_path: Path, after_path: Path, alpha: float, out: Path | None) -> int:

@@ -73,8 +73,8 @@ async def assemble(
         parts = parts or people_parts(found, analysis.entities)
         found = lead_with(parts, found, int(params["retrieval.part_lead"]))
     with spans.span("pack") as packing:
-        layout = bool(params["context.include_dates"]), bool(params["context.group_speakers"])
-        packed = pack(found, budget, layout[0], token_encoding, layout[1])
+        dates, speakers = params["context.include_dates"], params["context.group_speakers"]
+        packed = pack(found, budget, bool(dates), token_encoding, bool(speakers))
         packing.detail = {"packed": len(packed.used_ids), "tokens": packed.tokens}
     return Assembled(found, packed, spans.as_json())
 

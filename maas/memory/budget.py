@@ -39,8 +39,8 @@ class _Chosen:
     cand: Candidate
     memory: PackedMemory
     when: datetime
-    speaker: str | None = None  # its group's header (None: a whole line before the groups)
-    shown: str = ""  # its line's text after the number
+    speaker: str | None  # its group's header (None: a whole line before the groups)
+    shown: str  # its line's text after the number
 
 
 @dataclass
