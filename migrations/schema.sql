@@ -1029,7 +1029,7 @@ CREATE INDEX memories_superseded_by_idx ON maas.memories USING btree (superseded
 
 CREATE INDEX memories_trgm_idx ON maas.memories USING gin (text public.gin_trgm_ops) WITH (gin_pending_list_limit='256');
 
-CREATE INDEX memories_user_trgm_gist ON maas.memories USING gist (user_id, text public.gist_trgm_ops (siglen='256')) WHERE (valid_to IS NULL);
+CREATE INDEX memories_user_trgm ON maas.memories USING gist (int8range((uuid_hash(user_id))::bigint, (uuid_hash(user_id))::bigint, '[]'::text), text public.gist_trgm_ops (siglen='256')) WHERE (valid_to IS NULL);
 
 CREATE INDEX memories_user_valid_idx ON maas.memories USING btree (user_id) WHERE (valid_to IS NULL);
 

@@ -100,8 +100,10 @@ SELECT sib.*, true FROM sib
 -- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most
 -- similar first. `<->` is 1 - similarity: the same order, but one the (user, trigram) GiST index
 -- can produce (nearest first); sorting by similarity() let the planner walk a fresh user's rows.
+-- The range condition is that index's first column (migration 0040): the user's hash.
 SELECT id FROM maas.memories
 WHERE user_id = $1 AND valid_to IS NULL AND text % $2
+  AND int8range(uuid_hash(user_id), uuid_hash(user_id), '[]') @> uuid_hash($1)::int8
 ORDER BY text <-> $2 LIMIT 1
 
 -- name: find_semantic_duplicate

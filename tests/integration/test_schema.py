@@ -22,6 +22,12 @@ from selflearn.schema import chain as selflearn_chain
 OLD_0016 = (
     Path(__file__).resolve().parents[1] / "data" / "migrations_0016" / "0016_run_retrievals.sql"
 )
+OLD_0012 = (
+    Path(__file__).resolve().parents[1]
+    / "data"
+    / "migrations_0012"
+    / "0012_memory_near_duplicate_index.sql"
+)
 
 
 def test_schema_snapshots_are_current(template_uri: str) -> None:
@@ -146,6 +152,11 @@ async def test_a_changed_definition_file_is_applied_again(db_url: str, tmp_path:
 
 def test_old_0016_is_the_checksum_the_migrator_accepts() -> None:
     assert hashlib.sha256(OLD_0016.read_bytes()).hexdigest() == maas_chain().reshaped[16]
+
+
+def test_old_0012_is_the_checksum_the_migrator_accepts() -> None:
+    """A database that applied 0012 with its btree_gist index still starts (0040 replaces it)."""
+    assert hashlib.sha256(OLD_0012.read_bytes()).hexdigest() == maas_chain().reshaped[12]
 
 
 @pytest.mark.parametrize("chain", all_chains(), ids=lambda c: c.schema)
