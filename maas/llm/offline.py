@@ -32,6 +32,8 @@ OFFLINE_LABEL = "[offline mode: extractive answer, no LLM]"
 # and token counting, which on the event loop would stall every other request meanwhile.
 OFF_LOOP_CHARS = 8_000
 LISTED = 64  # entities and time expressions kept per message (Analysis holds at most 64 each)
+# Who a message without a speaker (a chat user's) is in the memories cut from it: "User: ...".
+UNNAMED = "User"
 T = TypeVar("T")
 
 STOPWORDS = frozenset(
@@ -126,7 +128,7 @@ def facts_from(line: TranscriptLine, prev: TranscriptLine | None, params: ParamS
     """
     if line.role == "assistant":
         return []
-    who = line.speaker or "User"
+    who = line.speaker or UNNAMED
     default = params.num("archivist.default_importance")
     kept, facts = [], []
     for raw in _SENTENCE.split(line.text):
@@ -183,7 +185,7 @@ def _with_context(
     words = prev.text.split()
     whole = len(words) <= 3 * limit
     quote = " ".join(words if whole else words[: 3 * limit] + ["…"])
-    asker = prev.speaker or "User"
+    asker = prev.speaker or UNNAMED
     source = [prev.number, line.number] if whole else [line.number]
     return f'{who} (to {asker}\'s "{quote}"): {text}', source
 

@@ -4,8 +4,9 @@ The packed context is a timeline: memories grouped under one date header each, i
 numbered with small integers the model can cite. A date is paid for once per day, not once per
 memory, so the budget buys more evidence. So is a speaker (`context.group_speakers`): within a
 day, the memories that begin with their speaker's name ("Melanie: We went camping") follow one
-"Melanie:" header without it (on LoCoMo dev 92 -> 98 lines in 2,000 tokens); the others (a reply
-quoting what it answers, a fact in another form) come first, whole.
+"Melanie:" header without it (on LoCoMo dev 92 -> 98 lines in 2,000 tokens), a chat user's
+("User: I moved to Lyon") one "User:" header; the others (a reply quoting what it answers, a fact
+in another form) come first, whole.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from maas.llm.offline import UNNAMED
 from maas.llm.tokens import count_line_tokens, count_tokens
 from maas.llm.types import PackedMemory
 from maas.llm.when import day
@@ -71,8 +73,9 @@ def speaker_header(speaker: str) -> str:
 
 def grouped(cand: Candidate) -> tuple[str | None, str]:
     """(its speaker, its text without "Speaker: ") when its text begins with its speaker's name
-    and the name can head a group; else (None, its whole text)."""
-    who = cand.speaker
+    and the name can head a group; else (None, its whole text). A memory of a message with no
+    speaker (a chat user's) is the archivist's UNNAMED ("User: I moved to Lyon")."""
+    who = cand.speaker or UNNAMED
     if who and cand.text.startswith(f"{who}: ") and _HEADER.fullmatch(who) and who == who.strip():
         return who, cand.text[len(who) + 2 :]
     return None, cand.text

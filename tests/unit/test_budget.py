@@ -118,6 +118,19 @@ def test_grouped_by_speaker_the_total_is_still_what_tiktoken_counts(encoding: st
         assert packed.tokens == count_tokens(packed.text, encoding), packed.text
 
 
+def test_a_chat_users_memories_are_grouped_under_user() -> None:
+    """A chat message has no speaker: the archivist names its memories "User: ..." (UNNAMED), and
+    they share one "User:" header a day; a speakerless memory in another form stays whole."""
+    at = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    said = ["User: I moved to Lyon.", "User prefers tea.", "User: My cat is Miso."]
+    cands = [Candidate(i, t, 0.5, at, at, [i], score=1 - i / 10) for i, t in enumerate(said)]
+    packed = pack(cands, 500, True, "cl100k_base", True)
+    assert packed.text == (
+        "1 March 2024:\n1. User prefers tea.\nUser:\n2. I moved to Lyon.\n3. My cat is Miso."
+    )
+    assert packed.tokens == count_tokens(packed.text, "cl100k_base")
+
+
 def test_a_speaker_heads_their_lines_once_a_day_and_the_budget_buys_more() -> None:
     day1, day2 = datetime(2023, 5, 8, 9, tzinfo=UTC), datetime(2023, 5, 9, 9, tzinfo=UTC)
     said = [
