@@ -96,6 +96,11 @@ SELECT found.*, false AS sibling FROM found
 UNION ALL
 SELECT sib.*, true FROM sib
 
+-- name: lock_memory_stats
+-- The user's statistics row, locked as an insert's statement trigger locks it (store.write_all:
+-- a writer takes it before anything else). No row yet: nothing to lock, nothing to wait for.
+SELECT 1 FROM maas.memory_stats WHERE user_id = $1 FOR NO KEY UPDATE
+
 -- name: find_near_duplicate
 -- A valid memory of user $1 whose text is trigram-similar to $2 (threshold set per txn), the most
 -- similar first. `<->` is 1 - similarity: the same order, but one the (user, trigram) GiST index

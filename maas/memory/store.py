@@ -35,6 +35,20 @@ class NewMemory:
     context: str | None = None  # words of the turn it answers, searched beside its own
 
 
+async def write_all(
+    conn: Any, user_id: Any, memories: list[NewMemory], semantic_min: float | None = None
+) -> int:
+    """Several memories of one user in the caller's transaction (store.write each); returns how
+    many were new. The user's statistics row is locked first: every insert locks it (its
+    statement trigger), a merge locks the memory it merges into, so two writers that merged and
+    inserted in opposite orders deadlocked (each holding what the other waited for). Taken
+    first, it queues a user's writers before they lock anything else."""
+    if not memories:
+        return 0
+    await conn.execute(q("lock_memory_stats"), user_id)
+    return sum([await write(conn, m, semantic_min) for m in memories])
+
+
 async def write(conn: Any, mem: NewMemory, semantic_min: float | None = None) -> bool:
     """Insert or merge one memory inside the caller's transaction; True if a new row was made.
 

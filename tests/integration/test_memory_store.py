@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime
@@ -86,6 +87,47 @@ async def test_the_near_duplicate_check_is_one_scan_of_the_users_trigram_index(
         assert "uuid_hash" in plan.split("Index Cond:")[1], plan
     finally:
         await conn.close()
+
+
+async def test_a_second_writer_of_a_user_locks_nothing_until_the_first_commits(
+    db_url: str,
+) -> None:
+    """The deadlock write_all prevents: A inserts (locking the user's statistics row), B merges
+    a repeat into memory M (locking M) and then inserts (waiting for A), A merges into M (waiting
+    for B). With the statistics row taken first, B waits before it has locked M."""
+    conn_a, conn_b, probe = await connect(db_url), await connect(db_url), await connect(db_url)
+    try:
+        user = await _user(probe, "racer")
+        said = "Caroline adopted a tabby cat named Pixel in March 2021."
+        await store.write(probe, memory(user, said, 1))  # M, and the user's statistics row
+        m_id = await probe.fetchval("SELECT id FROM maas.memories WHERE user_id = $1", user)
+        again = memory(user, said.replace("2021.", "2021 too."), 2)  # merges into M
+        async with conn_a.transaction():
+            await conn_a.execute(q("set_trgm_thresholds"), "0.8", "0.8")
+            await store.write_all(conn_a, user, [memory(user, "Alice keeps bees at home.", 3)])
+            b = asyncio.create_task(_write_in_transaction(conn_b, user, [again, memory(
+                user, "Bob paints the fence green.", 4)]))  # fmt: skip
+            await asyncio.sleep(0.5)
+            async with probe.transaction():  # B holds no lock on M: it waits before it
+                row = await probe.fetchrow(
+                    "SELECT id FROM maas.memories WHERE id = $1 FOR UPDATE NOWAIT", m_id
+                )
+                assert row is not None
+            assert not b.done()
+        assert await asyncio.wait_for(b, 10) == 1  # one new memory, one merge
+        merged = await probe.fetchval(
+            "SELECT source_message_ids FROM maas.memories WHERE id = $1", m_id
+        )
+        assert merged == [1, 2]
+    finally:
+        for c in (conn_a, conn_b, probe):
+            await c.close()
+
+
+async def _write_in_transaction(conn: Any, user: uuid.UUID, mems: list[store.NewMemory]) -> int:
+    async with conn.transaction():
+        await conn.execute(q("set_trgm_thresholds"), "0.8", "0.8")
+        return await store.write_all(conn, user, mems)
 
 
 async def test_a_hit_brings_its_sibling_chunks_of_the_owner_only(db_url: str) -> None:
