@@ -73,12 +73,18 @@ def speaker_header(speaker: str) -> str:
 
 def grouped(cand: Candidate) -> tuple[str | None, str]:
     """(its speaker, its text without "Speaker: ") when its text begins with its speaker's name
-    and the name can head a group; else (None, its whole text). A memory of a message with no
-    speaker (a chat user's) is the archivist's UNNAMED ("User: I moved to Lyon")."""
-    who = cand.speaker or UNNAMED
-    if who and cand.text.startswith(f"{who}: ") and _HEADER.fullmatch(who) and who == who.strip():
-        return who, cand.text[len(who) + 2 :]
-    return None, cand.text
+    and the name can head a group; else (None, its whole text)."""
+    return split_speaker(cand.text, cand.speaker)
+
+
+def split_speaker(text: str, speaker: str | None) -> tuple[str | None, str]:
+    """grouped() of a memory's text and speaker. A memory of a message with no speaker (a chat
+    user's) is the archivist's UNNAMED ("User: I moved to Lyon"). Erasing a memory scrubs the
+    shown text too (repo.erase_memory)."""
+    who = speaker or UNNAMED
+    if text.startswith(f"{who}: ") and _HEADER.fullmatch(who) and who == who.strip():
+        return who, text[len(who) + 2 :]
+    return None, text
 
 
 def stored_line_tokens(text: str) -> int:

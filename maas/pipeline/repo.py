@@ -21,6 +21,7 @@ from maas.errors import NotFound
 from maas.llm.types import Analysis, HistoryMessage, PackedMemory
 from maas.llm.when import day
 from maas.memory import store
+from maas.memory.budget import split_speaker
 from maas.params import ParamSet
 from maas.pipeline import retrievals
 from maas.pipeline.claim import ArchiveSlice, Claim, Job, Next
@@ -256,8 +257,15 @@ class RunRepository:
 
     async def erase_memory(self, memory_id: int, user_id: Any) -> bool:
         """Delete a memory of the user and scrub its text from the packed contexts and answers
-        of the user's runs (and the assistant messages that are those answers)."""
-        return await self.pool.fetchval(q("delete_memory"), memory_id, user_id) is not None
+        of the user's runs (and the assistant messages that are those answers): its whole text,
+        and the text its line shows under its speaker's header (budget.split_speaker)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(q("lock_memory_of"), memory_id, user_id)
+            if row is None:
+                return False
+            who, shown = split_speaker(row["text"], row["speaker"])
+            args = (memory_id, user_id, shown if who else None)
+            return await conn.fetchval(q("delete_memory"), *args) is not None
 
     # ---- maintenance
 

@@ -345,23 +345,32 @@ WHERE t.closed_at IS NULL AND t.last_message_at < now() - make_interval(secs => 
 ON CONFLICT (thread_id, upto_message_id, scope) DO NOTHING
 RETURNING id
 
+-- name: lock_memory_of
+-- $1 memory, $2 owner: its text and speaker, locked until the caller's delete_memory.
+SELECT text, speaker FROM maas.memories WHERE id = $1 AND user_id = $2 FOR UPDATE
+
 -- name: delete_memory
--- $1 memory, $2 owner. Its text also goes from what was made of it: wherever the exact text
--- occurs in the owner's runs' packed contexts and answers, and in the assistant messages that
--- are those answers (the next chats' history), it becomes '[deleted memory]'. An LLM's paraphrase
--- cannot be found and stays, as do the user's own messages the memory came from (docs/api.md).
+-- $1 memory, $2 owner, $3 the text its packed line shows under its speaker's header (null: none,
+-- budget.split_speaker). Its text also goes from what was made of it: wherever the exact text
+-- (or $3) occurs in the owner's runs' packed contexts and answers, and in the assistant messages
+-- that are those answers (the next chats' history), it becomes '[deleted memory]'. An LLM's
+-- paraphrase cannot be found and stays, as do the user's own messages the memory came from
+-- (docs/api.md).
 WITH gone AS (
-  DELETE FROM maas.memories WHERE id = $1 AND user_id = $2 RETURNING id, text
+  DELETE FROM maas.memories WHERE id = $1 AND user_id = $2
+  RETURNING id, text, coalesce($3::text, text) AS shown
 ), runs AS (
   UPDATE maas.pipeline_runs r
-  SET context_text = replace(r.context_text, g.text, '[deleted memory]'),
-      answer = replace(r.answer, g.text, '[deleted memory]')
+  SET context_text = replace(replace(r.context_text, g.text, '[deleted memory]'), g.shown,
+                             '[deleted memory]'),
+      answer = replace(replace(r.answer, g.text, '[deleted memory]'), g.shown, '[deleted memory]')
   FROM gone g
-  WHERE r.user_id = $2 AND (strpos(r.context_text, g.text) > 0 OR strpos(r.answer, g.text) > 0)
+  WHERE r.user_id = $2 AND (strpos(r.context_text, g.shown) > 0 OR strpos(r.answer, g.shown) > 0)
   RETURNING r.id
 ), answers AS (
-  UPDATE maas.messages m SET content = replace(m.content, g.text, '[deleted memory]')
+  UPDATE maas.messages m
+  SET content = replace(replace(m.content, g.text, '[deleted memory]'), g.shown, '[deleted memory]')
   FROM gone g
-  WHERE m.run_id IN (SELECT id FROM runs) AND m.role = 'assistant' AND strpos(m.content, g.text) > 0
+  WHERE m.run_id IN (SELECT id FROM runs) AND m.role = 'assistant' AND strpos(m.content, g.shown) > 0
 )
 SELECT id FROM gone

@@ -156,6 +156,31 @@ async def test_a_deleted_memory_leaves_no_copy_in_contexts_or_answers(make_api: 
         assert "[deleted memory]" in run["answer"] and "48170926" not in repr(run)
 
 
+async def test_a_deleted_speakers_memory_is_scrubbed_from_its_grouped_line(make_api: Any) -> None:
+    """Under a speaker's header the packed line shows the memory without "Melanie: "; deleting
+    the memory scrubbed only its whole text, so the line stayed in the run's context."""
+    async with make_api() as api:
+        alice = await api.user()
+        thread = (await alice.post("/v1/threads", json={"title": "imported"})).json()["thread_id"]
+        said = {"role": "user", "speaker": "Melanie", "created_at": "2023-05-08T13:00:00+00:00"}
+        turns = ["My locker code is 48170926, ZEBRAFISH.", "I painted a lake sunrise last year."]
+        resp = await alice.post(
+            f"/v1/threads/{thread}/messages",
+            json={"messages": [{**said, "text": t} for t in turns]},
+        )
+        assert resp.status_code == 201, resp.text
+        memories = await close_and_archive(alice, thread)
+        [locker] = [m for m in memories if "ZEBRAFISH" in m["text"]]
+        assert locker["text"].startswith("Melanie: ")
+        asked = (await alice.post("/v1/context", json={"query": "locker code painted"})).json()
+        assert "Melanie:\n" in asked["context"] and "ZEBRAFISH" in asked["context"]
+
+        assert (await alice.delete(f"/v1/memories/{locker['id']}")).status_code == 200
+        run = (await alice.get(f"/v1/runs/{asked['run_id']}")).json()
+        assert "ZEBRAFISH" not in repr(run) and "[deleted memory]" in run["context_text"]
+        assert "lake sunrise" in run["context_text"]  # the other memory's line stays
+
+
 async def test_a_run_keeps_a_deleted_memorys_row_without_its_text(make_api: Any) -> None:
     """GET /v1/runs/{id} dropped a deleted memory's row: an earlier run's counts and ranks shifted
     (the inspector already kept it). The row stays, with its id, rank, scores, use and tokens and
