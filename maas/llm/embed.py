@@ -107,10 +107,18 @@ class LocalEmbedder:
         await asyncio.to_thread(_shared_model)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
+        """In batches of similar length, shortest first, returned in the callers' order: a batch
+        is padded to its longest text, so batching a dialog's texts as they come (a short "Wow!"
+        beside a 60-word turn) spent half the model's time on padding (400 LoCoMo turns: 11.0 ->
+        5.9 s on one CPU thread)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors: list[list[float]] = []
-        for batch in batches(texts):
+        for batch in batches([texts[i] for i in order]):
             vectors += await self._batch(batch)
-        return vectors
+        out: list[list[float]] = [[] for _ in texts]
+        for i, vector in zip(order, vectors, strict=True):
+            out[i] = vector
+        return out
 
     async def _batch(self, texts: list[str]) -> list[list[float]]:
         await self._lock.acquire()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maas.llm.embed import LocalEmbedder, local_embeddings_installed
+from maas.llm.embed import BATCH, LocalEmbedder, local_embeddings_installed
 from tests.helpers import close_and_archive
 
 
@@ -23,6 +23,17 @@ async def test_local_embedder_ranks_paraphrases_closer() -> None:
         return sum(x * y for x, y in zip(u, v, strict=True))
 
     assert cos(a, b) > cos(b, c) + 0.2
+
+
+async def test_texts_batched_by_length_come_back_in_the_callers_order() -> None:
+    """More texts than a batch, long and short mixed: each vector is the one its text gets
+    alone (the embedder sorts them by length into batches and must put them back)."""
+    emb = LocalEmbedder()
+    texts = [("word " * (1 + (i * 7) % 40)) + f"number {i}" for i in range(BATCH + 9)]
+    together = await emb.embed(texts)
+    for i in (0, 1, BATCH // 2, BATCH + 8):
+        (alone,) = await emb.embed([texts[i]])
+        assert max(abs(x - y) for x, y in zip(alone, together[i], strict=True)) < 1e-4, i
 
 
 async def test_vector_arm_finds_a_paraphrase_that_bm25_misses(make_api: Any) -> None:
