@@ -18,7 +18,13 @@ from maas.db.migrate import migrate
 from maas.db.pool import GENERIC_PLANS, connect, create_pool
 from maas.host import ExtensionHost, Started
 from maas.llm.client import LLMConfig, OpenAIModel
-from maas.llm.embed import Embedder, LocalEmbedder, OpenAIEmbedder, local_embeddings_installed
+from maas.llm.embed import (
+    Embedder,
+    LocalEmbedder,
+    OpenAIEmbedder,
+    local_embeddings_installed,
+    torch_threads,
+)
 from maas.llm.offline import OfflineModel
 from maas.llm.tokens import encoding, seed_tiktoken_cache
 from maas.llm.types import LanguageModel
@@ -62,10 +68,10 @@ def build_llm(settings: Settings) -> LanguageModel:
 
 
 def build_embedder(settings: Settings) -> Embedder | None:
-    if settings.embedder == "auto":
-        return LocalEmbedder() if local_embeddings_installed() else None
-    if settings.embedder == "local":
-        return LocalEmbedder()
+    if settings.embedder == "local" or (
+        settings.embedder == "auto" and local_embeddings_installed()
+    ):
+        return LocalEmbedder(torch_threads(settings.embed_threads))
     if settings.embedder == "openai":
         secret = settings.embedding_api_key or settings.llm_api_key
         return OpenAIEmbedder(

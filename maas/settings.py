@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
+    # Torch threads of the local model; 0 = every CPU but one, from one to four, so a 2-core
+    # machine keeps a core for Postgres and the API and a bigger one embeds an import faster.
+    embed_threads: int = Field(default=0, ge=0, le=256)
 
     # Orchestrator: lease L, poll P, attempts A (see docs/operations.md).
     lease_s: float = 60.0

