@@ -225,7 +225,7 @@ class RunRepository:
         to the slice's end and the job done, or queued for its next slice. LostLease when the
         lease or the mark moved meanwhile. Returns the memories created."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(q("write_settings"), str(dedupe), str(dedupe))
+            await conn.execute(q("set_trgm_thresholds"), str(dedupe), str(dedupe))
             created = await store.write_all(conn, job.user_id, memories, semantic)
             args = (job.id, job.lease_token, created, part.last, part.mark)
             if await conn.fetchval(q("finish_archive_slice"), *args) is None:

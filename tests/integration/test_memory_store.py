@@ -32,7 +32,7 @@ async def test_near_duplicates_merge_per_user_and_only_into_valid_memories(db_ur
     try:
         alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
         async with conn.transaction():
-            await conn.execute(q("write_settings"), "0.8", "0.8")
+            await conn.execute(q("set_trgm_thresholds"), "0.8", "0.8")
             for i in range(200):  # enough rows for the index to matter
                 await store.write(conn, memory(alice, f"Alice note {i}: the {i} blue herons", i))
             text = "Caroline adopted a tabby cat named Pixel in March 2021."
@@ -109,7 +109,7 @@ async def test_a_second_writer_of_a_user_locks_nothing_until_the_first_commits(
         m_id = await probe.fetchval("SELECT id FROM maas.memories WHERE user_id = $1", user)
         again = memory(user, said.replace("2021.", "2021 too."), 2)  # merges into M
         async with conn_a.transaction():
-            await conn_a.execute(q("write_settings"), "0.8", "0.8")
+            await conn_a.execute(q("set_trgm_thresholds"), "0.8", "0.8")
             await store.write_all(conn_a, user, [memory(user, "Alice keeps bees at home.", 3)])
             b = asyncio.create_task(_write_in_transaction(conn_b, user, [again, memory(
                 user, "Bob paints the fence green.", 4)]))  # fmt: skip
@@ -131,7 +131,7 @@ async def test_a_second_writer_of_a_user_locks_nothing_until_the_first_commits(
 
 async def _write_in_transaction(conn: Any, user: uuid.UUID, mems: list[store.NewMemory]) -> int:
     async with conn.transaction():
-        await conn.execute(q("write_settings"), "0.8", "0.8")
+        await conn.execute(q("set_trgm_thresholds"), "0.8", "0.8")
         return await store.write_all(conn, user, mems)
 
 
@@ -356,7 +356,7 @@ async def test_semantic_dedup_merges_paraphrases_and_keeps_new_details(db_url: s
     try:
         alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
         async with conn.transaction():
-            await conn.execute(q("write_settings"), "0.9", "0.9")
+            await conn.execute(q("set_trgm_thresholds"), "0.9", "0.9")
             assert await store.write(conn, mem(alice, texts[0], 1), 0.95) is True
             assert await store.write(conn, mem(alice, texts[1], 2), 1.0) is True  # off: a copy
             await conn.execute("DELETE FROM maas.memories WHERE text = $1", texts[1])
