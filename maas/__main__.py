@@ -197,12 +197,28 @@ def _plugin_commands(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        print(settings_errors(exc), file=sys.stderr)
+        return 2
     return code
+
+
+def settings_errors(exc: Any) -> str:
+    """A bad MAAS_* setting as one line each, by its variable's name (not a traceback)."""
+    lines = ["maas: bad settings:"]
+    for err in exc.errors():
+        name = "MAAS_" + "_".join(str(part) for part in err["loc"]).upper()
+        lines.append(f"  {name}={err.get('input')!r}: {err['msg']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
