@@ -51,7 +51,7 @@ async def test_the_local_model_runs_on_the_configured_threads(db_url: str, tmp_p
     for threads in (2, 1):
         settings = settings_for(db_url, tmp_path, embedder="local", embed_threads=threads)
         embedder = build_embedder(settings)
-        assert embedder is not None
+        assert isinstance(embedder, LocalEmbedder)  # the local model, not None or a remote one
         work = asyncio.ensure_future(embedder.embed(texts))
         seen: list[int] = []
         while not work.done():
