@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     analyzer_concurrency: int = 2
     assembler_concurrency: int = 2
     responder_concurrency: int = 4
-    archivist_concurrency: int = 2
+    # three: while one worker writes its slice and one extracts, a third keeps the local model
+    # busy (LoCoMo ingest on 2 cores: 2 workers 15.5, 3 workers 17.4 turns/s; 4: 17.6)
+    archivist_concurrency: int = 3
     # An archive job archives its range in slices of at most this many messages and characters
     # (at least one message), each its own claim, commit and deadline, the job queued again
     # between them; a failed job is queued again after archive_retry_s, doubling each time (at

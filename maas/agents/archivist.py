@@ -134,11 +134,16 @@ async def _embed(
     mix: float,
 ) -> list[store.NewMemory]:
     """Each memory's vector; with `mix` > 0 moved toward the turn before it (weight `mix`), so a
-    reply is found by what it answers. The memory's text, its tokens and its words are its own."""
+    reply is found by what it answers. The memory's text, its tokens and its words are its own.
+    The memories' texts and the turns' before them go to the embedder in one call, so they are
+    batched by length together."""
     if embedder is None or not memories:
         return memories
-    own = await embedder.embed([m.text for m in memories])
-    context = await _contexts(embedder, before)
+    wanted = list({r["id"]: r for r in before if r is not None}.values())
+    texts = [m.text for m in memories] + [_context_text(r) for r in wanted]
+    vectors = await embedder.embed(texts)
+    own = vectors[: len(memories)]
+    context = {r["id"]: v for r, v in zip(wanted, vectors[len(memories) :], strict=True)}
     return [
         store.NewMemory(
             **{**m.__dict__, "embedding": _mixed(v, None if b is None else context[b["id"]], mix)}
@@ -147,17 +152,11 @@ async def _embed(
     ]
 
 
-async def _contexts(
-    embedder: Embedder, before: list[Mapping[str, Any] | None]
-) -> dict[int, list[float]]:
-    """The vector of each turn before, by message id: its first CONTEXT_WORDS words embedded.
-    (Summing the vectors of that turn's own memories instead saves the embedding, ingest 24 -> 42
-    turns/s on LoCoMo dev, but loses the questions a turn asks, which hold no fact: budget recall
-    @500 0.815 -> 0.799.)"""
-    wanted = list({r["id"]: r for r in before if r is not None}.values())
-    texts = [" ".join(str(r["content"]).split()[:CONTEXT_WORDS]) for r in wanted]
-    vectors = await embedder.embed(texts) if texts else []
-    return {r["id"]: v for r, v in zip(wanted, vectors, strict=True)}
+def _context_text(row: Mapping[str, Any]) -> str:
+    """A turn before, as embedded: its first CONTEXT_WORDS words. (Summing the vectors of that
+    turn's own memories instead saves the embedding, ingest 24 -> 42 turns/s on LoCoMo dev, but
+    loses the questions a turn asks, which hold no fact: budget recall @500 0.815 -> 0.799.)"""
+    return " ".join(str(row["content"]).split()[:CONTEXT_WORDS])
 
 
 def _mixed(own: list[float], context: list[float] | None, mix: float) -> list[float]:

@@ -89,9 +89,13 @@ def _encode(texts: list[str], threads: int) -> list[list[float]]:
     import torch
 
     torch.set_num_threads(threads)  # in the thread that encodes: OpenMP keeps it per thread
-    # no progress bar: at log level INFO sentence-transformers drew one per call
-    vectors = _shared_model().encode(texts, batch_size=BATCH, show_progress_bar=False)
-    return [normalize([float(x) for x in v]) for v in vectors]
+    # no progress bar: at log level INFO sentence-transformers drew one per call; normalised in
+    # torch (unit vectors, as every embedder returns)
+    vectors = _shared_model().encode(
+        texts, batch_size=BATCH, show_progress_bar=False, normalize_embeddings=True
+    )
+    unit: list[list[float]] = vectors.tolist()
+    return unit
 
 
 class LocalEmbedder:

@@ -25,9 +25,11 @@ class WordAxes:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.calls = 0
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         self.seen += texts
+        self.calls += 1
         return [_axes(t) for t in texts]
 
     async def warm(self) -> None:
@@ -90,8 +92,9 @@ async def test_a_reply_leans_toward_the_turn_it_answers_by_the_mix() -> None:
     # Her answer to his question (a turn that holds no fact, so no memory of its own).
     question = DIALOG.messages[3]["content"]
     assert mixed[5].embedding == approx(_lean(_axes(plain[5].text), _axes(question), 0.5))
-    # Each turn before is embedded once, beside the memories.
+    # Each turn before is embedded once, in the memories' call (batched by length with them).
     assert embedder.seen.count(question) == embedder.seen.count(nate) == 1
+    assert embedder.calls == 1
     # The first turn has nothing before it; Joanna's second turn follows her own: unchanged.
     assert mixed[1].embedding == plain[1].embedding
     assert mixed[3].embedding == plain[3].embedding
