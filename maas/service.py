@@ -23,6 +23,7 @@ from maas.llm.embed import (
     LocalEmbedder,
     OpenAIEmbedder,
     local_embeddings_installed,
+    model_slots,
     torch_threads,
 )
 from maas.llm.offline import OfflineModel
@@ -71,7 +72,8 @@ def build_embedder(settings: Settings) -> Embedder | None:
     if settings.embedder == "local" or (
         settings.embedder == "auto" and local_embeddings_installed()
     ):
-        return LocalEmbedder(torch_threads(settings.embed_threads))
+        threads = torch_threads(settings.embed_threads)
+        return LocalEmbedder(threads, model_slots(settings.embed_batches, threads))
     if settings.embedder == "openai":
         secret = settings.embedding_api_key or settings.llm_api_key
         return OpenAIEmbedder(

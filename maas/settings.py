@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Torch threads of the local model; 0 = every CPU but one, from one to four, so a 2-core
     # machine keeps a core for Postgres and the API and a bigger one embeds an import faster.
     embed_threads: int = Field(default=0, ge=0, le=256)
+    # Batches the local model encodes at once, each on its own copy of the model (~90 MB); 0 = as
+    # many as the CPUs hold at embed_threads each, one or two (embed.model_slots).
+    embed_batches: int = Field(default=0, ge=0, le=16)
 
     # Orchestrator: lease L, poll P, attempts A (see docs/operations.md).
     lease_s: float = 60.0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -50,3 +52,17 @@ async def turn_archived(client: httpx.AsyncClient, thread_id: str) -> None:
         return bool(thread["archived_upto"] >= max(m["id"] for m in thread["messages"]))
 
     await eventually(done)
+
+
+def _encoding(frame: FrameType | None) -> bool:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "encode" and "sentence_transformers" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def encoding_threads() -> int:
+    """Threads of this process inside the local model's encode right now."""
+    return sum(_encoding(frame) for frame in sys._current_frames().values())

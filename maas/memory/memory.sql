@@ -64,8 +64,8 @@ vec AS (  -- exact, over the user's own memories (fenced): the HNSW index is sha
   -- tenant, and walking it with a user filter returns only those of the global nearest that are
   -- the user's (7 of 200 in a test) -- the generic plan chose it
   SELECT v.id, v.v FROM (
-    SELECT m.id, 1 - (m.embedding <=> $4::text::vector) AS v FROM maas.memories m
-    WHERE $4::text IS NOT NULL AND m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
+    SELECT m.id, 1 - (m.embedding <=> $4::real[]::vector) AS v FROM maas.memories m
+    WHERE $4::real[] IS NOT NULL AND m.user_id = $1 AND ($6 OR m.valid_to IS NULL)
       AND m.embedding IS NOT NULL OFFSET 0) v
   ORDER BY v.v DESC LIMIT $5),
 cand AS (SELECT id FROM bm25 UNION SELECT id FROM trg UNION SELECT id FROM vec),
@@ -119,13 +119,13 @@ WHERE c.user_id = $1
 ORDER BY c.d LIMIT 1
 
 -- name: find_semantic_duplicate
--- The valid memory of user $1 nearest to embedding $2 (text form), if its cosine similarity is
+-- The valid memory of user $1 nearest to embedding $2 (an array of reals), if its cosine similarity is
 -- at least $3 (archivist.semantic_dedup). An exact scan of the user's vectors, fenced like the
 -- search's vector arm (search_memories): the global HNSW index walked with a user filter finds
 -- only the few of the global nearest that are the user's. Memories with a slot are left out: a
 -- slot's change supersedes, it never merges.
 SELECT n.id, n.text, n.similarity FROM (
-  SELECT m.id, m.text, 1 - (m.embedding <=> $2::text::vector) AS similarity FROM maas.memories m
+  SELECT m.id, m.text, 1 - (m.embedding <=> $2::real[]::vector) AS similarity FROM maas.memories m
   WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.slot IS NULL AND m.embedding IS NOT NULL
   OFFSET 0) n
 WHERE n.similarity >= $3
@@ -139,14 +139,14 @@ WHERE id = $1
 
 -- name: upsert_memory
 -- One memory per (user, fact): a replay only unions provenance. $1 user, $2 text, $3 kind,
--- $4 slot, $5 fact key, $6 embedding (text form or null), $7 importance, $8 event time,
+-- $4 slot, $5 fact key, $6 embedding (an array of reals, or null), $7 importance, $8 event time,
 -- $9 source message ids, $10 source thread, $11 the tokens of its packed line (migration 0026),
 -- $12 the words of the turn it answers (null: none; searched beside its own, migration 0039).
 -- Returns the id and whether it is new.
 INSERT INTO maas.memories
   (user_id, text, kind, slot, fact_key, embedding, importance, event_time, valid_from,
    source_message_ids, source_thread_id, line_tokens, context_search)
-VALUES ($1, $2, $3, $4, $5, $6::text::vector, $7, $8, coalesce($8, now()), $9, $10, $11,
+VALUES ($1, $2, $3, $4, $5, $6::real[]::vector, $7, $8, coalesce($8, now()), $9, $10, $11,
         to_tsvector('english', $12::text))
 ON CONFLICT (user_id, fact_key) DO UPDATE
 SET source_message_ids = ARRAY(

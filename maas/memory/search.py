@@ -125,7 +125,7 @@ def statement_args(
         user_id,
         " ".join([query, *keywords]),
         trigram_terms(keywords, params),
-        vector_text(embedding),
+        embedding,
         int(params["retrieval.candidate_limit"]),
         bool(params["retrieval.include_superseded"]),
         params.num("retrieval.bm25_k1"),
@@ -290,9 +290,3 @@ def fuse(cands: list[Candidate], p: ParamSet, now: datetime) -> list[Candidate]:
         c.score += w_recency * recency
         c.score += w_importance * c.importance
     return cands
-
-
-def vector_text(embedding: list[float] | None) -> str | None:
-    if embedding is None:
-        return None
-    return "[" + ",".join(f"{x:.6f}" for x in embedding) + "]"

@@ -10,7 +10,6 @@ from typing import Any
 
 from maas.db.queries import q
 from maas.memory.budget import stored_line_tokens
-from maas.memory.search import vector_text
 
 _NON_WORD = re.compile(r"[^\w]+")
 
@@ -78,7 +77,7 @@ async def write(conn: Any, mem: NewMemory, semantic_min: float | None = None) ->
         mem.kind,
         mem.slot,
         key,
-        vector_text(mem.embedding),
+        mem.embedding,
         mem.importance,
         mem.event_time,
         mem.source_message_ids,
@@ -95,8 +94,9 @@ async def near_duplicate(conn: Any, mem: NewMemory, semantic_min: float | None) 
     """The valid memory `mem` repeats: by trigrams first, else by meaning (see write)."""
     near = await conn.fetchval(q("find_near_duplicate"), mem.user_id, mem.text)
     if near is None and semantic_min is not None and mem.embedding is not None:
-        vector = vector_text(mem.embedding)
-        found = await conn.fetchrow(q("find_semantic_duplicate"), mem.user_id, vector, semantic_min)
+        found = await conn.fetchrow(
+            q("find_semantic_duplicate"), mem.user_id, mem.embedding, semantic_min
+        )
         same = found is not None and not adds_detail(mem.text, found["text"])
         near = found["id"] if same else None
     return None if near is None else int(near)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from maas.llm.embed import BATCH, LocalEmbedder, local_embeddings_installed
+from maas.llm.embed import (
+    BATCH,
+    LocalEmbedder,
+    local_embeddings_installed,
+    model_slots,
+    torch_threads,
+)
 from maas.service import build_embedder
 from tests.conftest import test_settings as settings_for
-from tests.helpers import close_and_archive
+from tests.helpers import close_and_archive, encoding_threads
 
 
 def test_local_embeddings_are_installed_with_the_test_extra() -> None:
@@ -41,6 +48,38 @@ async def test_texts_batched_by_length_come_back_in_the_callers_order() -> None:
         assert max(abs(x - y) for x, y in zip(alone, together[i], strict=True)) < 1e-4, i
 
 
+async def test_batches_run_at_once_up_to_the_slots_each_in_its_own_model() -> None:
+    """MAAS_EMBED_BATCHES: three callers with four batches each; with two slots two threads are
+    inside the model at once, never three; with one slot never two. Each vector is the one its
+    text gets alone: two threads in one model's fast tokenizer fail ("Already borrowed")."""
+    texts = [f"caller {c} says " + "words about boats and rivers " * (1 + i % 9) + str(i)
+             for c in range(3) for i in range(4 * BATCH)]  # fmt: skip
+    alone = await LocalEmbedder().embed(texts[:BATCH])
+    for slots in (2, 1):
+        emb = LocalEmbedder(threads=1, slots=slots)
+        await emb.warm()
+        seen: set[int] = set()
+        work = asyncio.gather(
+            *(emb.embed(texts[c * 4 * BATCH : (c + 1) * 4 * BATCH]) for c in range(3))
+        )
+        while not work.done():
+            seen.add(encoding_threads())
+            await asyncio.sleep(0.002)
+        first = (await work)[0][:BATCH]
+        assert max(seen) == slots, (slots, seen)
+        for got, want in zip(first, alone, strict=True):
+            assert max(abs(x - y) for x, y in zip(got, want, strict=True)) < 1e-4
+
+
+def test_the_cpus_decide_how_many_batches_run_at_once(monkeypatch: Any) -> None:
+    """Torch threads times batches stay within the CPUs, with at most two batches; asked, as
+    asked."""
+    for cpus, threads, slots in ((1, 1, 1), (2, 1, 2), (4, 3, 1), (8, 4, 2), (64, 4, 2)):
+        monkeypatch.setattr(os, "cpu_count", lambda n=cpus: n)
+        assert (torch_threads(0), model_slots(0, torch_threads(0))) == (threads, slots), cpus
+    assert model_slots(3, 4) == 3
+
+
 async def test_the_local_model_runs_on_the_configured_threads(db_url: str, tmp_path: Path) -> None:
     """MAAS_EMBED_THREADS reaches torch: while a service's embedder works through a big batch,
     two of this process's threads (besides the one asking) are runnable at once in a good share
@@ -49,7 +88,9 @@ async def test_the_local_model_runs_on_the_configured_threads(db_url: str, tmp_p
     texts = [f"text {i} " + "many words about gardens and lakes " * 30 for i in range(64)]
     both: dict[int, float] = {}
     for threads in (2, 1):
-        settings = settings_for(db_url, tmp_path, embedder="local", embed_threads=threads)
+        settings = settings_for(
+            db_url, tmp_path, embedder="local", embed_threads=threads, embed_batches=1
+        )
         embedder = build_embedder(settings)
         assert isinstance(embedder, LocalEmbedder)  # the local model, not None or a remote one
         work = asyncio.ensure_future(embedder.embed(texts))
@@ -97,8 +138,8 @@ async def test_the_local_model_loads_while_the_service_starts(make_api: Any) -> 
     from maas.llm import embed
 
     embed._shared_model.cache_clear()
-    async with make_api(embedder="local"):
-        assert embed._shared_model.cache_info().currsize == 1
+    async with make_api(embedder="local", embed_batches=2):
+        assert embed._shared_model.cache_info().currsize == 2  # a model per slot
 
 
 async def test_a_reply_archived_alone_still_leans_toward_the_turn_it_answers(

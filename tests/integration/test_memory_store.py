@@ -256,7 +256,7 @@ async def test_vector_arm_is_exact_per_user_whatever_the_plan(db_url: str) -> No
     under a generic plan too (asyncpg prepares statements; Postgres switches after five runs)."""
     import random
 
-    from maas.memory.search import search, vector_text
+    from maas.memory.search import search
     from maas.params import ParamSet, defaults
 
     rng = random.Random(7)
@@ -271,9 +271,9 @@ async def test_vector_arm_is_exact_per_user_whatever_the_plan(db_url: str) -> No
     try:
         alice, bob = await _user(conn, "alice"), await _user(conn, "bob")
         bob_texts = [f"bob fact {i}" for i in range(300)]
-        await conn.execute(insert, bob, bob_texts, [vector_text(v) for v in near])
+        await conn.execute(insert, bob, bob_texts, [str(v) for v in near])
         alice_texts = [f"alice fact {i}" for i in range(30)]
-        await conn.execute(insert, alice, alice_texts, [vector_text(v) for v in far])
+        await conn.execute(insert, alice, alice_texts, [str(v) for v in far])
         await conn.execute("ANALYZE maas.memories")
         base = defaults()
         params = ParamSet(
