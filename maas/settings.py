@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"
     embedding_base_url: str | None = None
     embedding_api_key: SecretStr | None = None
-    # Torch threads of the local model; 0 = every CPU but one, from one to four, so a 2-core
-    # machine keeps a core for Postgres and the API and a bigger one embeds an import faster.
+    # Torch threads of the local model per batch; 0 = every CPU but one, from one to four (a
+    # bigger machine embeds an import faster; on 2 cores, two one-thread batches, below).
     embed_threads: int = Field(default=0, ge=0, le=256)
     # Batches the local model encodes at once, each on its own copy of the model (~90 MB); 0 = as
     # many as the CPUs hold at embed_threads each, one or two (embed.model_slots).

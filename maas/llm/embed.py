@@ -92,8 +92,8 @@ def model_slots(requested: int, threads: int) -> int:
     """MAAS_EMBED_BATCHES: as asked, or with 0 as many batches at `threads` torch threads each
     as the CPUs hold, one or two. Two one-thread batches on 2 cores beat one two-thread batch:
     a batch of 32 short texts hardly splits across threads, and between batches a model waits
-    for its caller (LoCoMo dev ingest, 2 AVX2 cores: one batch 18.1-19.2 turns/s, two 21.4-24.1;
-    one two-thread batch 17.2-21.3)."""
+    for its caller (LoCoMo dev ingest, 2 AVX2 cores, docs/performance.md: one batch 17.4-19.7
+    turns/s, two 23.8-25.3; one two-thread batch 17.2-21.3)."""
     return requested or max(1, min(2, (os.cpu_count() or 1) // threads))
 
 
@@ -115,10 +115,10 @@ class LocalEmbedder:
 
     The texts go to threads in batches of BATCH, at most `slots` at once per embedder
     (MAAS_EMBED_BATCHES; each slot its own copy of the model, a batch on `threads` torch threads,
-    MAAS_EMBED_THREADS): a caller cancelled by its deadline
-    stops between batches, and the batch already in a thread keeps its slot until it ends, so
-    no thread starts beside a cancelled one beyond the slots. A thread cannot be interrupted; a
-    batch bounds what runs on after a cancel (well under a second).
+    MAAS_EMBED_THREADS): a caller cancelled by its deadline stops between batches, and a batch
+    already in a thread keeps its slot until it ends, so no more threads than slots are ever in
+    the models. A thread cannot be interrupted; a batch bounds what runs on after a cancel (well
+    under a second).
     """
 
     name = "local:all-minilm-l6-v2"
@@ -144,6 +144,8 @@ class LocalEmbedder:
         `slots` batches of each other caller, not all of them."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         chunks = batches([texts[i] for i in order])
+        if len(chunks) == 1:  # a query's text: no lanes
+            return await self._batch(texts)
         done: list[list[list[float]]] = [[] for _ in chunks]
 
         async def lane(first: int) -> None:

@@ -142,7 +142,9 @@ WHERE id = $1
 -- $4 slot, $5 fact key, $6 embedding (an array of reals, or null), $7 importance, $8 event time,
 -- $9 source message ids, $10 source thread, $11 the tokens of its packed line (migration 0026),
 -- $12 the words of the turn it answers (null: none; searched beside its own, migration 0039).
--- Returns the id and whether it is new.
+-- Returns the id and whether it is new. Every embedding parameter here is a real[] cast to vector:
+-- binary on the wire, where the vector's text form cost Postgres a fifth of a LoCoMo ingest's CPU
+-- in strtof (docs/performance.md).
 INSERT INTO maas.memories
   (user_id, text, kind, slot, fact_key, embedding, importance, event_time, valid_from,
    source_message_ids, source_thread_id, line_tokens, context_search)
