@@ -119,11 +119,11 @@ WHERE c.user_id = $1
 ORDER BY c.d LIMIT 1
 
 -- name: find_semantic_duplicate
--- The valid memory of user $1 nearest to embedding $2 (an array of reals), if its cosine similarity is
--- at least $3 (archivist.semantic_dedup). An exact scan of the user's vectors, fenced like the
--- search's vector arm (search_memories): the global HNSW index walked with a user filter finds
--- only the few of the global nearest that are the user's. Memories with a slot are left out: a
--- slot's change supersedes, it never merges.
+-- The valid memory of user $1 nearest to embedding $2 (an array of reals), if its cosine similarity
+-- is at least $3 (archivist.semantic_dedup). An exact scan of the user's vectors, fenced like the
+-- search's vector arm (search_memories): the global HNSW index walked with a user filter finds only
+-- the few of the global nearest that are the user's. Memories with a slot are left out: a slot's
+-- change supersedes, it never merges.
 SELECT n.id, n.text, n.similarity FROM (
   SELECT m.id, m.text, 1 - (m.embedding <=> $2::real[]::vector) AS similarity FROM maas.memories m
   WHERE m.user_id = $1 AND m.valid_to IS NULL AND m.slot IS NULL AND m.embedding IS NOT NULL
