@@ -25,7 +25,8 @@ from maas.llm.tokens import seed_tiktoken_cache
 from maas.params import BuiltinParams
 from maas.settings import Settings
 
-TEMPLATE = "maas_test_template"
+# One per xdist worker: workers sharing MAAS_TEST_DATABASE_URL would drop each other's.
+TEMPLATE = f"maas_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,6 +37,12 @@ def pytest_configure(config: pytest.Config) -> None:
     base = tempfile.mkdtemp(prefix="maas-pytest-")
     config.option.basetemp = base
     config.add_cleanup(lambda: shutil.rmtree(base, ignore_errors=True))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first (a stable sort: otherwise in file order): xdist hands out the
+    tests in this order, so a minutes-long test that started last would run alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,7 @@ def wait_cycle(http: httpx.Client, cycle_id: str, timeout: float = 120) -> dict[
         time.sleep(0.3)
 
 
+@pytest.mark.slow
 def test_dashboard_goal_macro_cycle_approval_rollback(learn_site: Site, page: Any) -> None:
     site = learn_site
     with site.api("admin") as http:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.scripted_llm import Reply, ScriptedLLM
 from tests.e2e.conftest import Server
@@ -22,6 +23,7 @@ def wait_status(client: httpx.Client, run_id: str, wanted: set[str], timeout: fl
     raise AssertionError(f"run {run_id} never reached {wanted}")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_responding_completes_exactly_once(
     tmp_path: Path, servers: list[Server], scripted: ScriptedLLM
 ) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import Server
 
@@ -24,6 +25,7 @@ def archive(client: httpx.Client, thread_id: str) -> None:
     raise AssertionError("archivist did not finish")
 
 
+@pytest.mark.slow
 def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Server]) -> None:
     server = Server(tmp_path / "data", {"MAAS_POLL_S": "0.5"})
     servers.append(server.start())
@@ -66,6 +68,7 @@ def test_readme_serve_memory_crosses_threads(tmp_path: Path, servers: list[Serve
     assert "piano" in again["answer"]
 
 
+@pytest.mark.slow
 def test_seed_then_chat_client(tmp_path: Path, servers: list[Server]) -> None:
     """`maas seed` loads the demo user's threads; `maas chat` talks to the running service."""
     data = tmp_path / "data"

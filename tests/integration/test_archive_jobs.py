@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.scripted_llm import Reply, ScriptedLLM
 from maas.llm.embed import LocalEmbedder
@@ -78,6 +79,7 @@ async def no_encoding_for(seconds: float) -> bool:
     return True
 
 
+@pytest.mark.slow
 async def test_a_1mb_import_is_archived_completely_after_a_timed_out_slice_with_no_runaway_thread(
     db_url: str, tmp_path: Path
 ) -> None:

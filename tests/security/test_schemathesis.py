@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ADMIN_KEY
 from tests.faults.conftest import Fleet, fault_env, new_user
 
@@ -57,6 +59,7 @@ def schemathesis(url: str, key: str, where: Path, *extra: str) -> subprocess.Com
     return done
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(db_url: str, fleet: Fleet, tmp_path: Path) -> None:
     env = fault_env(db_url, MAAS_RATE_LIMIT_PER_MIN="0", MAAS_POLL_S="0.1")
     server = fleet.start(env)

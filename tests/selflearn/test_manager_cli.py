@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
@@ -63,6 +64,7 @@ def _wait(http: httpx.Client, cycle_id: str, timeout: float) -> dict[str, Any]:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_cli_macro_cycle_then_a_crash(db_url: str, servers: list[Server], tmp_path: Path) -> None:
     server = Server(tmp_path / "data", fault_env(db_url, **FAST)).start()
     servers.append(server)

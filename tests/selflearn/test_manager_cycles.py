@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from maas.params import SPECS
 from selflearn.manager import deep, plots, policy, reports
 from selflearn.manager.deep import holdout_seed, scenarios_of, storage_url
@@ -54,6 +56,7 @@ async def test_micro_cycle_measures_the_parameters_in_force(db_url: str, tmp_pat
         assert micro["metrics"]["found_anything_rate"]["value"] >= 0.5
 
 
+@pytest.mark.slow
 async def test_deep_cycle_searches_confirms_and_proposes(db_url: str, tmp_path: Path) -> None:
     """Over scripted dialogs (a goal on an answer's metric, which replays do not define); a
     person's approval asked for by the settings."""
@@ -157,6 +160,7 @@ def test_confirmation_scenarios_are_unseen() -> None:
     assert storage_url("postgresql://u@/db?host=/tmp") == "postgresql+psycopg://u@/db?host=/tmp"
 
 
+@pytest.mark.slow
 async def test_deep_replay_cycle_searches_confirms_on_fresh_seeds_and_ships(
     db_url: str, tmp_path: Path
 ) -> None:

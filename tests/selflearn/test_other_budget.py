@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from selflearn.manager import teaching
 from tests.selflearn.manager_helpers import BASE, activate, ended, goal, managed, manager_settings
 
@@ -34,6 +36,7 @@ async def _macro(c: Any, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return view, verdict
 
 
+@pytest.mark.slow
 async def test_a_gain_at_one_budget_that_loses_at_the_other_is_not_shipped(
     db_url: str, tmp_path: Path
 ) -> None:
