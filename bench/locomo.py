@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 from maas.db.pool import connect
 from maas.llm.tokens import count_tokens
 from maas.params import validate
+from selflearn.teacher.metrics import normalize_locomo
 
 log = logging.getLogger(__name__)
 H = TypeVar("H", bound=Hashable)
@@ -157,7 +158,6 @@ def resolve_evidence(question: Question, known: AbstractSet[str]) -> tuple[tuple
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_LOCOMO_DROPPED = re.compile(r"\b(a|an|the|and)\b")
 
 
 def normalize(text: str) -> list[str]:
@@ -165,26 +165,6 @@ def normalize(text: str) -> list[str]:
     lowered = text.lower()
     no_punct = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
     return _ARTICLES.sub(" ", no_punct).split()
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    from nltk.stem import PorterStemmer  # the stemmer LoCoMo's own evaluation uses
-
-    return PorterStemmer()
-
-
-@lru_cache(maxsize=200_000)
-def _stem(token: str) -> str:
-    return str(_stemmer().stem(token))
-
-
-def normalize_locomo(text: str) -> list[str]:
-    """LoCoMo's task_eval normalization: drop commas, a/an/the/and and punctuation, lowercase,
-    then Porter-stem every token (as its F1 scorer does)."""
-    text = _LOCOMO_DROPPED.sub(" ", text.replace(",", "").lower())
-    no_punct = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    return [_stem(token) for token in no_punct.split()]
 
 
 def answer_in_context(
