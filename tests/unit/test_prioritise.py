@@ -91,3 +91,27 @@ def test_at_most_max_picks_are_picked_then_the_search_order_follows() -> None:
     assert sum(i % 2 == 0 for i in picked) > MAX_PICKS // 2 + 2  # the distinct events come first
     rest = out[MAX_PICKS:]
     assert rest == sorted(rest)  # then the search's order
+
+
+def test_a_weak_hit_of_a_strong_hits_turn_ranks_as_its_linked_chunk_at_least() -> None:
+    """A chunk that matched the query weakly shares turn 1 with the best hit: it scores at least
+    what its turn's unmatched chunk scores (the hit's score times the decay), so it no longer
+    falls below an unrelated weaker hit; a hit of its own turn, or one already higher, keeps its
+    score. (Before, 5 ranked above 3: 0.5 against 0.3.)"""
+    from maas.memory.search import linked_siblings
+
+    def at(i: int, message: int, score: float) -> Candidate:
+        return Candidate(i, f"memory {i}", 0.5, None, T0, [message], score=score)
+
+    strong, own, weak, high, other = (
+        at(1, 1, 2.0),
+        at(2, 2, 0.9),
+        at(3, 1, 0.3),
+        at(4, 1, 0.8),
+        at(5, 3, 0.5),
+    )
+    unmatched = at(6, 1, 0.0)
+    ranked = linked_siblings([strong, own, high, other, weak], [unmatched], 0.3)
+    assert ids(ranked) == [1, 2, 4, 6, 3, 5]
+    assert weak.score == unmatched.score == 2.0 * 0.3
+    assert (strong.score, own.score, high.score, other.score) == (2.0, 0.9, 0.8, 0.5)
