@@ -56,8 +56,10 @@ _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+")
 _TRANSCRIPT_LINE_RE = re.compile(
     r"^\s*\[(\d+)\]\s*([A-Za-z_]+)(?:\s*\([^)]*\))?(?:\s*\[[^\]]*\])?\s*:\s?(.*)$"
 )
-# Memory lines of the responder's system prompt: "[M1] text" or "1. text".
-_MEMORY_LINE_RE = re.compile(r"^\s*(?:\[M\d+\]|\d+\.)\s*(.+?)\s*$", re.MULTILINE)
+# Memory lines of a responder's system prompt: "[M1] text" (a raw-turn baseline's), or the lines of
+# the service's <memories> block that are not a date's or a speaker's header ("8 May 2023:").
+_MEMORY_LINE_RE = re.compile(r"^\s*\[M\d+\]\s*(.+?)\s*$", re.MULTILINE)
+_MEMORIES_BLOCK_RE = re.compile(r"<memories>\n(.*?)\n</memories>", re.DOTALL)
 _STREAM_PIECE_RE = re.compile(r"\S+\s*|\s+")
 
 
@@ -187,8 +189,15 @@ def _archivist_content(body: dict[str, Any]) -> str:
     return json.dumps({"facts": facts})
 
 
+def _memory_lines(system: str) -> list[str]:
+    block = _MEMORIES_BLOCK_RE.search(system)
+    if block is None:
+        return list(_MEMORY_LINE_RE.findall(system))
+    return [s for line in block[1].splitlines() if (s := line.strip()) and not s.endswith(":")]
+
+
 def _responder_content(body: dict[str, Any]) -> str:
-    memories = [m for text in _messages(body, "system") for m in _MEMORY_LINE_RE.findall(text)]
+    memories = [m for text in _messages(body, "system") for m in _memory_lines(text)]
     if not memories:
         return "I don't know."
     return "According to what I remember: " + "; ".join(memories)

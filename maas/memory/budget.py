@@ -1,8 +1,9 @@
 """Pack the best memories under a token budget, counted with tiktoken.
 
-The packed context is a timeline: memories grouped under one date header each, in time order,
-numbered with small integers the model can cite. A date is paid for once per day, not once per
-memory, so the budget buys more evidence. So is a speaker (`context.group_speakers`): within a
+The packed context is a timeline: memories grouped under one date header each, in time order, one
+memory a line. A date is paid for once per day, not once per memory, so the budget buys more
+evidence. A line has no number (two tokens a line that nothing cited: LoCoMo dev, 2,000 tokens,
+98 -> 110 memories). A speaker is paid for once a day too (`context.group_speakers`): within a
 day, the memories that begin with their speaker's name ("Melanie: We went camping") follow one
 "Melanie:" header without it (on LoCoMo dev 92 -> 98 lines in 2,000 tokens), a chat user's
 ("User: I moved to Lyon") one "User:" header; the others (a reply quoting what it answers, a fact
@@ -21,9 +22,8 @@ from maas.llm.types import PackedMemory
 from maas.llm.when import day
 from maas.memory.search import Candidate
 
-_INDEX_PLACEHOLDER = 99  # the real number is known after ordering; two digits cost the same
-# The encoding memories.line_tokens is counted in (migration 0026); with another one the packer
-# counts each line itself.
+# The encoding memories.line_tokens is counted in (migrations 0026, 0041); with another one the
+# packer counts each line itself.
 STORED_ENCODING = "cl100k_base"
 
 
@@ -42,7 +42,7 @@ class _Chosen:
     memory: PackedMemory
     when: datetime
     speaker: str | None  # its group's header (None: a whole line before the groups)
-    shown: str  # its line's text after the number
+    shown: str  # its line (memory_line of its text, without its speaker's name in a group)
 
 
 @dataclass
@@ -59,8 +59,11 @@ class _State:
 _HEADER = re.compile(r"[^\W\d_][^\r\n:]{0,59}")
 
 
-def memory_line(index: int, text: str) -> str:
-    return f"{index}. {text}"
+def memory_line(text: str) -> str:
+    """A memory's line: its words on one line (its own line breaks and runs of spaces are one
+    space), so a line never starts with a space or a newline that BPE could join to the line
+    before (_total). Empty for a memory of no words: such a memory is not packed."""
+    return " ".join(text.split())
 
 
 def date_header(date: str) -> str:
@@ -90,7 +93,7 @@ def split_speaker(text: str, speaker: str | None) -> tuple[str | None, str]:
 def stored_line_tokens(text: str) -> int:
     """What a memory's writer stores with it (memories.line_tokens): the tokens of its packed
     line, newline included, in STORED_ENCODING."""
-    return count_tokens(memory_line(_INDEX_PLACEHOLDER, text) + "\n", STORED_ENCODING)
+    return count_tokens(memory_line(text) + "\n", STORED_ENCODING)
 
 
 def line_cost(cand: Candidate, encoding: str) -> int:
@@ -98,7 +101,7 @@ def line_cost(cand: Candidate, encoding: str) -> int:
     it was counted in this encoding, else counted (once per process)."""
     if cand.line_tokens is not None and encoding == STORED_ENCODING:
         return cand.line_tokens
-    return count_line_tokens(memory_line(_INDEX_PLACEHOLDER, cand.text) + "\n", encoding)
+    return count_line_tokens(memory_line(cand.text) + "\n", encoding)
 
 
 def pack(
@@ -115,10 +118,11 @@ def pack(
     for cand in candidates:
         date = day(cand.when) if include_dates else None
         who, shown = grouped(cand) if group_speakers and date is not None else (None, cand.text)
+        shown = memory_line(shown)
+        if not shown:
+            continue
         cost = line_tokens[cand.id] = (
-            line_cost(cand, encoding)
-            if who is None
-            else count_line_tokens(memory_line(_INDEX_PLACEHOLDER, shown) + "\n", encoding)
+            line_cost(cand, encoding) if who is None else count_line_tokens(shown + "\n", encoding)
         )
         if date not in state.dates and date is not None:
             cost += count_line_tokens(date_header(date) + "\n", encoding)
@@ -149,12 +153,14 @@ def pack(
 def _total(state: _State, include_dates: bool, encoding: str, line_tokens: dict[int, int]) -> int:
     """The packed text's token count from the lines' counts (`line_tokens`: each memory's line
     with its newline), without encoding the text again (that was 5 % of the service's CPU).
-    Exact: every line starts with a number or a date, and the pre-tokenizer of these encodings
-    splits before such a character after a newline, so BPE never merges across lines; a line's
-    count with its newline is its share of the whole, and the last line has no newline. An
-    index of 1..999 costs what the placeholder 99 costs (one token); a longer list is counted
-    the slow way. tests/unit/test_budget.py checks it against tiktoken on awkward texts."""
-    if len(state.chosen) > 999:
+    Exact: no line is empty or starts with white space (memory_line; a header starts with a
+    date or a letter), and the pre-tokenizers of these encodings split before such a line's
+    first character after a newline, so BPE never merges across lines; a line's count with its
+    newline is its share of the whole, and the last line has no newline. One exception: after
+    punctuation o200k's joins a newline and a "/" that follows it, so a text with a line that
+    starts with "/" is counted the slow way. tests/unit/test_budget.py checks it against
+    tiktoken on awkward texts."""
+    if any(c.shown.startswith("/") for c in state.chosen):
         return count_tokens(render(state.chosen, include_dates), encoding)
     items = _layout(state.chosen, include_dates)
     if not items:
@@ -166,9 +172,7 @@ def _total(state: _State, include_dates: bool, encoding: str, line_tokens: dict[
         for item in items[:-1]
     )
     last = items[-1]
-    if isinstance(last, str):
-        return head + count_line_tokens(last, encoding)
-    return head + count_line_tokens(memory_line(_INDEX_PLACEHOLDER, last.shown), encoding)
+    return head + count_line_tokens(last if isinstance(last, str) else last.shown, encoding)
 
 
 def _layout(chosen: list[_Chosen], include_dates: bool) -> list[str | _Chosen]:
@@ -191,12 +195,6 @@ def _layout(chosen: list[_Chosen], include_dates: bool) -> list[str | _Chosen]:
 
 
 def render(chosen: list[_Chosen], include_dates: bool) -> str:
-    lines: list[str] = []
-    index = 0
-    for item in _layout(chosen, include_dates):
-        if isinstance(item, str):
-            lines.append(item)
-        else:
-            index += 1
-            lines.append(memory_line(index, item.shown))
-    return "\n".join(lines)
+    return "\n".join(
+        item if isinstance(item, str) else item.shown for item in _layout(chosen, include_dates)
+    )

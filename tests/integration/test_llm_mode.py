@@ -44,7 +44,7 @@ async def test_memory_crosses_threads_in_llm_mode(make_api: Any, scripted: Scrip
         assert stages.count("archivist") == 1
         # The answer saw the packed memory in its system prompt, not another user's.
         responder = scripted.requests_for("responder")[1].body["messages"][0]["content"]
-        assert "1. I work as a baker in Porto." in responder
+        assert "\nI work as a baker in Porto.\n" in responder  # its own line
 
 
 async def test_malformed_reply_is_retried_then_succeeds(

@@ -30,6 +30,9 @@ AWKWARD = [
     "",
     "   ",
     "<|endoftext|> is just text here",
+    "/starts with a slash",
+    "\u00a0no-break space\u2028line separator\u3000",
+    "'s a contraction first",
 ]
 
 
@@ -90,7 +93,7 @@ def test_the_packer_takes_a_stored_count_in_its_encoding_only() -> None:
     assert stored.line_tokens == {1: 500, 2: 3} and stored.used_ids == {2}
     other = pack(cands, 100, False, "o200k_base")  # stored counts are cl100k_base's: ignored
     assert other.used_ids == {1, 2}
-    assert other.line_tokens[1] == count_tokens("99. short memory\n", "o200k_base")
+    assert other.line_tokens[1] == count_tokens("short memory\n", "o200k_base")
 
 
 SPEAKERS = ["Ana", "Bo Li", "J.R.", "Émile", "O'Neil", " Bob", "x:y", "7even", "", None, "Ann\nB"]
@@ -126,7 +129,7 @@ def test_a_chat_users_memories_are_grouped_under_user() -> None:
     cands = [Candidate(i, t, 0.5, at, at, [i], score=1 - i / 10) for i, t in enumerate(said)]
     packed = pack(cands, 500, True, "cl100k_base", True)
     assert packed.text == (
-        "1 March 2024:\n1. User prefers tea.\nUser:\n2. I moved to Lyon.\n3. My cat is Miso."
+        "1 March 2024:\nUser prefers tea.\nUser:\nI moved to Lyon.\nMy cat is Miso."
     )
     assert packed.tokens == count_tokens(packed.text, "cl100k_base")
 
@@ -147,15 +150,15 @@ def test_a_speaker_heads_their_lines_once_a_day_and_the_budget_buys_more() -> No
     packed = pack(cands, 500, True, "cl100k_base", True)
     assert packed.text == (
         "8 May 2023:\n"
-        '1. Melanie (to Caroline\'s "How was it?"): It was great.\n'  # not "Melanie: ...": whole
+        'Melanie (to Caroline\'s "How was it?"): It was great.\n'  # not "Melanie: ...": whole
         "Melanie:\n"
-        "2. I love camping with the kids.\n"
-        "3. We went to the beach.\n"
+        "I love camping with the kids.\n"
+        "We went to the beach.\n"
         "Caroline:\n"
-        "4. I went to a support group.\n"
+        "I went to a support group.\n"
         "9 May 2023:\n"
         "Melanie:\n"
-        "5. Pottery is my new thing."
+        "Pottery is my new thing."
     )
     assert [m.text for m in packed.memories] == [text for text, _, _ in said]  # whole, by score
     one_speaker = [replace(c, text=f"Melanie: fact number {c.id}", speaker="Melanie") for c in
@@ -163,3 +166,14 @@ def test_a_speaker_heads_their_lines_once_a_day_and_the_budget_buys_more() -> No
     whole = pack(one_speaker, 150, True, "cl100k_base")
     heads = pack(one_speaker, 150, True, "cl100k_base", True)
     assert len(heads.used_ids) > len(whole.used_ids) and heads.tokens <= 150
+
+
+def test_one_memory_one_line_and_a_memory_of_no_words_is_not_packed() -> None:
+    """No numbers: a line is its memory's words (its own line breaks are spaces), so a reader
+    tells memories apart by lines; a memory with no words would be an empty line."""
+    at = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    said = ["Ana: two\nlines  here", " \n ", "Ana: 3 cats"]
+    cands = [Candidate(i, t, 0.5, at, at, [i], score=1 - i / 10) for i, t in enumerate(said)]
+    packed = pack(cands, 500, True, "cl100k_base")
+    assert packed.text == "1 March 2024:\nAna: two lines here\nAna: 3 cats"
+    assert packed.used_ids == {0, 2} and packed.tokens == count_tokens(packed.text)

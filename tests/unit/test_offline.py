@@ -83,7 +83,7 @@ def test_packing_respects_the_budget_and_groups_by_date() -> None:
     ]
     packed = pack(cands, 30, True, "cl100k_base")
     assert packed.used_ids == {1, 3}  # the long one does not fit, the smaller later one does
-    assert packed.text == "7 May 2023:\n1. Ana: I have a cat.\n8 May 2023:\n2. Ana: I like tea."
+    assert packed.text == "7 May 2023:\nAna: I have a cat.\n8 May 2023:\nAna: I like tea."
     assert packed.tokens == count_tokens(packed.text) <= 30
     assert [m.text for m in packed.memories] == ["Ana: I like tea.", "Ana: I have a cat."]
 
