@@ -202,6 +202,7 @@ class Service:
         ):
             run = functools.partial(job, rt, repo)
             sup.start(name, functools.partial(every, period, run, stop, name))
+        sup.start("line-tokens", functools.partial(maintenance.line_tokens, rt, stop))
         for name, task in self.host.tasks:
             sup.start(name, functools.partial(task, stop))
 

@@ -215,3 +215,17 @@ SELECT id, valid_to FROM maas.memories WHERE user_id = $1 AND fact_key = $2
 UPDATE maas.memories SET valid_to = NULL, superseded_by = NULL, valid_from = $2
 WHERE id = $1 AND valid_to IS NOT NULL
 RETURNING id
+
+-- name: memories_without_line_tokens
+-- Up to $2 memories after id $1 with no stored line count (migration 0041 forgot them), in id
+-- order: the primary key walks the table once, a batch at a time.
+SELECT id, text FROM maas.memories
+WHERE id > $1 AND line_tokens IS NULL
+ORDER BY id
+LIMIT $2
+
+-- name: set_line_tokens
+-- Store line counts $2 for memories $1 that still have none. No trigger watches line_tokens.
+UPDATE maas.memories m SET line_tokens = v.n
+FROM unnest($1::bigint[], $2::int[]) AS v(id, n)
+WHERE m.id = v.id AND m.line_tokens IS NULL

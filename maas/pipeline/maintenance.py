@@ -1,10 +1,13 @@
-"""The pipeline's periodic jobs (run by the composition root with maas.runtime.loops.every):
-crash recovery, idle archiving, retention."""
+"""The pipeline's background jobs (the periodic ones run by the composition root with
+maas.runtime.loops.every): crash recovery, idle archiving, retention, and once per start the
+line counts a migration forgot."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from maas.memory import store
 from maas.pipeline.repo import RunRepository
 from maas.runtime.context import Runtime
 
@@ -33,3 +36,9 @@ async def queue_idle(rt: Runtime, repo: RunRepository) -> None:
 
 async def cleanup(rt: Runtime, repo: RunRepository) -> None:
     await repo.prune(rt.settings.retention_days)
+
+
+async def line_tokens(rt: Runtime, stop: asyncio.Event) -> None:
+    """Memories with no stored line count (migrated across 0041) get one, once per start."""
+    if stored := await store.backfill_line_tokens(rt.pool, stop):
+        log.info("stored the packed line counts of %d memories", stored)

@@ -381,3 +381,37 @@ async def test_semantic_dedup_merges_paraphrases_and_keeps_new_details(db_url: s
         (texts[4], [6], False),  # superseded by the change, not merged
         (texts[5], [7], True),
     ]
+
+
+async def test_backfill_stores_the_line_counts_a_migration_forgot(db_url: str) -> None:
+    """A database migrated across 0041 has memories with no line count: one walk in small batches
+    stores each memory's count, keeps a count already stored, and finds nothing the second time."""
+    conn = await connect(db_url)
+    try:
+        user = await _user(conn, f"backfill-{uuid.uuid4()}")
+        words = ["heron", "kayak", "violin", "pottery", "marathon", "tulips", "glacier"]
+        texts = [f"Note: the {w}\nwas  seen on day {i}" for i, w in enumerate(words)]
+        async with conn.transaction():
+            await conn.execute(q("set_trgm_thresholds"), "0.8", "0.8")
+            for i, text in enumerate(texts):
+                await store.write(conn, memory(user, text, 5000 + i))
+        ids = await conn.fetch("SELECT id FROM maas.memories WHERE user_id = $1 ORDER BY id", user)
+        assert len(ids) == len(texts)
+        kept = ids[3]["id"]
+        await conn.execute(
+            "UPDATE maas.memories SET line_tokens = CASE WHEN id = $2 THEN 999 END"
+            " WHERE user_id = $1",
+            user,
+            kept,
+        )
+        stored = await store.backfill_line_tokens(conn, asyncio.Event(), batch=2)
+        assert stored >= 6  # other tests' memories may lack counts too
+        rows = await conn.fetch(
+            "SELECT id, text, line_tokens FROM maas.memories WHERE user_id = $1 ORDER BY id", user
+        )
+        assert [r["line_tokens"] for r in rows] == [
+            999 if r["id"] == kept else stored_line_tokens(r["text"]) for r in rows
+        ]
+        assert await store.backfill_line_tokens(conn, asyncio.Event(), batch=2) == 0
+    finally:
+        await conn.close()
