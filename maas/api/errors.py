@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -77,8 +78,26 @@ async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     payload: dict[str, Any] = body("invalid_request", "; ".join(problems) or "invalid request")
-    payload["error"]["details"] = jsonable_encoder(exc.errors())
+    payload["error"]["details"] = _echoable(jsonable_encoder(exc.errors()))
     return reply(request, payload, 422)
+
+
+ECHO_CHARS = 200  # of a bad input's text echoed in the details
+
+
+def _echoable(value: Any) -> Any:
+    """The details as JSON can carry them: a body of `NaN` or `Infinity` (Python's json reads
+    both) as its name, not a 500 from the encoder; a long input cut to ECHO_CHARS, not echoed
+    whole."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return value[:ECHO_CHARS] + "…"
+    if isinstance(value, dict):
+        return {k: _echoable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_echoable(v) for v in value]
+    return value
 
 
 async def on_http(request: Request, exc: Exception) -> JSONResponse:

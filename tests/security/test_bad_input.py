@@ -116,6 +116,11 @@ async def test_wrong_types_and_unknown_ids(make_api: Any) -> None:
         for body in ({"message": 5}, {"message": ["a"]}, {"message": "hi", "thread_id": "x"}, []):
             assert (await alice.post("/v1/chat", json=body)).status_code == 422, body
         assert (await alice.post("/v1/chat", content=b"{not json")).status_code == 422
+        as_json = {"content-type": "application/json"}
+        for raw in (b"Infinity", b"NaN", b"1e999", b'{"message": "hi", "thread_id": -1e999}'):
+            bad = await alice.post("/v1/chat", content=raw, headers=as_json)  # json.loads: inf
+            assert bad.status_code == 422, raw
+            assert bad.json()["error"]["message"].startswith(("body: ", "thread_id: ")), raw
         assert (await alice.get("/v1/memories", params={"limit": "many"})).status_code == 422
         assert (await alice.get("/v1/memories", params={"offset": 10**12})).status_code == 422
         assert (await alice.delete(f"/v1/memories/{2**70}")).status_code == 422
