@@ -73,13 +73,17 @@ async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
 async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
     """422 in the same shape as every other error, with each field's problem spelled out."""
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-        for e in exc.errors()
-    ]
+    problems = [f"{_where(e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
     payload: dict[str, Any] = body("invalid_request", "; ".join(problems) or "invalid request")
     payload["error"]["details"] = _echoable(jsonable_encoder(exc.errors()))
     return reply(request, payload, 422)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    """A field's path as a client wrote it ("messages.0.content"), without pydantic's validator
+    steps ("function-after[…]") or a union's branch ("list[ContentPart]") added to it."""
+    steps = [str(p) for p in loc if p != "body" and "[" not in str(p)]
+    return ".".join(steps) or "body"
 
 
 ECHO_CHARS = 200  # of a bad input's text echoed in the details

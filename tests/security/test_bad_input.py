@@ -121,6 +121,10 @@ async def test_wrong_types_and_unknown_ids(make_api: Any) -> None:
             bad = await alice.post("/v1/chat", content=raw, headers=as_json)  # json.loads: inf
             assert bad.status_code == 422, raw
             assert bad.json()["error"]["message"].startswith(("body: ", "thread_id: ")), raw
+        long = {"model": "maas", "messages": [{"role": "user", "content": "x" * 100_001}]}
+        over = await alice.post("/v1/chat/completions", json=long)
+        assert over.status_code == 400  # the field as the client wrote it, no validator steps
+        assert over.json()["error"]["message"].startswith("messages.0.content: "), over.text
         assert (await alice.get("/v1/memories", params={"limit": "many"})).status_code == 422
         assert (await alice.get("/v1/memories", params={"offset": 10**12})).status_code == 422
         assert (await alice.delete(f"/v1/memories/{2**70}")).status_code == 422
