@@ -116,5 +116,8 @@ class McpEndpoint:
 def install(app: FastAPI, settings: Settings) -> McpEndpoint:
     """Mount /mcp; the caller awaits `endpoint.aclose()` when the app shuts down."""
     endpoint = McpEndpoint(app, settings)
-    app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
+    # POST only: a stateless server has no session to DELETE and nothing to push, and its GET
+    # stream stayed open for ever (one key could hold every connection the server allows). The
+    # streamable HTTP spec lets a server answer 405 to GET; the SDK's client accepts it.
+    app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["POST"]))
     return endpoint

@@ -208,6 +208,9 @@ def test_mcp_over_streamable_http_and_stdio(
     assert unauthenticated.json()["error"]["code"] == "unauthorized"
     wrong = httpx.post(f"{server.url}/mcp", json={}, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
+    stream = {"Authorization": f"Bearer {alice}", "Accept": "text/event-stream"}
+    held = httpx.get(f"{server.url}/mcp", headers=stream, timeout=10)  # a stream never ended
+    assert held.status_code == 405 and held.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_the_sdk_example_in_the_docs_runs(
