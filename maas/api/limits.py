@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from maas.api.identity import header, presented
 from maas.credentials import hash_key
+from maas.db.queries import q
 from maas.settings import Settings
 
 TOO_LARGE = 413
@@ -103,9 +104,10 @@ class RateLimit:
         self.burst = float(max(burst, 1))
         self.max_buckets = max(max_buckets, 1)
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
+        self.sessions = SessionKeys(max_buckets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = _key(scope) if scope["type"] == "http" else None
+        key = await self._key(scope) if scope["type"] == "http" else None
         wait = 0.0 if key is None or self.rate <= 0 else self._take(key)
         if wait > 0:
             retry = str(max(math.ceil(wait), 1))
@@ -113,6 +115,18 @@ class RateLimit:
             await send_error(send, 429, "rate_limited", message, {"Retry-After": retry})
             return
         await self.app(scope, receive, send)
+
+    async def _key(self, scope: Scope) -> str | None:
+        """The bucket: the presented key's hash; for a session cookie the hash of the key that
+        opened it, so that logging in again does not buy a fresh allowance (a session that
+        finds no key keeps its own bucket: it is refused with 401 anyway)."""
+        credential = presented(scope)
+        if credential is None:
+            return None
+        hashed = hash_key(credential.secret)
+        if not credential.session:
+            return hashed
+        return await self.sessions.key_of(scope, hashed) or hashed
 
     def _take(self, key: str) -> float:
         """Take one token; 0 when granted, else the seconds until one is there."""
@@ -136,9 +150,30 @@ class RateLimit:
         return bucket
 
 
-def _key(scope: Scope) -> str | None:
-    credential = presented(scope)
-    return None if credential is None else hash_key(credential.secret)
+class SessionKeys:
+    """The key hash behind a session token's hash, looked up once a minute at most (a session's
+    key never changes; a closed session is refused by authentication, not here)."""
+
+    TTL_S = 60.0
+
+    def __init__(self, size: int) -> None:
+        self.size = max(size, 1)
+        self.known: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+
+    async def key_of(self, scope: Scope, token_hash: str) -> str | None:
+        now = time.monotonic()
+        cached = self.known.get(token_hash)
+        if cached is not None and now - cached[1] < self.TTL_S:
+            return cached[0]
+        api = getattr(getattr(scope.get("app"), "state", None), "api", None)
+        if api is None:  # not started: nothing to look up
+            return None
+        found: str | None = await api.runtime.pool.fetchval(q("session_key_hash"), token_hash)
+        self.known[token_hash] = (found, now)
+        self.known.move_to_end(token_hash)
+        while len(self.known) > self.size:
+            self.known.popitem(last=False)
+        return found
 
 
 def install(app: Any, settings: Settings) -> None:

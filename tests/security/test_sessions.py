@@ -66,6 +66,18 @@ async def test_a_doubled_cookie_cannot_escape_the_rate_limit(db_url: str, tmp_pa
         assert served == 3
 
 
+async def test_logging_in_again_buys_no_fresh_allowance(db_url: str, tmp_path: Path) -> None:
+    """Each session had a bucket of its own: five logins, five times the key's rate (an outside
+    tester's 300 requests in 1.1 s against 60 a minute). Now a session draws on the bucket of the
+    key that opened it, the key's own requests included."""
+    async with web_api(db_url, tmp_path, rate_limit_per_min=1, rate_limit_burst=3) as api:
+        alice = await api.user("alice")
+        cookies = ["=".join(await log_in(api, key_of(alice))) for _ in range(4)]
+        served = [await as_cookie(api, c, "GET", "/v1/users/me") for c in cookies]
+        served.append((await alice.get("/v1/users/me")).status_code)
+        assert served == [200, 200, 200, 429, 429]
+
+
 async def test_random_tokens_cannot_grow_the_limiters_memory() -> None:
     """Every new token got a bucket that was never evicted; now the least recently used go."""
 
