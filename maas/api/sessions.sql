@@ -18,5 +18,5 @@ DELETE FROM maas.sessions WHERE token_hash = $1
 
 -- name: export_sessions
 -- $1 user: when each of its sessions was opened and expires (never the token's hash).
-SELECT jsonb_build_object('created_at', s.created_at, 'expires_at', s.expires_at)
+SELECT jsonb_build_object('created_at', s.created_at, 'expires_at', s.expires_at)::text
 FROM maas.sessions s WHERE s.user_id = $1 ORDER BY s.created_at

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -27,6 +27,9 @@ class ThreadIn(BaseModel):
     title: Text | None = Field(default=None, max_length=200)
 
 
+FUTURE_SKEW = timedelta(hours=1)  # an imported message's time may be ahead of ours by this
+
+
 class ImportedMessage(BaseModel):
     role: Literal["user", "assistant", "other"]
     speaker: Text | None = Field(default=None, max_length=200)
@@ -36,9 +39,13 @@ class ImportedMessage(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        """A time without a zone is taken as UTC."""
+        """A time without a zone is taken as UTC. A time past the clock skew allowed is refused:
+        a thread's idle archiving counts from its last message, so a message dated 2099 left
+        its thread unarchived for ever."""
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+            value = value.replace(tzinfo=UTC)
+        if value is not None and value > datetime.now(UTC) + FUTURE_SKEW:
+            raise ValueError(f"is in the future (more than {FUTURE_SKEW} after now)")
         return value
 
 

@@ -96,11 +96,11 @@ SELECT status, memories_created, error FROM maas.archive_jobs WHERE id = $1 AND 
 
 -- name: export_test_runs
 -- The test runs user $1 started, with their step results (for GET /v1/users/me/export).
-SELECT to_jsonb(t) || jsonb_build_object('steps', coalesce(
+SELECT (to_jsonb(t) || jsonb_build_object('steps', coalesce(
          (SELECT jsonb_agg(to_jsonb(s) ORDER BY s.idx) FROM maas.test_run_steps s
-          WHERE s.test_run_id = t.id), '[]'::jsonb))
+          WHERE s.test_run_id = t.id), '[]'::jsonb)))::text
 FROM maas.test_runs t WHERE t.owner_id = $1 ORDER BY t.started_at
 
 -- name: export_test_run_users
 -- User $1's row as a throwaway user of a test run (if it is one).
-SELECT to_jsonb(u) FROM maas.test_run_users u WHERE u.user_id = $1
+SELECT to_jsonb(u)::text FROM maas.test_run_users u WHERE u.user_id = $1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maas.params import BuiltinParams
@@ -59,6 +60,15 @@ async def test_import_rejects_bad_input_and_foreign_threads(make_api: Any) -> No
         ).status_code == 422
         empty = {"messages": []}
         assert (await alice.post(f"/v1/threads/{thread}/messages", json=empty)).status_code == 422
+        for when in ("2099-01-01T00:00:00Z", "9999-12-31T23:59:59"):  # never idle: never archived
+            said = {"role": "user", "text": "Rex loves carrots.", "created_at": when}
+            ahead = {"messages": [said]}
+            refused = await alice.post(f"/v1/threads/{thread}/messages", json=ahead)
+            assert refused.status_code == 422 and "in the future" in refused.text, refused.text
+        soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()  # clock skew is fine
+        skewed = {"messages": [{"role": "user", "text": "Rex loves apples.", "created_at": soon}]}
+        assert (await alice.post(f"/v1/threads/{thread}/messages", json=skewed)).status_code == 201
         ok = {"messages": [{"role": "user", "text": "mine"}]}
         assert (await bob.post(f"/v1/threads/{thread}/messages", json=ok)).status_code == 404
-        assert (await alice.get(f"/v1/threads/{thread}")).json()["messages"] == []
+        [kept] = (await alice.get(f"/v1/threads/{thread}")).json()["messages"]
+        assert kept["content"] == "Rex loves apples."

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from bench.scripted_llm import Reply, ScriptedLLM
+from maas.api import users
 from maas.api.models import Run
 from tests.conftest import ADMIN_KEY
 from tests.helpers import close_and_archive, eventually, turn_archived
@@ -52,7 +56,13 @@ async def rows_of(pool: Any, user_id: str) -> dict[str, int]:
     return counts
 
 
-async def test_export_holds_every_row_then_erase_me_removes_them_all(make_api: Any) -> None:
+async def test_export_holds_every_row_then_erase_me_removes_them_all(
+    make_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spooled = tmp_path / "spool"
+    spooled.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spooled))  # where the export is spooled
+    monkeypatch.setattr(users, "EXPORT_BATCH", 2)  # several cursor fetches per table
     async with make_api() as api:
         pool = api.service.runtime.pool
         alice, bob = await api.user("alice"), await api.user("bob")
@@ -71,6 +81,7 @@ async def test_export_holds_every_row_then_erase_me_removes_them_all(make_api: A
         assert export["user"]["id"] == alice_id and "api_key_hash" not in export["user"]
         assert any("lavender honey" in m["text"] for m in export["memories"])
         assert bob_id not in repr(export)
+        assert os.listdir(spooled) == []  # each spooled export is deleted once sent
 
         erased = await alice.delete("/v1/users/me")
         assert erased.status_code == 200 and erased.json()["erased"]["memories"] > 0
