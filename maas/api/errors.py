@@ -73,10 +73,19 @@ async def on_bad_value(request: Request, exc: Exception) -> JSONResponse:
 async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
     """422 in the same shape as every other error, with each field's problem spelled out."""
     assert isinstance(exc, RequestValidationError)
-    problems = [f"{_where(e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+    problems = [
+        f"{_where(e.get('loc', ()))}: {CLEARER.get(e.get('type', ''), e.get('msg'))}"
+        for e in exc.errors()
+    ]
     payload: dict[str, Any] = body("invalid_request", "; ".join(problems) or "invalid request")
     payload["error"]["details"] = _echoable(jsonable_encoder(exc.errors()))
     return reply(request, payload, 422)
+
+
+# pydantic's words where they do not say what is wrong with the text
+CLEARER = {
+    "string_unicode": "not valid Unicode text (a lone surrogate such as \\ud800, or bad UTF-8)"
+}
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -91,12 +100,13 @@ ECHO_CHARS = 200  # of a bad input's text echoed in the details
 
 def _echoable(value: Any) -> Any:
     """The details as JSON can carry them: a body of `NaN` or `Infinity` (Python's json reads
-    both) as its name, not a 500 from the encoder; a long input cut to ECHO_CHARS, not echoed
-    whole."""
+    both) as its name, not a 500 from the encoder; a lone surrogate as "?", not an encoding
+    error that hid the field's problem; a long input cut to ECHO_CHARS, not echoed whole."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
-    if isinstance(value, str) and len(value) > ECHO_CHARS:
-        return value[:ECHO_CHARS] + "…"
+    if isinstance(value, str):  # a lone surrogate (refused as input) cannot be encoded back
+        cut = value if len(value) <= ECHO_CHARS else value[:ECHO_CHARS] + "…"
+        return cut.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {k: _echoable(v) for k, v in value.items()}
     if isinstance(value, list):

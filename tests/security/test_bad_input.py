@@ -95,6 +95,9 @@ async def test_unstorable_or_empty_text_is_422_with_a_reason_and_no_run(make_api
             headers={"Content-Type": "application/json"},
         )
         assert "surrogate" in reason(sur)
+        # the field is named: the echoed input once failed to encode, and that error was the reply
+        assert sur.json()["error"]["code"] == "invalid_request", sur.text
+        assert sur.json()["error"]["message"].startswith("message: "), sur.text
         assert (await alice.post("/v1/context", json={"query": "q\x00"})).status_code == 422
         assert (await alice.post("/v1/threads", json={"title": "t\x00"})).status_code == 422
         assert (await alice.get("/v1/memories", params={"query": "a\x00"})).status_code == 422
