@@ -177,6 +177,10 @@ def test_mcp_over_streamable_http_and_stdio(
     server = serve(db_url, tmp_path, servers)
     alice, bob = new_key(server, "alice"), new_key(server, "bob")
 
+    def threads_of(key: str) -> int:
+        mine = httpx.get(f"{server.url}/v1/threads", headers={"Authorization": f"Bearer {key}"})
+        return len(mine.json()["threads"])
+
     def over_http(key: str) -> Client:
         http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
         return Client(streamable_http_client(f"{server.url}/mcp", http_client=http))
@@ -184,6 +188,11 @@ def test_mcp_over_streamable_http_and_stdio(
     async def run() -> None:
         async with over_http(alice) as client:
             made = await mcp_round_trip(client)
+            threads = threads_of(alice)
+            for text, why in (("a\x00b", "NUL"), ("   ", "whitespace")):  # refused as arguments,
+                bad = await client.call_tool("remember", {"text": text})  # before any thread
+                assert bad.is_error and why in str(bad.content), bad.content
+            assert threads_of(alice) == threads
         async with over_http(bob) as intruder:  # bob sees and deletes nothing of alice's
             theirs = await intruder.call_tool("search_memories", {"query": QUESTION})
             assert theirs.structured_content["memories"] == []
