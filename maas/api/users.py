@@ -6,13 +6,13 @@ import asyncio
 import os
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import asyncpg
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from maas.api.deps import User, current_user, get_runtime
 from maas.db.queries import q
@@ -80,11 +80,12 @@ EXPORT_BATCH = 500  # rows a cursor fetch
 
 
 async def export(rt: Runtime, user_id: uuid.UUID) -> Path:
-    """Everything stored about the user as one JSON object, in a temporary file the caller
-    sends and deletes. Postgres writes each row's JSON text; here the rows are only joined, a
-    batch at a time, so the event loop never holds or encodes the whole export (one user's
-    232 MB export had held it for 40 s), and the database connection is released before the
-    client starts reading. One snapshot (repeatable read) for every table."""
+    """Everything stored about the user as one JSON object, in a temporary file for the caller
+    to send (export_me: opened, unlinked, streamed). Postgres writes each row's JSON text; here
+    the rows are only joined, a batch at a time, so the event loop never holds or encodes the
+    whole export (one user's 232 MB export had held it for 40 s), and the database connection
+    is released before the client starts reading. One snapshot (repeatable read) for every
+    table."""
     fd, name = tempfile.mkstemp(prefix="maas-export-", suffix=".json")
     path = Path(name)
     try:
@@ -131,14 +132,30 @@ async def me(user: Caller) -> dict[str, str]:
     return {"user_id": str(user.id), "name": user.name}
 
 
-@router.get("/me/export", response_class=FileResponse)
-async def export_me(rt: Rt, user: Caller) -> FileResponse:
+@router.get("/me/export")
+async def export_me(rt: Rt, user: Caller) -> StreamingResponse:
     """Everything stored about the caller, as JSON: account, threads, messages, runs with their
     events and retrieved memories, memories, LLM calls, archive jobs."""
     path = await export(rt, user.id)
-    return FileResponse(
-        path, media_type="application/json", background=BackgroundTask(path.unlink, True)
-    )
+    spooled, size = await asyncio.to_thread(_open_and_unlink, path)
+    headers = {"Content-Length": str(size)}
+    return StreamingResponse(_chunks(spooled), media_type="application/json", headers=headers)
+
+
+def _open_and_unlink(path: Path) -> tuple[BinaryIO, int]:
+    """The spooled export, open, its name already gone: a client that leaves mid-way leaves no
+    file behind (its space is freed when the file is closed)."""
+    spooled = path.open("rb")
+    path.unlink()
+    return spooled, os.fstat(spooled.fileno()).st_size
+
+
+async def _chunks(spooled: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(spooled.read, SPOOL_BYTES):
+            yield chunk
+    finally:
+        spooled.close()
 
 
 @router.delete("/me")
