@@ -108,8 +108,11 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0)
     keep_alive_s: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
-    # Web UI sessions (the login form's cookie) expire this long after login.
+    # Web UI sessions (the login form's cookie) expire this long after login. Login attempts
+    # (each one a key lookup) are limited per client address: login_attempts_per_min, in bursts
+    # of as many; 0 = no limit.
     session_hours: float = Field(default=168.0, gt=0)
+    login_attempts_per_min: float = Field(default=10.0, ge=0)
 
     @property
     def offline(self) -> bool:

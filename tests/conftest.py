@@ -104,6 +104,9 @@ def test_settings(db_url: str, tmp_path: Path, **overrides: Any) -> Settings:
         "chat_wait_s": 20.0,
         "idle_scan_s": 0.5,
         "embedder": "none",  # tests that need vectors ask for them
+        # the browser and web tests log many users in from one address; test_sessions checks
+        # the limit itself
+        "login_attempts_per_min": 1000.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

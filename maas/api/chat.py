@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from maas.api.context import ApiContext
 from maas.api.deps import caller_key, get_api
-from maas.api.inputs import HARD_MAX_CHARS, NonBlank, within
+from maas.api.inputs import HARD_MAX_CHARS, Int, NonBlank, within
 from maas.api.views import memory_view, run_memories, timings_ms
 from maas.db.queries import q
 from maas.errors import Gone
@@ -40,7 +40,7 @@ class ChatIn(BaseModel):
 
 class ContextIn(BaseModel):
     query: NonBlank = Field(min_length=1, max_length=MAX_MESSAGE)
-    max_tokens: int | None = Field(default=None, ge=50, le=32_000)
+    max_tokens: Int | None = Field(default=None, ge=50, le=32_000)
 
 
 Api = Annotated[ApiContext, Depends(get_api)]

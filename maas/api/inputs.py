@@ -1,11 +1,12 @@
-"""Text that Postgres can store: no NUL characters, no lone surrogates (422 with a reason)."""
+"""Request fields: text that Postgres can store (no NUL characters, no lone surrogates), and
+numbers and flags of their own JSON type (422 with a reason)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Strict
 
 HARD_MAX_CHARS = 100_000  # the schema's cap; the configured limit (settings) is checked in routes
 
@@ -29,6 +30,11 @@ def not_blank(value: str) -> str:
 Text = Annotated[str, AfterValidator(storable)]
 NonBlank = Annotated[str, AfterValidator(storable), AfterValidator(not_blank)]
 BIGINT_MAX = 2**63 - 1
+# JSON numbers and booleans as themselves: pydantic's lax mode reads `true` as 1 and "5" or 5.0
+# as 5, so `"max_tokens": true` asked for one token. A float accepts an integer, as JSON does.
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+Flag = Annotated[bool, Strict()]
 
 
 def within(value: str, limit: int, field: str) -> None:

@@ -89,47 +89,21 @@ class Bucket:
     at: float
 
 
-class RateLimit:
-    """A token bucket per presented credential (by its hash), in this process's memory.
+class TokenBuckets:
+    """A token bucket per key, in this process's memory: `per_min` tokens a minute, up to
+    `burst` saved. At most `size` buckets are kept, least recently used first out: a stream of
+    random keys cannot grow memory, and a bucket evicted while idle would have refilled anyway."""
 
-    The credential is the one authentication uses (maas.api.identity.presented). At most
-    `max_buckets` are kept, least recently used first out: a stream of random tokens cannot grow
-    memory, and a bucket evicted while idle would have refilled anyway.
-    Several processes each allow the rate; put a shared limiter in front for a global one.
-    """
-
-    def __init__(self, app: ASGIApp, per_min: float, burst: int, max_buckets: int) -> None:
-        self.app = app
+    def __init__(self, per_min: float, burst: int, size: int) -> None:
         self.rate = per_min / 60.0
         self.burst = float(max(burst, 1))
-        self.max_buckets = max(max_buckets, 1)
+        self.size = max(size, 1)
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
-        self.sessions = SessionKeys(max_buckets)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = await self._key(scope) if scope["type"] == "http" else None
-        wait = 0.0 if key is None or self.rate <= 0 else self._take(key)
-        if wait > 0:
-            retry = str(max(math.ceil(wait), 1))
-            message = f"rate limit of {self.rate * 60:g} requests a minute for this key"
-            await send_error(send, 429, "rate_limited", message, {"Retry-After": retry})
-            return
-        await self.app(scope, receive, send)
-
-    async def _key(self, scope: Scope) -> str | None:
-        """The bucket: the presented key's hash; for a session cookie the hash of the key that
-        opened it, so that logging in again does not buy a fresh allowance (a session that
-        finds no key keeps its own bucket: it is refused with 401 anyway)."""
-        credential = presented(scope)
-        if credential is None:
-            return None
-        hashed = hash_key(credential.secret)
-        if not credential.session:
-            return hashed
-        return await self.sessions.key_of(scope, hashed) or hashed
-
-    def _take(self, key: str) -> float:
-        """Take one token; 0 when granted, else the seconds until one is there."""
+    def take(self, key: str) -> float:
+        """Take one token; 0 when granted (or no limit), else the seconds until one is there."""
+        if self.rate <= 0:
+            return 0.0
         now = time.monotonic()
         bucket = self._bucket(key, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
@@ -144,10 +118,47 @@ class RateLimit:
         if bucket is not None:
             self.buckets.move_to_end(key)
             return bucket
-        while len(self.buckets) >= self.max_buckets:
+        while len(self.buckets) >= self.size:
             self.buckets.popitem(last=False)
         bucket = self.buckets[key] = Bucket(self.burst, now)
         return bucket
+
+
+def retry_after(wait_s: float) -> str:
+    return str(max(math.ceil(wait_s), 1))
+
+
+class RateLimit:
+    """A token bucket per presented credential (by its hash). The credential is the one
+    authentication uses (maas.api.identity.presented). Several processes each allow the rate;
+    put a shared limiter in front for a global one."""
+
+    def __init__(self, app: ASGIApp, per_min: float, burst: int, max_buckets: int) -> None:
+        self.app = app
+        self.buckets = TokenBuckets(per_min, burst, max_buckets)
+        self.sessions = SessionKeys(max_buckets)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = await self._key(scope) if scope["type"] == "http" else None
+        wait = 0.0 if key is None else self.buckets.take(key)
+        if wait > 0:
+            message = f"rate limit of {self.buckets.rate * 60:g} requests a minute for this key"
+            headers = {"Retry-After": retry_after(wait)}
+            await send_error(send, 429, "rate_limited", message, headers)
+            return
+        await self.app(scope, receive, send)
+
+    async def _key(self, scope: Scope) -> str | None:
+        """The bucket: the presented key's hash; for a session cookie the hash of the key that
+        opened it, so that logging in again does not buy a fresh allowance (a session that
+        finds no key keeps its own bucket: it is refused with 401 anyway)."""
+        credential = presented(scope)
+        if credential is None:
+            return None
+        hashed = hash_key(credential.secret)
+        if not credential.session:
+            return hashed
+        return await self.sessions.key_of(scope, hashed) or hashed
 
 
 class SessionKeys:

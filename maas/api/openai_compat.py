@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maas.api.context import ApiContext
 from maas.api.deps import User, caller_key, current_user, get_api, get_runtime
-from maas.api.inputs import HARD_MAX_CHARS, Text, within
+from maas.api.inputs import HARD_MAX_CHARS, Flag, Int, Number, Text, within
 from maas.db.queries import q
 from maas.errors import UNKNOWN_KEY, BadRequest, Gone, MaasError, NotFound, Unauthorized
 from maas.llm.types import ResponderOptions
@@ -73,7 +73,7 @@ class ChatMessage(BaseModel):
     ) = None
 
 
-Penalty = Annotated[float, Field(ge=-2, le=2)]
+Penalty = Annotated[Number, Field(ge=-2, le=2)]
 Stop = Annotated[str, Field(max_length=200)]
 # The sampling options forwarded to the model in LLM mode (ResponderOptions.sampling).
 SAMPLING = (
@@ -84,7 +84,7 @@ SAMPLING = (
 
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
+    include_usage: Flag = False
 
 
 class CompletionIn(BaseModel):
@@ -94,18 +94,18 @@ class CompletionIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
-    stream: bool = False
+    stream: Flag = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(default=None, max_length=200)
-    n: int | None = Field(default=None, ge=1, le=1, description="MaaS answers with one choice")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    n: Int | None = Field(default=None, ge=1, le=1, description="MaaS answers with one choice")
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    max_tokens: Int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: Int | None = Field(default=None, ge=1, le=1_000_000)
     stop: Stop | Annotated[list[Stop], Field(max_length=4)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    seed: Int | None = Field(default=None, ge=-(2**63), lt=2**63)
 
     def options(self) -> ResponderOptions:
         """The client's system messages and the sampling options it sent."""

@@ -24,7 +24,7 @@ Api = Annotated[ApiContext, Depends(get_api)]
 
 
 class ThreadIn(BaseModel):
-    title: Text | None = Field(default=None, max_length=200)
+    title: NonBlank | None = Field(default=None, max_length=200)
 
 
 FUTURE_SKEW = timedelta(hours=1)  # an imported message's time may be ahead of ours by this

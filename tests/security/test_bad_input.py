@@ -128,6 +128,15 @@ async def test_wrong_types_and_unknown_ids(make_api: Any) -> None:
         over = await alice.post("/v1/chat/completions", json=long)
         assert over.status_code == 400  # the field as the client wrote it, no validator steps
         assert over.json()["error"]["message"].startswith("messages.0.content: "), over.text
+        for tokens in (True, "500", 500.0):  # lax pydantic read `true` as one token
+            ctx = await alice.post("/v1/context", json={"query": "q", "max_tokens": tokens})
+            assert ctx.status_code == 422 and "max_tokens: " in reason(ctx), tokens
+        for option in ({"max_tokens": True}, {"stream": 1}, {"temperature": "0.5"}, {"n": True}):
+            sent = {"model": "maas", "messages": [{"role": "user", "content": "hi"}]} | option
+            wrong = await alice.post("/v1/chat/completions", json=sent)
+            assert wrong.status_code == 400 and next(iter(option)) in reason(wrong), option
+        for title in ("", "   "):
+            assert (await alice.post("/v1/threads", json={"title": title})).status_code == 422
         assert (await alice.get("/v1/memories", params={"limit": "many"})).status_code == 422
         assert (await alice.get("/v1/memories", params={"offset": 10**12})).status_code == 422
         assert (await alice.delete(f"/v1/memories/{2**70}")).status_code == 422

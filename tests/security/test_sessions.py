@@ -78,6 +78,26 @@ async def test_logging_in_again_buys_no_fresh_allowance(db_url: str, tmp_path: P
         assert served == [200, 200, 200, 429, 429]
 
 
+async def test_login_attempts_are_limited_per_address(db_url: str, tmp_path: Path) -> None:
+    """A login presents no key to the API's rate limit, so attempts were unlimited (each one a
+    key lookup). Now an address gets `login_attempts_per_min`, right key or wrong, and then a
+    429 login page that says when to try again, before any lookup."""
+    async with web_api(db_url, tmp_path, login_attempts_per_min=3) as api:
+        alice = await api.user("alice")
+        guesses = [f"maas_{secrets.token_hex(16)}" for _ in range(3)]
+        tried = [
+            await api.client.post("/ui/login", data={"api_key": g}, headers={"Origin": OURS})
+            for g in guesses
+        ]
+        assert [r.status_code for r in tried] == [401, 401, 401]
+        right = await api.client.post(
+            "/ui/login", data={"api_key": key_of(alice)}, headers={"Origin": OURS}
+        )
+        assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+        assert "Too many login attempts" in right.text and not right.cookies
+        assert (await alice.get("/v1/users/me")).status_code == 200  # the API's own limit
+
+
 async def test_random_tokens_cannot_grow_the_limiters_memory() -> None:
     """Every new token got a bucket that was never evicted; now the least recently used go."""
 
@@ -100,7 +120,7 @@ async def test_random_tokens_cannot_grow_the_limiters_memory() -> None:
         await call("maas_real")
     for _ in range(5_000):
         await call(secrets.token_urlsafe(16))
-        assert len(limiter.buckets) <= 100
+        assert len(limiter.buckets.buckets) <= 100
     assert sent[:3] == [200, 200, 429]  # the real key was limited while its bucket lived
 
 

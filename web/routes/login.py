@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from maas.api.deps import runtime
 from maas.api.identity import not_cross_site
+from maas.api.limits import TokenBuckets, retry_after
 from maas.credentials import credentials_path, stored_keys
 from web.auth import close_session, identify, open_session, safe_next
 from web.render import render
@@ -43,10 +46,28 @@ async def login_page(request: Request, next: str | None = None) -> Response:
     return login_form(request, safe_next(next), None)
 
 
+def attempts(request: Request) -> TokenBuckets:
+    """The app's login buckets by client address: a login presents no key to the API's rate
+    limit, and each attempt is a key lookup (a 256-bit key cannot be guessed; the load can)."""
+    state = request.app.state
+    if not hasattr(state, "login_attempts"):
+        per_min = runtime(request).settings.login_attempts_per_min
+        state.login_attempts = TokenBuckets(per_min, math.ceil(per_min), 10_000)
+    buckets: TokenBuckets = state.login_attempts
+    return buckets
+
+
 @router.post("/ui/login")
 async def login(request: Request) -> Response:
     fields = await form(request)
     target = safe_next(fields.get("next"))
+    address = request.client.host if request.client else ""
+    wait = attempts(request).take(address)
+    if wait > 0:
+        message = f"Too many login attempts from this address: try again in {retry_after(wait)} s."
+        response = login_form(request, target, message, 429)
+        response.headers["Retry-After"] = retry_after(wait)
+        return response
     key = fields.get("api_key", "").strip()
     who = await identify(request, key) if key and not_cross_site(request.scope) else None
     if who is None:
