@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     backoff_max_s: float = 30.0
     analyzer_concurrency: int = 2
     assembler_concurrency: int = 2
+    # Building contexts (the offline analysis and each of the assembler's searches: CPU, not
+    # waiting on an LLM) at most this many at once in the process, both lanes, shared fairly by
+    # tenant (maas/runtime/fair.py): a tenant's burst waits for its own turns instead of queueing
+    # the others behind it. Two: one tenant's burst beside another's request measured best.
+    context_slots: int = Field(default=2, ge=1)
     responder_concurrency: int = 4
     # three: while one worker writes its slice and one extracts, a third keeps the local model
     # busy (LoCoMo ingest on 2 cores: 2 workers 15.5, 3 workers 17.4 turns/s; 4: 17.6)

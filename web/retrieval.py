@@ -29,7 +29,7 @@ async def by_meaning(rt: Runtime, user_id: Any, text: str) -> list[Candidate]:
     analysis = Analysis(keywords=keywords(text, limit)[:64], entities=entities(text)[:64])
     embedder = _embedder(rt)
     embedding = (await embedder.embed([text]))[0] if embedder else None
-    async with (rt.search_pool or rt.pool).acquire() as conn:
+    async with rt.context_share.turn(user_id), rt.search_pool.acquire() as conn:
         return await search(
             conn, user_id, text, search_terms(analysis), embedding, params, names=analysis.entities
         )

@@ -5,6 +5,7 @@ plain function), and commit the agent's typed result through the repository. The
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,12 @@ class Answered:
 async def analyze(rt: Runtime, repo: RunRepository, run: Claim, record: Recorder) -> Analyzed:
     params = await rt.params.active(run.thread_id, run.user_id)
     model = rt.models.model_for(run.mode)
-    return Analyzed(await analyzer.analyze(model, run.query, params, record), params)
+    # offline, analysis is CPU: in the tenant's turn; an LLM's analysis waits on the network
+    share = (
+        rt.context_share.turn(run.user_id) if model.mode == "offline" else contextlib.nullcontext()
+    )
+    async with share:
+        return Analyzed(await analyzer.analyze(model, run.query, params, record), params)
 
 
 async def assemble(
@@ -51,12 +57,11 @@ async def assemble(
         names: list[str],
         spans: Spans,
     ) -> list[Candidate]:
-        with spans.span("wait for a connection"):
-            conn = await rt.search_pool.acquire()
-        try:
+        async with contextlib.AsyncExitStack() as held:
+            with spans.span("wait for a connection"):  # in the user's turn: a burst waits its own
+                await held.enter_async_context(rt.context_share.turn(run.user_id, first=True))
+                conn = await held.enter_async_context(rt.search_pool.acquire())
             return await search(conn, run.user_id, query, terms, vec, params, None, names, spans)
-        finally:
-            await rt.search_pool.release(conn)
 
     analysis = Analysis.model_validate(run.analyzer_output or {})
     embedder = rt.models.embedder_for(run.mode)

@@ -14,6 +14,7 @@ from maas.llm.embed import Embedder
 from maas.llm.offline import OfflineModel
 from maas.llm.types import LanguageModel
 from maas.params import ParamSource
+from maas.runtime.fair import FairShare
 from maas.runtime.metrics import Metrics
 from maas.runtime.signals import Signals
 from maas.runtime.streams import AnswerStreams
@@ -72,6 +73,12 @@ class Runtime:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Seconds of the shutdown grace period left (the whole period until shutdown begins).
     grace_left: Callable[[], float] | None = None
+    # The CPU of building contexts (offline analyses, searches): settings.context_slots at once,
+    # shared fairly by tenant.
+    context_share: FairShare = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context_share = FairShare(self.settings.context_slots)
 
     def grace_s(self) -> float:
         return self.grace_left() if self.grace_left else self.settings.shutdown_grace_s

@@ -1,5 +1,6 @@
 """Tenants share the pipeline fairly: a flood of one user's runs cannot starve another's run
-(claims, migration 0030) nor take every express slot (maas/pipeline/express.py)."""
+(claims, migration 0030), take every express slot (maas/pipeline/express.py) nor queue another
+user's context behind its own (maas/runtime/fair.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import httpx
 
 from bench.scripted_llm import Reply, default_content
 from tests.helpers import eventually
@@ -116,3 +118,43 @@ FLOOD_DRIVEN = "SELECT count(*) FROM maas.pipeline_runs WHERE status = 'ANALYZIN
 
 async def _floods(pool: Any, n: int) -> bool:
     return await pool.fetchval("SELECT count(*) FROM maas.pipeline_runs") == n
+
+
+async def _waiting(share: Any, count: int) -> bool:
+    return sum(len(queue) for queue in share.waiting.values()) == count
+
+
+async def test_a_users_burst_of_contexts_does_not_queue_another_users_behind_it(
+    make_api: Any,
+) -> None:
+    """Contexts were built first come, first served: within its rate one tenant's burst of
+    costly context requests held the CPU and the search connections, and another tenant's one
+    request waited behind all of them (a probe: 0.04 s became 3.5 s). Now that request waits for
+    one of the burst's at most."""
+    async with make_api(context_slots=1) as api:
+        hog, bob = await api.user("hog"), await api.user("bob")
+        share, served = api.service.runtime.context_share, []
+
+        async def ask(client: httpx.AsyncClient, name: str) -> None:
+            got = await client.post("/v1/context", json={"query": "where did I go hiking?"})
+            assert got.status_code == 200, got.text
+            served.append(name)
+
+        async with share.turn("someone else"):  # the one slot is busy
+            tasks = [asyncio.create_task(ask(hog, f"hog {n}")) for n in range(4)]
+            await eventually(lambda: _waiting(share, 4))
+            tasks.append(asyncio.create_task(ask(bob, "bob")))
+            await eventually(lambda: _waiting(share, 5))
+        await asyncio.gather(*tasks)
+        analysed = await api.service.runtime.pool.fetch(ANALYSED_IN_ORDER)
+        # first come, first served: bob's analysis fifth and his context last. In turns his
+        # analysis is granted second (it commits second or, as the hog's next one is quick,
+        # third), and his search waits for one of the hog's at most once he asks.
+        assert [r["name"] for r in analysed].index("bob") <= 2, analysed
+        assert served.index("bob") < 4, served
+        assert share.free == 1 and not share.waiting
+
+
+ANALYSED_IN_ORDER = """
+SELECT u.name FROM maas.pipeline_runs r JOIN maas.users u ON u.id = r.user_id ORDER BY r.analyzed_at
+"""
