@@ -51,8 +51,11 @@ def attempts(request: Request) -> TokenBuckets:
     limit, and each attempt is a key lookup (a 256-bit key cannot be guessed; the load can)."""
     state = request.app.state
     if not hasattr(state, "login_attempts"):
-        per_min = runtime(request).settings.login_attempts_per_min
-        state.login_attempts = TokenBuckets(per_min, math.ceil(per_min), 10_000)
+        settings = runtime(request).settings
+        per_min = settings.login_attempts_per_min
+        state.login_attempts = TokenBuckets(
+            per_min, math.ceil(per_min), settings.rate_limit_buckets
+        )
     buckets: TokenBuckets = state.login_attempts
     return buckets
 
